@@ -1,0 +1,1 @@
+"""The local stack (emulators, functions, triggers, demo data) and developer tooling."""

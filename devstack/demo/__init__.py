@@ -1,0 +1,19 @@
+"""Demo configuration written by ``make run`` (CONTRACT.md section 8).
+
+Each area keeps its demo documents in its own module with a ``seed(db, now)`` function;
+``SECTIONS`` lists them in the order they are written. The tests seed the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+SECTIONS: list[Callable[[Any, datetime], None]] = []
+
+
+def seed_all(db: Any, now: datetime) -> None:
+    """Write every demo section (idempotent: documents are set by fixed ids)."""
+    for seed in SECTIONS:
+        seed(db, now)

@@ -1,0 +1,178 @@
+"""Start and stop the gcloud Firestore and Pub/Sub emulators as process groups.
+
+Every way of starting them runs Java as a child process, and terminating the process you
+started leaves Java listening (EMULATORS.md). Each emulator therefore runs in its own
+session (process group); stopping sends SIGTERM to the whole group, waits, escalates to
+SIGKILL, reaps the child and checks that the port is free again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+class StackError(RuntimeError):
+    """A clear, user-facing reason why the local stack cannot start."""
+
+
+def sdk_root() -> Path:
+    """The Google Cloud SDK installation, or StackError saying what is missing."""
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        raise StackError(
+            "gcloud is not on PATH: install the Google Cloud CLI "
+            "(https://cloud.google.com/sdk/docs/install) with its Firestore and Pub/Sub "
+            "emulator components"
+        )
+    return Path(os.path.realpath(gcloud)).parent.parent
+
+
+def check_tools() -> dict[str, Path]:
+    """Paths of the emulator launchers; StackError when Java or a component is missing."""
+    if shutil.which("java") is None:
+        raise StackError("java is not on PATH: the emulators need a Java 11+ runtime")
+    root = sdk_root()
+    tools = {
+        "firestore": root / "platform/cloud-firestore-emulator/cloud_firestore_emulator",
+        "pubsub": root / "platform/pubsub-emulator/bin/cloud-pubsub-emulator",
+    }
+    for name, path in tools.items():
+        if not path.exists():
+            component = "cloud-firestore-emulator" if name == "firestore" else "pubsub-emulator"
+            raise StackError(
+                f"the {name} emulator is not installed ({path} is missing): "
+                f"run `gcloud components install {component}` or install the "
+                f"google-cloud-cli-{component.replace('cloud-', '')} package"
+            )
+    return tools
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def require_free(host: str, port: int, variable: str) -> None:
+    """StackError naming the variable to change when host:port is taken."""
+    if not port_is_free(host, port):
+        raise StackError(
+            f"port {port} on {host} is already in use: stop whatever listens there "
+            f"or choose another port with {variable}=<port>"
+        )
+
+
+@dataclass
+class Emulator:
+    """One running emulator process group."""
+
+    name: str
+    host: str
+    port: int
+    command: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.setdefault("JAVA_TOOL_OPTIONS", "-Xmx1g")
+        env.update(self.env)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        url = f"http://{self.address}/"
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise StackError(
+                    f"the {self.name} emulator exited with code {self.process.returncode}; "
+                    f"see {self.log_path}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise StackError(f"the {self.name} emulator did not answer on {url} in {timeout_s}s")
+
+    def stop(self, timeout_s: float = 8.0) -> None:
+        process = self.process
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+        # Java children may outlive the launcher: make sure the whole group is gone.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=2)
+        deadline = time.monotonic() + 3
+        while not port_is_free(self.host, self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.process = None
+
+
+def firestore_emulator(
+    host: str,
+    port: int,
+    project: str,
+    log_path: Path,
+    *,
+    rules: Path | None = None,
+    functions_emulator: str | None = None,
+) -> Emulator:
+    """An (unstarted) Firestore emulator that delivers triggers to ``functions_emulator``."""
+    launcher = check_tools()["firestore"]
+    command = [str(launcher), "start", f"--host={host}", f"--port={port}"]
+    command += [f"--project_id={project}"]
+    if rules is not None:
+        command.append(f"--rules={rules}")
+    if functions_emulator:
+        command.append(f"--functions_emulator={functions_emulator}")
+    return Emulator("firestore", host, port, command, log_path)
+
+
+def pubsub_emulator(host: str, port: int, project: str, log_path: Path) -> Emulator:
+    """An (unstarted) Pub/Sub emulator."""
+    launcher = check_tools()["pubsub"]
+    command = [str(launcher), f"--host={host}", f"--port={port}"]
+    return Emulator("pubsub", host, port, command, log_path, env={"PUBSUB_PROJECT_ID": project})

@@ -1,0 +1,111 @@
+"""Serve every registered function from one local HTTP server, as Cloud Functions would.
+
+- ``/<function-name>/...`` goes to that function's functions-framework app with the
+  function name stripped from the path (as the Cloud Functions URL does).
+- ``/functions/projects/<project>/triggers/<function-name>`` receives the Firestore
+  emulator's trigger deliveries: their protobuf body arrives base64-encoded (an emulator
+  difference from Eventarc), so it is decoded before the function sees it.
+- ``/healthz`` answers 200 once the stack says every trigger is wired.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import functions_framework
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from shared.registry import FunctionSpec
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+class Dispatcher:
+    """A WSGI app routing to one functions-framework app per registered function."""
+
+    def __init__(self, specs: Iterable[FunctionSpec]) -> None:
+        self.apps: dict[str, Any] = {}
+        for spec in specs:
+            self.apps[spec.name] = functions_framework.create_app(
+                target=spec.entry_point,
+                source=str(spec.source),
+                signature_type=spec.signature_type,
+            )
+        self.ready = threading.Event()
+
+    def _reply(self, start: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
+        data = json.dumps(body).encode()
+        start(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        parts = [p for p in path.split("/") if p]
+        if path == "/healthz":
+            if self.ready.is_set():
+                return self._reply(start_response, "200 OK", {"status": "ok"})
+            return self._reply(start_response, "503 Service Unavailable", {"status": "starting"})
+        if len(parts) == 5 and parts[0] == "functions" and parts[3] == "triggers":
+            return self._trigger(parts[4], environ, start_response)
+        if parts and parts[0] in self.apps:
+            name = parts[0]
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/" + name
+            environ["PATH_INFO"] = path[len(name) + 1 :] or "/"
+            return self.apps[name](environ, start_response)  # type: ignore[no-any-return]
+        return self._reply(start_response, "404 Not Found", {"detail": f"no function at {path}"})
+
+    def _trigger(
+        self, name: str, environ: Environ, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        app = self.apps.get(name)
+        if app is None:
+            return self._reply(start_response, "404 Not Found", {"detail": f"no trigger {name}"})
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        try:
+            decoded = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            decoded = body  # already raw protobuf (as Eventarc sends it)
+        environ["wsgi.input"] = io.BytesIO(decoded)
+        environ["CONTENT_LENGTH"] = str(len(decoded))
+        environ["PATH_INFO"] = "/"
+        return app(environ, start_response)  # type: ignore[no-any-return]
+
+
+class FunctionsServer:
+    """A threaded HTTP server for a Dispatcher, run in a background thread."""
+
+    def __init__(self, dispatcher: Dispatcher, host: str, port: int) -> None:
+        self.dispatcher = dispatcher
+        self.host = host
+        self.port = port
+        self._server: BaseWSGIServer = make_server(
+            host, port, dispatcher, threaded=True, request_handler=_QuietHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="functions-server", daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

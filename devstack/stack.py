@@ -1,0 +1,229 @@
+"""The local stack: emulators, every function over HTTP, every trigger wired, demo data.
+
+``make run`` and the end-to-end tests use this same class, so the tests exercise the
+wiring users run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from devstack.emulators import (
+    Emulator,
+    StackError,
+    check_tools,
+    firestore_emulator,
+    pubsub_emulator,
+    require_free,
+)
+from shared.registry import REGISTRY, FunctionSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class StackConfig:
+    """Where the stack listens and what it starts."""
+
+    project: str = "demo-credits"
+    host: str = "127.0.0.1"
+    firestore_port: int = 8080
+    pubsub_port: int = 8085
+    functions_port: int = 8000
+    rules: Path | None = ROOT / "firestore.rules"
+    log_dir: Path = ROOT / ".stack"
+    specs: tuple[FunctionSpec, ...] = REGISTRY
+    seed_demo: bool = True
+    scheduler: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        """Ports and project from the environment (CONTRACT.md section 1 defaults)."""
+
+        def port(variable: str, default: int) -> int:
+            value = os.environ.get(variable, "")
+            if ":" in value:
+                value = value.rsplit(":", 1)[1]
+            try:
+                return int(value) if value else default
+            except ValueError:
+                raise StackError(f"{variable}={value!r} is not a port") from None
+
+        return cls(
+            project=os.environ.get("GOOGLE_CLOUD_PROJECT", "demo-credits"),
+            firestore_port=port("FIRESTORE_EMULATOR_HOST", 8080),
+            pubsub_port=port("PUBSUB_EMULATOR_HOST", 8085),
+            functions_port=port("FUNCTIONS_PORT", 8000),
+        )
+
+
+class Stack:
+    """A running local stack (start with ``start()``, always ``stop()``)."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.firestore: Emulator | None = None
+        self.pubsub: Emulator | None = None
+        self.server: Any = None
+        self.scheduler: Any = None
+        self.services: list[Any] = []
+        self._stopped = threading.Event()
+
+    # -- addresses -----------------------------------------------------------------------
+    @property
+    def firestore_host(self) -> str:
+        return f"{self.config.host}:{self.config.firestore_port}"
+
+    @property
+    def pubsub_host(self) -> str:
+        return f"{self.config.host}:{self.config.pubsub_port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.functions_port}"
+
+    def env(self) -> dict[str, str]:
+        """The environment variables that point clients at this stack."""
+        return {
+            "FIRESTORE_EMULATOR_HOST": self.firestore_host,
+            "PUBSUB_EMULATOR_HOST": self.pubsub_host,
+            "GOOGLE_CLOUD_PROJECT": self.config.project,
+            "FUNCTIONS_PORT": str(self.config.functions_port),
+            **self.config.extra_env,
+        }
+
+    # -- life cycle ----------------------------------------------------------------------
+    def start(self) -> Stack:
+        c = self.config
+        check_tools()
+        require_free(c.host, c.firestore_port, "FIRESTORE_EMULATOR_HOST")
+        require_free(c.host, c.pubsub_port, "PUBSUB_EMULATOR_HOST")
+        require_free(c.host, c.functions_port, "FUNCTIONS_PORT")
+        os.environ.update(self.env())
+        from shared.clients import reset_clients
+        from shared.settings import reset_settings
+
+        reset_settings()
+        reset_clients()
+        try:
+            self._start_emulators()
+            self._start_services()
+            self._start_functions()
+            self._wire()
+            if c.seed_demo:
+                self.seed()
+            if c.scheduler:
+                self._start_scheduler()
+            self.server.dispatcher.ready.set()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_emulators(self) -> None:
+        c = self.config
+        self.firestore = firestore_emulator(
+            c.host,
+            c.firestore_port,
+            c.project,
+            c.log_dir / "firestore.log",
+            rules=c.rules if c.rules and c.rules.exists() else None,
+            functions_emulator=f"{c.host}:{c.functions_port}",
+        )
+        self.pubsub = pubsub_emulator(c.host, c.pubsub_port, c.project, c.log_dir / "pubsub.log")
+        self.firestore.start()
+        self.pubsub.start()
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda e: e.wait_ready(), [self.firestore, self.pubsub]))
+
+    def _start_services(self) -> None:
+        """Local stand-ins for external services (see ``devstack.services``)."""
+        from devstack import services
+
+        self.services = services.start_all(self)
+
+    def _start_functions(self) -> None:
+        from devstack.server import Dispatcher, FunctionsServer
+
+        dispatcher = Dispatcher(self.config.specs)
+        self.server = FunctionsServer(dispatcher, self.config.host, self.config.functions_port)
+        self.server.start()
+
+    def _wire(self) -> None:
+        from devstack.wiring import wire_firestore, wire_pubsub
+
+        wire_pubsub(self.config.specs, self.config.project, self.base_url)
+        wire_firestore(self.config.specs, self.config.project, self.firestore_host)
+
+    def _start_scheduler(self) -> None:
+        from devstack.scheduler import LocalScheduler
+
+        self.scheduler = LocalScheduler(self.config.specs, self.publish)
+        self.scheduler.start()
+
+    def seed(self) -> None:
+        """Write the demo configuration (CONTRACT.md section 8)."""
+        from devstack.demo import seed_all
+        from shared.clients import firestore_client
+        from shared.clock import get_clock
+
+        seed_all(firestore_client(), get_clock().now())
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):
+                self.scheduler.stop()
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                self.server.stop()
+        for service in reversed(self.services):
+            with contextlib.suppress(Exception):
+                service.stop()
+        for emulator in (self.firestore, self.pubsub):
+            if emulator is not None:
+                with contextlib.suppress(Exception):
+                    emulator.stop()
+
+    # -- helpers for tests and the CLI ---------------------------------------------------
+    def publish(self, topic: str, data: bytes, **attributes: str) -> str:
+        """Publish one message to a topic of this stack; returns the message id."""
+        from shared.clients import publisher_client
+
+        publisher = publisher_client()
+        path = publisher.topic_path(self.config.project, topic)
+        return str(publisher.publish(path, data, **attributes).result(timeout=30))
+
+    def wipe(self) -> None:
+        """Delete every Firestore document (rules and triggers survive)."""
+        url = (
+            f"http://{self.firestore_host}/emulator/v1/projects/{self.config.project}"
+            "/databases/(default)/documents"
+        )
+        httpx.delete(url, timeout=30).raise_for_status()
+
+    def wait_healthy(self, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise StackError("the functions server did not become healthy")
+
+
+def function_names(specs: Iterable[FunctionSpec]) -> list[str]:
+    return [s.name for s in specs]

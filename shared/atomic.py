@@ -1,0 +1,174 @@
+"""Optimistic atomic units of work on Firestore.
+
+Read-write transactions on one hot document livelock on the emulator and are limited to
+about one sustained write per second per document in production. A unit of work here
+reads documents (remembering each one's ``update_time``), buffers writes, and commits them
+as ONE atomic batch in which every write to a document that was read carries the
+precondition "unchanged since I read it" (``last_update_time``, or "does not exist" via
+``create``). If anything moved underneath, the batch fails as a whole, nothing is written,
+and the unit is run again from its reads, with jittered exponential backoff.
+
+This gives serialisable read-modify-write on the documents a unit writes, with no lock
+waits. Documents that are only read are not protected: write (or ``touch``) what your
+decision depends on.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1 import _helpers
+from google.cloud.firestore_v1.base_document import DocumentSnapshot
+
+from shared.errors import Transient
+
+T = TypeVar("T")
+
+_RETRYABLE = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.Aborted, gexc.Conflict)
+
+
+@dataclass
+class _Write:
+    op: str  # "create" | "update" | "set" | "delete"
+    ref: firestore.DocumentReference
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Unit:
+    """One attempt of an atomic unit of work: tracked reads, buffered writes."""
+
+    def __init__(self, db: firestore.Client) -> None:
+        self.db = db
+        self._seen: dict[str, DocumentSnapshot] = {}
+        self._writes: dict[str, _Write] = {}
+
+    # -- reads ---------------------------------------------------------------------------
+    def get(self, ref: firestore.DocumentReference) -> DocumentSnapshot:
+        """Read one document (cached for the rest of this attempt)."""
+        return self.get_all([ref])[0]
+
+    def get_all(self, refs: Sequence[firestore.DocumentReference]) -> list[DocumentSnapshot]:
+        """Read several documents in one round trip, in the order given."""
+        missing = [r for r in refs if r.path not in self._seen]
+        if missing:
+            unique = list({r.path: r for r in missing}.values())
+            for snap in self.db.get_all(unique):
+                self._seen[snap.reference.path] = snap
+        return [self._seen[r.path] for r in refs]
+
+    def seen(self, ref: firestore.DocumentReference) -> DocumentSnapshot | None:
+        """The snapshot this attempt read for ``ref``, if any."""
+        return self._seen.get(ref.path)
+
+    # -- writes --------------------------------------------------------------------------
+    def create(self, ref: firestore.DocumentReference, data: dict[str, Any]) -> None:
+        """Create a document; the whole unit fails (and retries) if it already exists."""
+        self._add(_Write("create", ref, dict(data)))
+
+    def update(self, ref: firestore.DocumentReference, fields: dict[str, Any]) -> None:
+        """Update field paths of a document that must exist (and be unchanged if read)."""
+        snap = self._seen.get(ref.path)
+        if snap is not None and not snap.exists:
+            raise ValueError(f"update of {ref.path}, which this unit read as missing")
+        existing = self._writes.get(ref.path)
+        if existing is not None and existing.op == "update":
+            existing.data.update(fields)
+            return
+        self._add(_Write("update", ref, dict(fields)))
+
+    def set(self, ref: firestore.DocumentReference, data: dict[str, Any]) -> None:
+        """Write a whole document: create if read as missing, replace if read as present."""
+        snap = self._seen.get(ref.path)
+        op = "create" if snap is not None and not snap.exists else "set"
+        self._add(_Write(op, ref, dict(data)))
+
+    def delete(self, ref: firestore.DocumentReference) -> None:
+        """Delete a document (only if unchanged since read, when it was read)."""
+        snap = self._seen.get(ref.path)
+        if snap is not None and not snap.exists:
+            return
+        self._add(_Write("delete", ref))
+
+    def touch(self, ref: firestore.DocumentReference, fields: dict[str, Any]) -> None:
+        """Alias of ``update`` used to make a read-only dependency part of the precondition."""
+        self.update(ref, fields)
+
+    @property
+    def has_writes(self) -> bool:
+        return bool(self._writes)
+
+    def _add(self, write: _Write) -> None:
+        if write.ref.path in self._writes:
+            raise ValueError(f"{write.ref.path} is written twice in one unit")
+        self._writes[write.ref.path] = write
+
+    # -- commit --------------------------------------------------------------------------
+    def commit(self) -> None:
+        """Commit every buffered write as one atomic batch with its preconditions."""
+        batch = self.db.batch()
+        for write in self._writes.values():
+            snap = self._seen.get(write.ref.path)
+            guard = (
+                self.db.write_option(last_update_time=snap.update_time)
+                if snap is not None and snap.exists
+                else None
+            )
+            if write.op == "create":
+                batch.create(write.ref, write.data)
+            elif write.op == "update":
+                batch.update(write.ref, write.data, option=guard)
+            elif write.op == "delete":
+                batch.delete(write.ref, option=guard)
+            elif guard is None:
+                batch.set(write.ref, write.data)
+            else:
+                # A full replacement that only applies if the document is unchanged.
+                pbs = _helpers.pbs_for_set_no_merge(write.ref._document_path, write.data)
+                guard.modify_write(pbs[0])
+                batch._add_write_pbs(pbs)
+        batch.commit()
+
+
+def run_atomically(
+    db: firestore.Client,
+    work: Callable[[Unit], T],
+    *,
+    max_attempts: int = 60,
+    base_delay_s: float = 0.004,
+    max_delay_s: float = 0.25,
+) -> T:
+    """Run ``work`` in a fresh ``Unit`` until its batch commits; returns its result.
+
+    ``work`` must be free of side effects other than the unit's reads and writes: it is
+    re-run from scratch after every conflict. A unit with no writes returns at once.
+    """
+    for attempt in range(max_attempts):
+        unit = Unit(db)
+        result = work(unit)
+        if not unit.has_writes:
+            return result
+        try:
+            unit.commit()
+            return result
+        except _RETRYABLE:
+            ceiling = min(max_delay_s, base_delay_s * (2 ** min(attempt, 10)))
+            time.sleep(random.uniform(0, ceiling))
+    raise Transient("too much contention on the same documents; retry later")
+
+
+def chunked(items: Iterable[T], size: int) -> Iterable[list[T]]:
+    """Split ``items`` into lists of at most ``size`` (Firestore: 500 writes per batch)."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,177 @@
+"""Thin entry-point wrappers: decode the trigger's input, call one service, map errors.
+
+Retry policy per trigger kind (STYLE.md, practice 7):
+- HTTP: a ``CreditsError`` becomes its status and ``{"detail": ...}``; anything else is a
+  500 with a generic detail (and a logged traceback), so the caller may retry.
+- Pub/Sub and Firestore events: bad input is logged as an error and acknowledged (the
+  wrapper returns normally); transient faults raise so the platform redelivers; an
+  unexpected error raises too, unless the event is older than ``max_age_s``, in which case
+  it is dropped with an error log instead of being retried forever.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from shared.clock import get_clock
+from shared.errors import CreditsError, InvalidInput, http_error_body, http_status, is_transient
+from shared.events import DocumentChange, PubSubMessage, document_change, pubsub_message
+from shared.logs import get_logger, log
+
+M = TypeVar("M", bound=BaseModel)
+
+logger = get_logger("entry")
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Any:
+    """A JSON Flask response."""
+    import flask
+
+    response = flask.Response(
+        json.dumps(body, ensure_ascii=False, default=str),
+        status=status,
+        mimetype="application/json",
+    )
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def validation_detail(error: ValidationError) -> str:
+    """A short, human-readable summary of a pydantic validation error."""
+    parts = []
+    for item in error.errors()[:5]:
+        where = ".".join(str(p) for p in item.get("loc", ())) or "body"
+        parts.append(f"{where}: {item.get('msg')}")
+    return "; ".join(parts)
+
+
+def parse_model(model: type[M], data: Any) -> M:
+    """Validate ``data`` into ``model`` or raise InvalidInput with a clear detail."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(validation_detail(exc)) from None
+
+
+def request_json(request: Any, *, max_bytes: int = 1024 * 1024) -> Any:
+    """The request body as JSON (InvalidInput when absent, too large or malformed)."""
+    raw = request.get_data(cache=True)
+    if len(raw) > max_bytes:
+        from shared.errors import PayloadTooLarge
+
+        raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes")
+    if not raw:
+        raise InvalidInput("a JSON body is required")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidInput("the body is not valid JSON") from None
+
+
+def http_entry(name: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+    """Wrap an HTTP handler with the error table and structured logs."""
+
+    def decorate(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        @functools.wraps(handler)
+        def wrapper(request: Any) -> Any:
+            try:
+                return handler(request)
+            except CreditsError as exc:
+                status = http_status(exc)
+                level = logging.ERROR if status >= 500 else logging.INFO
+                log(logger, level, exc.detail, function=name, status=status, code=exc.code)
+                return json_response(http_error_body(exc), status)
+            except Exception:
+                logger.exception("unhandled error", extra={"json_fields": {"function": name}})
+                return json_response({"detail": "Internal error"}, 500)
+
+        return wrapper
+
+    return decorate
+
+
+def _age_exceeded(published: Any, max_age_s: float | None) -> bool:
+    if max_age_s is None or published is None:
+        return False
+    return bool(get_clock().now() - published > timedelta(seconds=max_age_s))
+
+
+def _handle_event_error(
+    name: str, exc: BaseException, event_id: str, published: Any, max_age_s: float | None
+) -> None:
+    """Log and ack poison input; re-raise what a retry may fix."""
+    if isinstance(exc, CreditsError) and not is_transient(exc):
+        log(
+            logger,
+            logging.ERROR,
+            f"rejected event: {exc.detail}",
+            function=name,
+            event_id=event_id,
+            code=exc.code,
+        )
+        return
+    if _age_exceeded(published, max_age_s):
+        log(
+            logger,
+            logging.ERROR,
+            f"dropping event older than {max_age_s}s after error: {exc}",
+            function=name,
+            event_id=event_id,
+        )
+        return
+    log(logger, logging.WARNING, f"retrying event after error: {exc!r}", function=name,
+        event_id=event_id)
+    raise exc
+
+
+def pubsub_entry(
+    name: str, *, max_age_s: float | None = 24 * 3600
+) -> Callable[[Callable[[PubSubMessage], Any]], Callable[[Any], None]]:
+    """Wrap a Pub/Sub handler: it receives a decoded ``PubSubMessage``."""
+
+    def decorate(handler: Callable[[PubSubMessage], Any]) -> Callable[[Any], None]:
+        @functools.wraps(handler)
+        def wrapper(cloud_event: Any) -> None:
+            event_id = str(cloud_event.get("id") or "")
+            published = None
+            try:
+                message = pubsub_message(cloud_event)
+                event_id = message.message_id or event_id
+                published = message.publish_time
+                handler(message)
+            except Exception as exc:
+                _handle_event_error(name, exc, event_id, published, max_age_s)
+
+        return wrapper
+
+    return decorate
+
+
+def firestore_entry(
+    name: str, *, max_age_s: float | None = 24 * 3600
+) -> Callable[[Callable[[DocumentChange], Any]], Callable[[Any], None]]:
+    """Wrap a Firestore trigger: it receives a decoded ``DocumentChange``."""
+
+    def decorate(handler: Callable[[DocumentChange], Any]) -> Callable[[Any], None]:
+        @functools.wraps(handler)
+        def wrapper(cloud_event: Any) -> None:
+            event_id = str(cloud_event.get("id") or "")
+            published = None
+            try:
+                change = document_change(cloud_event)
+                published = change.time
+                handler(change)
+            except Exception as exc:
+                _handle_event_error(name, exc, event_id, published, max_age_s)
+
+        return wrapper
+
+    return decorate

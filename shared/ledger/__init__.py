@@ -1,0 +1,41 @@
+"""The shared credit ledger: pure rules (``core``), schema profiles and the Firestore store."""
+
+from shared.ledger.core import Account, Entry, HoldStatus, Kind
+from shared.ledger.profiles import BIGEYE, KAIWA, KITESFORU, LedgerProfile, Refs, TopupMeta, ledger_profile
+from shared.ledger.store import HOLDS_COLLECTION, POSTINGS_COLLECTION, Ledger, PostingResult, transaction_id_for
+
+__all__ = [
+    "BIGEYE",
+    "HOLDS_COLLECTION",
+    "KAIWA",
+    "KITESFORU",
+    "POSTINGS_COLLECTION",
+    "Account",
+    "Entry",
+    "HoldStatus",
+    "Kind",
+    "Ledger",
+    "LedgerProfile",
+    "PostingResult",
+    "Refs",
+    "TopupMeta",
+    "ledger_for",
+    "ledger_profile",
+    "transaction_id_for",
+]
+
+
+def ledger_for(profile_name: str | None = None) -> Ledger:
+    """The ledger of the configured (or named) profile on the process's Firestore client."""
+    from shared.clients import firestore_client
+    from shared.clock import ProcessClock
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    return Ledger(
+        firestore_client(),
+        ledger_profile(profile_name or settings.schema_profile),
+        ProcessClock(),
+        max_amount=settings.ledger_max_amount,
+        max_attempts=settings.ledger_max_attempts,
+    )

@@ -1,0 +1,638 @@
+"""The credit ledger on Firestore: the one module every function moves credits through.
+
+Each operation runs inside a ``Unit`` (see ``shared.atomic``) so that the balance, the
+transaction document, the idempotency record, the hold and the counters change together
+or not at all, and so that callers can add their own writes to the same atomic commit.
+
+Idempotency: every posting has a key derived from its cause (``stripe:{event_id}``,
+``usage:{request_id}``, ``hold:{job_token}``...). The transaction id is ``uuid5(key)``, and
+``ledger_postings/{transaction_id}`` records the key, a fingerprint of the posting's
+content and its result. A replay with the same content returns the first result and
+writes nothing; the same key with other content raises ``Conflict``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_document import DocumentSnapshot
+
+from shared.atomic import Unit, run_atomically
+from shared.clock import Clock, ensure_utc
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.ledger.core import (
+    CREDIT_KINDS,
+    DEBIT_KINDS,
+    Account,
+    Entry,
+    HoldStatus,
+    Kind,
+    check_amount,
+    plan_adjustment,
+    plan_credit,
+    plan_debit,
+    plan_refund,
+    plan_settle,
+    refundable,
+)
+from shared.ledger.profiles import LedgerProfile, Refs
+
+T = TypeVar("T")
+
+POSTINGS_COLLECTION = "ledger_postings"
+HOLDS_COLLECTION = "credit_holds"
+_NAMESPACE = uuid.UUID("6f1c2a3e-8d4b-5e7f-9a0b-1c2d3e4f5a6b")
+_ID_RE = re.compile(r"^[^/\x00]{1,700}$")
+_MAX_KEY_LENGTH = 500
+_MAX_TEXT_LENGTH = 1000
+
+
+def transaction_id_for(key: str) -> str:
+    """The deterministic transaction id of the posting with idempotency key ``key``."""
+    return str(uuid.uuid5(_NAMESPACE, key))
+
+
+def _check_id(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{name} is required")
+    if not _ID_RE.match(value) or value in {".", ".."} or value.startswith("__"):
+        raise InvalidInput(f"{name} is not a valid document id")
+    return value
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidInput("an idempotency key is required")
+    if len(key) > _MAX_KEY_LENGTH:
+        raise InvalidInput(f"the idempotency key is longer than {_MAX_KEY_LENGTH}")
+    return key
+
+
+def _check_text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{name} is required")
+    if len(value) > _MAX_TEXT_LENGTH:
+        raise InvalidInput(f"{name} is longer than {_MAX_TEXT_LENGTH} characters")
+    return value.strip()
+
+
+def _fingerprint(content: dict[str, Any]) -> str:
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PostingResult:
+    """What a ledger operation did (or, on a replay, what it did the first time)."""
+
+    user_id: str
+    transaction_id: str | None
+    kind: Kind | None
+    amount: int
+    balance_after: int
+    shortfall: int = 0
+    replayed: bool = False
+    hold_status: HoldStatus | None = None
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any], *, replayed: bool) -> PostingResult:
+        status = rec.get("hold_status")
+        return cls(
+            user_id=rec["user_id"],
+            transaction_id=rec.get("transaction_id"),
+            kind=Kind(rec["kind"]) if rec.get("kind") else None,
+            amount=int(rec.get("amount", 0)),
+            balance_after=int(rec.get("balance_after", 0)),
+            shortfall=int(rec.get("shortfall", 0)),
+            replayed=replayed,
+            hold_status=HoldStatus(status) if status else None,
+        )
+
+
+class Ledger:
+    """Postings, holds, refunds and adjustments under one schema profile."""
+
+    def __init__(
+        self,
+        db: firestore.Client,
+        profile: LedgerProfile,
+        clock: Clock,
+        *,
+        max_amount: int = 1_000_000_000,
+        max_attempts: int = 60,
+    ) -> None:
+        self.db = db
+        self.profile = profile
+        self.clock = clock
+        self.max_amount = max_amount
+        self.max_attempts = max_attempts
+
+    # -- references ----------------------------------------------------------------------
+    def user_ref(self, user_id: str) -> firestore.DocumentReference:
+        return self.db.collection(self.profile.users_collection).document(user_id)
+
+    def transaction_ref(self, transaction_id: str) -> firestore.DocumentReference:
+        return self.db.collection(self.profile.transactions_collection).document(
+            transaction_id
+        )
+
+    def posting_ref(self, transaction_id: str) -> firestore.DocumentReference:
+        return self.db.collection(POSTINGS_COLLECTION).document(transaction_id)
+
+    def hold_ref(self, hold_id: str) -> firestore.DocumentReference:
+        return self.db.collection(HOLDS_COLLECTION).document(hold_id)
+
+    def run(self, work: Callable[[Unit], T]) -> T:
+        """Run ``work`` as one atomic unit, retried on contention."""
+        return run_atomically(self.db, work, max_attempts=self.max_attempts)
+
+    # -- reading -------------------------------------------------------------------------
+    def account(self, unit: Unit, user_id: str) -> Account:
+        """The user's account as this unit sees it (including its own earlier postings)."""
+        pending: dict[str, Account] = unit.__dict__.setdefault("_ledger_accounts", {})
+        if user_id in pending:
+            return pending[user_id]
+        snap = unit.get(self.user_ref(user_id))
+        if not snap.exists:
+            raise NotFound(f"unknown user {user_id}", user_id=user_id)
+        data = snap.to_dict() or {}
+        p = self.profile
+        return Account(
+            balance=int(data.get(p.balance_field) or 0),
+            used=int(data.get(p.used_field) or 0),
+            purchased=int(data.get(p.purchased_field) or 0) if p.purchased_field else 0,
+        )
+
+    def balance(self, user_id: str) -> int:
+        """The user's current balance (one read)."""
+        snap = self.user_ref(_check_id(user_id, "user_id")).get()
+        if not snap.exists:
+            raise NotFound(f"unknown user {user_id}", user_id=user_id)
+        return int((snap.to_dict() or {}).get(self.profile.balance_field) or 0)
+
+    def _replay(self, unit: Unit, key: str, content: dict[str, Any]) -> PostingResult | None:
+        snap = unit.get(self.posting_ref(transaction_id_for(key)))
+        if not snap.exists:
+            return None
+        rec = snap.to_dict() or {}
+        if rec.get("fingerprint") != _fingerprint(content):
+            raise Conflict(
+                "this idempotency key was already used for a different operation", key=key
+            )
+        return PostingResult.from_record(rec, replayed=True)
+
+    # -- writing -------------------------------------------------------------------------
+    def _post(
+        self,
+        unit: Unit,
+        *,
+        key: str,
+        content: dict[str, Any],
+        user_id: str,
+        account: Account,
+        entry: Entry | None,
+        description: str,
+        refs: Refs,
+        record_extra: dict[str, Any] | None = None,
+    ) -> PostingResult:
+        """Write one posting: user counters, transaction document and posting record."""
+        now = self.clock.now()
+        tx_id = transaction_id_for(key)
+        written_tx: str | None = None
+        if entry is not None:
+            p = self.profile
+            new = entry.apply(account)
+            fields: dict[str, Any] = {p.balance_field: new.balance, p.used_field: new.used}
+            if p.purchased_field:
+                fields[p.purchased_field] = new.purchased
+            if p.updated_at_field:
+                fields[p.updated_at_field] = now
+            unit.update(self.user_ref(user_id), fields)
+            unit.__dict__.setdefault("_ledger_accounts", {})[user_id] = new
+            unit.create(
+                self.transaction_ref(tx_id),
+                p.transaction_doc(
+                    user_id=user_id,
+                    kind=entry.kind,
+                    amount=entry.amount,
+                    balance_after=entry.balance_after,
+                    description=description,
+                    created_at=now,
+                    refs=refs,
+                ),
+            )
+            written_tx = tx_id
+        record: dict[str, Any] = {
+            "key": key,
+            "fingerprint": _fingerprint(content),
+            "operation": content["op"],
+            "user_id": user_id,
+            "kind": entry.kind.value if entry else None,
+            "type": self.profile.type_name(entry.kind) if entry else None,
+            "amount": entry.amount if entry else 0,
+            "balance_after": entry.balance_after if entry else account.balance,
+            "shortfall": entry.shortfall if entry else 0,
+            "transaction_id": written_tx,
+            "refunded_amount": 0,
+            "profile": self.profile.name,
+            "created_at": now,
+        }
+        record.update(record_extra or {})
+        unit.create(self.posting_ref(tx_id), record)
+        return PostingResult.from_record(record, replayed=False)
+
+    def credit(
+        self,
+        unit: Unit,
+        *,
+        user_id: str,
+        kind: Kind,
+        amount: int,
+        key: str,
+        description: str,
+        refs: Refs = Refs(),
+    ) -> PostingResult:
+        """Credits in: PURCHASE, TOPUP, SUBSCRIPTION_GRANT or BONUS."""
+        user_id = _check_id(user_id, "user_id")
+        key = _check_key(key)
+        if kind not in CREDIT_KINDS:
+            raise InvalidInput(f"{kind} is not a credit")
+        amount = check_amount(amount, self.max_amount)
+        content = {"op": "credit", "user_id": user_id, "kind": kind.value, "amount": amount}
+        content["refs"] = refs.fingerprint_fields()
+        replay = self._replay(unit, key, content)
+        if replay is not None:
+            return replay
+        account = self.account(unit, user_id)
+        entry = plan_credit(account, kind, amount)
+        return self._post(
+            unit,
+            key=key,
+            content=content,
+            user_id=user_id,
+            account=account,
+            entry=entry,
+            description=_check_text(description, "description"),
+            refs=refs,
+        )
+
+    def debit(
+        self,
+        unit: Unit,
+        *,
+        user_id: str,
+        amount: int,
+        key: str,
+        description: str,
+        refs: Refs = Refs(),
+        kind: Kind = Kind.DEDUCTION,
+        allow_partial: bool = False,
+    ) -> PostingResult:
+        """Credits out, never below zero (``allow_partial``: take what is there)."""
+        user_id = _check_id(user_id, "user_id")
+        key = _check_key(key)
+        if kind not in DEBIT_KINDS:
+            raise InvalidInput(f"{kind} is not a debit")
+        amount = check_amount(amount, self.max_amount)
+        content = {
+            "op": "debit",
+            "user_id": user_id,
+            "kind": kind.value,
+            "amount": amount,
+            "allow_partial": allow_partial,
+            "refs": refs.fingerprint_fields(),
+        }
+        replay = self._replay(unit, key, content)
+        if replay is not None:
+            return replay
+        account = self.account(unit, user_id)
+        entry = plan_debit(account, kind, amount, allow_partial=allow_partial)
+        return self._post(
+            unit,
+            key=key,
+            content=content,
+            user_id=user_id,
+            account=account,
+            entry=entry,
+            description=_check_text(description, "description"),
+            refs=refs,
+            record_extra={"requested_amount": amount},
+        )
+
+    def adjust(
+        self, unit: Unit, *, user_id: str, amount: int, actor: str, reason: str, key: str
+    ) -> PostingResult:
+        """An operator's correction of either sign; actor and reason are required."""
+        user_id = _check_id(user_id, "user_id")
+        key = _check_key(key)
+        actor = _check_text(actor, "actor")
+        reason = _check_text(reason, "reason")
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+            raise InvalidInput("amount must be a non-zero whole number of credits")
+        check_amount(abs(amount), self.max_amount)
+        content = {"op": "adjust", "user_id": user_id, "amount": amount, "actor": actor}
+        replay = self._replay(unit, key, content)
+        if replay is not None:
+            return replay
+        account = self.account(unit, user_id)
+        entry = plan_adjustment(account, amount)
+        return self._post(
+            unit,
+            key=key,
+            content=content,
+            user_id=user_id,
+            account=account,
+            entry=entry,
+            description=f"Adjustment by {actor}: {reason}",
+            refs=Refs(),
+            record_extra={"actor": actor, "reason": reason},
+        )
+
+    # -- refunds -------------------------------------------------------------------------
+    def _original(self, unit: Unit, transaction_id: str) -> tuple[dict[str, Any], bool]:
+        """The original posting's record, or one derived from its transaction document."""
+        rec_snap, tx_snap = unit.get_all(
+            [self.posting_ref(transaction_id), self.transaction_ref(transaction_id)]
+        )
+        if rec_snap.exists and (rec_snap.to_dict() or {}).get("transaction_id"):
+            return rec_snap.to_dict() or {}, True
+        if not tx_snap.exists:
+            raise NotFound(f"unknown transaction {transaction_id}")
+        tx = tx_snap.to_dict() or {}
+        try:
+            kind = self.profile.kind_of(str(tx.get("type")))
+        except ValueError:
+            raise InvalidInput(f"transaction {transaction_id} has an unknown type") from None
+        return {
+            "key": None,
+            "operation": "external",
+            "user_id": tx.get("user_id"),
+            "kind": kind.value,
+            "type": tx.get("type"),
+            "amount": int(tx.get("amount") or 0),
+            "transaction_id": transaction_id,
+            "refunded_amount": 0,
+            "profile": self.profile.name,
+        }, False
+
+    def refund(
+        self,
+        unit: Unit,
+        *,
+        original_transaction_id: str,
+        key: str,
+        reason: str,
+        amount: int | None = None,
+        description: str | None = None,
+        refs: Refs = Refs(),
+    ) -> PostingResult:
+        """A refund linked to its original; never more than the original in total.
+
+        Refunding a debit gives credits back; refunding a credit (a payment refunded or
+        disputed) claws them back down to zero at most, recording the shortfall.
+        ``amount=None`` refunds all that remains.
+        """
+        original_id = _check_id(original_transaction_id, "original_transaction_id")
+        key = _check_key(key)
+        reason = _check_text(reason, "reason")
+        if amount is not None:
+            amount = check_amount(amount, self.max_amount)
+        content = {
+            "op": "refund",
+            "original_transaction_id": original_id,
+            "amount": amount,
+        }
+        replay = self._replay(unit, key, content)
+        if replay is not None:
+            return replay
+        original, recorded = self._original(unit, original_id)
+        kind = Kind(original["kind"])
+        if kind in {Kind.REFUND, Kind.ADJUSTMENT}:
+            raise InvalidInput(f"a {kind.value} transaction cannot be refunded")
+        if original.get("hold_id"):
+            raise InvalidInput("a hold's reservation is returned by closing the hold")
+        remaining = refundable(int(original["amount"]), int(original.get("refunded_amount", 0)))
+        wanted = remaining if amount is None else amount
+        if wanted == 0:
+            raise Conflict(f"transaction {original_id} is already fully refunded")
+        user_id = str(original["user_id"])
+        account = self.account(unit, user_id)
+        entry = plan_refund(
+            account,
+            kind,
+            int(original["amount"]),
+            int(original.get("refunded_amount", 0)),
+            wanted,
+        )
+        refunded = int(original.get("refunded_amount", 0)) + wanted
+        if recorded:
+            unit.update(self.posting_ref(original_id), {"refunded_amount": refunded})
+        else:
+            original["refunded_amount"] = refunded
+            original["created_at"] = self.clock.now()
+            unit.create(self.posting_ref(original_id), original)
+        link = Refs(
+            job_id=refs.job_id,
+            stripe_payment_intent_id=refs.stripe_payment_intent_id,
+            subscription_id=refs.subscription_id,
+            original_transaction_id=original_id,
+            refund_reason=reason,
+            reference_id=refs.reference_id or original_id,
+        )
+        return self._post(
+            unit,
+            key=key,
+            content=content,
+            user_id=user_id,
+            account=account,
+            entry=entry,
+            description=description or f"Refund: {reason}",
+            refs=link,
+            record_extra={
+                "original_transaction_id": original_id,
+                "requested_amount": wanted,
+                "reason": reason,
+            },
+        )
+
+    # -- holds ---------------------------------------------------------------------------
+    def hold(
+        self,
+        unit: Unit,
+        *,
+        user_id: str,
+        hold_id: str,
+        amount: int,
+        expires_at: datetime,
+        description: str,
+        refs: Refs = Refs(),
+    ) -> PostingResult:
+        """Reserve credits (a RESERVE posting) until settled, released or expired."""
+        user_id = _check_id(user_id, "user_id")
+        hold_id = _check_id(hold_id, "hold_id")
+        amount = check_amount(amount, self.max_amount)
+        key = f"hold:{hold_id}"
+        content = {"op": "hold", "user_id": user_id, "hold_id": hold_id, "amount": amount}
+        replay = self._replay(unit, key, content)
+        if replay is not None:
+            return replay
+        hold_ref = self.hold_ref(hold_id)
+        if unit.get(hold_ref).exists:
+            raise Conflict(f"hold {hold_id} already exists")
+        account = self.account(unit, user_id)
+        entry = plan_debit(account, Kind.RESERVE, amount, allow_partial=False)
+        now = self.clock.now()
+        result = self._post(
+            unit,
+            key=key,
+            content=content,
+            user_id=user_id,
+            account=account,
+            entry=entry,
+            description=_check_text(description, "description"),
+            refs=Refs(
+                job_id=refs.job_id or hold_id,
+                reference_id=refs.reference_id or hold_id,
+                subscription_id=refs.subscription_id,
+            ),
+            record_extra={"hold_id": hold_id, "hold_status": HoldStatus.PENDING.value},
+        )
+        unit.create(
+            hold_ref,
+            {
+                "user_id": user_id,
+                "amount": amount,
+                "status": HoldStatus.PENDING.value,
+                "expires_at": ensure_utc(expires_at),
+                "created_at": now,
+                "reserve_transaction_id": result.transaction_id,
+                "used_amount": None,
+                "returned_amount": None,
+                "closed_at": None,
+                "close_transaction_id": None,
+            },
+        )
+        return result
+
+    def _close(
+        self,
+        unit: Unit,
+        *,
+        hold_id: str,
+        status: HoldStatus,
+        used: int,
+        content: dict[str, Any],
+        description: str,
+        reason: str,
+    ) -> PostingResult:
+        hold_id = _check_id(hold_id, "hold_id")
+        key = f"hold:{hold_id}:close"
+        replay = self._replay(unit, key, content)
+        if replay is not None:
+            return replay
+        hold_ref = self.hold_ref(hold_id)
+        hold_snap = unit.get(hold_ref)
+        if not hold_snap.exists:
+            raise NotFound(f"unknown hold {hold_id}")
+        hold = hold_snap.to_dict() or {}
+        if hold.get("status") != HoldStatus.PENDING.value:
+            raise Conflict(f"hold {hold_id} is already {str(hold.get('status')).lower()}")
+        held = int(hold["amount"])
+        returned = plan_settle(held, used)
+        now = self.clock.now()
+        user_id = str(hold["user_id"])
+        account = self.account(unit, user_id)
+        reserve_id = str(hold["reserve_transaction_id"])
+        entry: Entry | None = None
+        if returned > 0:
+            entry = plan_refund(account, Kind.RESERVE, -held, 0, returned)
+            unit.update(self.posting_ref(reserve_id), {"refunded_amount": returned})
+        result = self._post(
+            unit,
+            key=key,
+            content=content,
+            user_id=user_id,
+            account=account,
+            entry=entry,
+            description=description,
+            refs=Refs(
+                job_id=hold_id,
+                reference_id=hold_id,
+                original_transaction_id=reserve_id,
+                refund_reason=reason,
+            ),
+            record_extra={
+                "hold_id": hold_id,
+                "hold_status": status.value,
+                "original_transaction_id": reserve_id,
+                "reason": reason,
+            },
+        )
+        unit.update(
+            hold_ref,
+            {
+                "status": status.value,
+                "used_amount": used,
+                "returned_amount": returned,
+                "closed_at": now,
+                "close_transaction_id": result.transaction_id,
+            },
+        )
+        return result
+
+    def settle(self, unit: Unit, *, hold_id: str, used: int, description: str) -> PostingResult:
+        """Close a hold having consumed ``used`` of it; the rest comes back (REFUND)."""
+        return self._close(
+            unit,
+            hold_id=hold_id,
+            status=HoldStatus.SETTLED,
+            used=used,
+            content={"op": "settle", "hold_id": hold_id, "used": used},
+            description=_check_text(description, "description"),
+            reason="unused part of a hold",
+        )
+
+    def release(self, unit: Unit, *, hold_id: str, reason: str) -> PostingResult:
+        """Close a hold with nothing consumed; all of it comes back."""
+        reason = _check_text(reason, "reason")
+        return self._close(
+            unit,
+            hold_id=hold_id,
+            status=HoldStatus.RELEASED,
+            used=0,
+            content={"op": "release", "hold_id": hold_id},
+            description=f"Released hold {hold_id}: {reason}",
+            reason=reason,
+        )
+
+    def expire(self, unit: Unit, *, hold_id: str) -> PostingResult:
+        """Close a hold past its ``expires_at``; all of it comes back."""
+        hold_snap = unit.get(self.hold_ref(_check_id(hold_id, "hold_id")))
+        if hold_snap.exists:
+            expires_at = (hold_snap.to_dict() or {}).get("expires_at")
+            if expires_at is not None and ensure_utc(expires_at) > self.clock.now():
+                raise Conflict(f"hold {hold_id} has not expired yet")
+        return self._close(
+            unit,
+            hold_id=hold_id,
+            status=HoldStatus.EXPIRED,
+            used=0,
+            content={"op": "expire", "hold_id": hold_id},
+            description=f"Expired hold {hold_id}: full refund",
+            reason="expired",
+        )
+
+    def hold_state(self, hold_id: str) -> dict[str, Any]:
+        """The stored hold, or NotFound."""
+        snap: DocumentSnapshot = self.hold_ref(_check_id(hold_id, "hold_id")).get()
+        if not snap.exists:
+            raise NotFound(f"unknown hold {hold_id}")
+        return snap.to_dict() or {}

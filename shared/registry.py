@@ -1,0 +1,131 @@
+"""The one declarative registry of every deployable function.
+
+``make run`` (devstack), the tests and the deploy plan all read this list, so the local
+wiring, what is tested and what is deployed cannot drift apart. Each entry names the
+function, the file under ``functions/`` that defines it, its entry point, its trigger
+(HTTP, Pub/Sub topic, schedule = Cloud Scheduler job publishing to a topic, or a
+Firestore document event), its secrets and its runtime limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+
+
+@dataclass(frozen=True)
+class Http:
+    """An HTTPS endpoint; ``public`` allows unauthenticated callers (Stripe, clients)."""
+
+    public: bool = False
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A Pub/Sub topic published by the apps."""
+
+    topic: str
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A Cloud Scheduler cron (UTC) publishing ``{}`` to ``topic``."""
+
+    topic: str
+    cron: str
+    time_zone: str = "UTC"
+
+
+DocumentEvent = Literal["written", "created", "updated", "deleted"]
+
+
+@dataclass(frozen=True)
+class Document:
+    """A Firestore document event on a path pattern such as ``podcast_jobs/{job_id}``."""
+
+    pattern: str
+    event: DocumentEvent = "written"
+
+    @property
+    def event_type(self) -> str:
+        return f"google.cloud.firestore.document.v1.{self.event}"
+
+
+Trigger = Http | Topic | Schedule | Document
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One deployable function."""
+
+    name: str
+    module: str
+    entry_point: str
+    trigger: Trigger
+    description: str
+    secrets: tuple[str, ...] = ()
+    retry: bool = True
+    memory: str = "256Mi"
+    timeout_s: int = 60
+    max_instances: int = 20
+    concurrency: int = 1
+
+    @property
+    def source(self) -> Path:
+        return FUNCTIONS_DIR / f"{self.module}.py"
+
+    @property
+    def signature_type(self) -> str:
+        return "http" if isinstance(self.trigger, Http) else "cloudevent"
+
+    @property
+    def topic(self) -> str | None:
+        return self.trigger.topic if isinstance(self.trigger, Topic | Schedule) else None
+
+
+REGISTRY: tuple[FunctionSpec, ...] = (
+    FunctionSpec(
+        name="cron-reconcile",
+        module="cron_reconcile",
+        entry_point="cron_reconcile",
+        trigger=Schedule(topic="cron-reconcile", cron="30 2 * * *"),
+        description="Reconcile every ledger account; report discrepancies, never fix them",
+        memory="512Mi",
+        timeout_s=540,
+        max_instances=1,
+    ),
+    FunctionSpec(
+        name="on-podcast-job-failed",
+        module="on_job_failed",
+        entry_point="on_podcast_job_failed",
+        trigger=Document(pattern="podcast_jobs/{job_id}"),
+        description="Refund credits_deducted once when a podcast job's status becomes failed",
+    ),
+    FunctionSpec(
+        name="on-course-failed",
+        module="on_job_failed",
+        entry_point="on_course_failed",
+        trigger=Document(pattern="courses/{course_id}"),
+        description="Refund credits_charged once when a course's status becomes failed",
+    ),
+)
+
+
+def by_name(name: str) -> FunctionSpec:
+    """The registered function called ``name``."""
+    for spec in REGISTRY:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
+
+
+def topics() -> list[str]:
+    """Every Pub/Sub topic the registry uses, in a stable order."""
+    seen: list[str] = []
+    for spec in REGISTRY:
+        if spec.topic and spec.topic not in seen:
+            seen.append(spec.topic)
+    return seen

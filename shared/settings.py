@@ -1,0 +1,97 @@
+"""Frozen settings read once from environment variables.
+
+Secrets are read when a function runs (first call of ``get_settings``), never at import,
+and are never logged: ``SecretStr`` hides them in ``repr``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProfileName = Literal["kitesforu", "bigeye", "kaiwa"]
+
+# Documented demo defaults, used only when the variable is unset (see docs/configuration.md).
+DEMO_STRIPE_WEBHOOK_SECRET = "whsec_demo_local_only"
+DEMO_JWT_SECRET = "demo-jwt-secret-local-only-change-me-0123456789"
+DEMO_SLIP2GO_API_SECRET = "demo-slip2go-secret"
+
+
+class Settings(BaseSettings):
+    """Every tunable of the suite; one frozen instance per process (or per test override)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    google_cloud_project: str = Field(default="demo-credits")
+    schema_profile: ProfileName = Field(default="kitesforu")
+    log_level: str = Field(default="INFO")
+
+    # Stripe: several secrets (comma separated) are accepted during a rotation.
+    stripe_webhook_secret: SecretStr = Field(default=SecretStr(DEMO_STRIPE_WEBHOOK_SECRET))
+    stripe_signature_tolerance_s: int = 300
+    stripe_max_body_bytes: int = 256 * 1024
+
+    # BigEye credit API.
+    jwt_secret: SecretStr = Field(default=SecretStr(DEMO_JWT_SECRET))
+    jwt_ttl_s: int = 7 * 24 * 3600
+    display_timezone: str = "Asia/Bangkok"
+    job_reserve_ttl_s: int = 2 * 3600
+    config_encryption_key: SecretStr | None = None
+
+    # Slip2Go.
+    slip2go_base_url: str = "https://connect.slip2go.com/api"
+    slip2go_api_secret: SecretStr = Field(default=SecretStr(DEMO_SLIP2GO_API_SECRET))
+    slip2go_timeout_s: float = 15.0
+
+    # Usage metering.
+    token_day_timezone: str = "UTC"
+
+    # Ledger.
+    ledger_max_amount: int = 1_000_000_000
+    ledger_max_attempts: int = 60
+
+    def stripe_secrets(self) -> list[str]:
+        """All webhook secrets accepted now (rotation: old and new, comma separated)."""
+        raw = self.stripe_webhook_secret.get_secret_value()
+        return [s.strip() for s in raw.split(",") if s.strip()]
+
+
+_lock = threading.Lock()
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    global _settings
+    if _settings is None:
+        with _lock:
+            if _settings is None:
+                _settings = Settings()
+    return _settings
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next call re-reads the environment."""
+    global _settings
+    with _lock:
+        _settings = None
+
+
+@contextlib.contextmanager
+def override_settings(**changes: Any) -> Iterator[Settings]:
+    """Run a block with some settings changed (tests and the local stack's profiles)."""
+    global _settings
+    previous = get_settings()
+    updated = previous.model_copy(update=changes)
+    with _lock:
+        _settings = updated
+    try:
+        yield updated
+    finally:
+        with _lock:
+            _settings = previous
