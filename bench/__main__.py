@@ -1,0 +1,76 @@
+"""Run every benchmark section on one emulator stack; print a table, write bench/latest.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.common import BenchContext, Result
+
+OUT = Path(__file__).resolve().parent / "latest.json"
+
+
+def sections() -> list[tuple[str, Callable[[BenchContext], list[Result]]]]:
+    """Every section, in run order (each is a module of this package with ``run(ctx)``)."""
+    from bench import ledger
+
+    found: list[tuple[str, Callable[[BenchContext], list[Result]]]] = [("ledger", ledger.run)]
+    for name in ("stripe", "usage", "analytics", "providers", "bigeye"):
+        try:
+            module = __import__(f"bench.{name}", fromlist=["run"])
+        except ModuleNotFoundError:
+            continue
+        found.append((name, module.run))
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--only", action="append", help="run only these sections")
+    parser.add_argument("--quick", action="store_true", help="smaller workloads")
+    args = parser.parse_args()
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+    from devstack.emulators import free_port
+    from devstack.stack import Stack, StackConfig
+    from shared.clients import firestore_client
+
+    stack = Stack(
+        StackConfig(
+            project="demo-bench",
+            firestore_port=free_port(),
+            pubsub_port=free_port(),
+            functions_port=free_port(),
+            log_dir=Path(tempfile.mkdtemp(prefix="credits-bench-")),
+            seed_demo=False,
+            scheduler=False,
+        )
+    ).start()
+    results: list[Result] = []
+    try:
+        ctx = BenchContext(stack=stack, db=firestore_client(), quick=args.quick)
+        for name, run in sections():
+            if args.only and name not in args.only:
+                continue
+            stack.wipe()
+            print(f"== {name}", flush=True)
+            for item in run(ctx):
+                results.append(item)
+                print(_row(item), flush=True)
+    finally:
+        stack.stop()
+    OUT.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    print(f"\nwrote {OUT}")
+
+
+def _row(r: Result) -> str:
+    base = f"{r.baseline_name} = {r.baseline_value}" if r.baseline_name else ""
+    ratio = f"ratio {r.ratio}" if r.ratio is not None else ""
+    return f"  {r.name:<48} {r.value:>12} {r.unit:<8} {base:<52} {ratio}"
+
+
+if __name__ == "__main__":
+    main()

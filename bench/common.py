@@ -1,0 +1,74 @@
+"""What every benchmark section shares: the result record, timing and the stack context."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Result:
+    """One measured figure and the baseline it is compared with (same run, same emulator)."""
+
+    name: str
+    value: float
+    unit: str
+    baseline_name: str | None = None
+    baseline_value: float | None = None
+    ratio: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def result(
+    name: str,
+    value: float,
+    unit: str,
+    baseline_name: str | None = None,
+    baseline_value: float | None = None,
+    *,
+    higher_is_better: bool = True,
+) -> Result:
+    """A Result whose ratio is value / baseline (or baseline / value for costs)."""
+    ratio = None
+    if baseline_value:
+        ratio = value / baseline_value if higher_is_better else baseline_value / value
+    return Result(name, round(value, 3), unit, baseline_name,
+                  None if baseline_value is None else round(baseline_value, 3),
+                  None if ratio is None else round(ratio, 3))
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    """The pct-th percentile (0-100) of samples (nearest rank)."""
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    k = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(seconds, result) of one call."""
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples) if samples else 0.0
+
+
+@dataclass
+class BenchContext:
+    """The running stack and its Firestore client, handed to every section."""
+
+    stack: Any
+    db: Any
+    quick: bool = False
+
+    def wipe(self) -> None:
+        self.stack.wipe()

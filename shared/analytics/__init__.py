@@ -1,0 +1,1 @@
+"""Profit and usage analytics: write-time counters and the scheduled rollups."""
