@@ -1,0 +1,119 @@
+"""Ledger throughput and latency against the raw client rate of the same reads and writes."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from bench.common import BenchContext, Result, percentile, result
+from shared.clock import SystemClock
+from shared.errors import CreditsError
+from shared.ledger import KITESFORU, Kind, Ledger
+
+WRITERS = 8
+
+
+def _drive(n_per_writer: int, post: Callable[[int, int], None]) -> tuple[float, list[float], int]:
+    """Run ``post(writer, i)`` from 8 threads; returns (seconds, latencies, errors)."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def writer(w: int) -> None:
+        nonlocal errors
+        for i in range(n_per_writer):
+            start = time.perf_counter()
+            try:
+                post(w, i)
+            except CreditsError:
+                with lock:
+                    errors += 1
+                continue
+            with lock:
+                latencies.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(WRITERS) as pool:
+        list(pool.map(writer, range(WRITERS)))
+    return time.perf_counter() - start, latencies, errors
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    db = ctx.db
+    n = 40 if ctx.quick else 150
+    users = [f"bench-{w}" for w in range(WRITERS)]
+    batch = db.batch()
+    for uid in [*users, "bench-hot"]:
+        batch.set(db.collection("users").document(uid), {"credits_balance": 0})
+    batch.commit()
+    ledger = Ledger(db, KITESFORU, SystemClock())
+    run_id = uuid.uuid4().hex[:6]
+
+    # Baseline: the same reads (posting record + user) and the same three writes in one
+    # batch, done directly with the client, with no checks, no preconditions, no retries.
+    def raw(w: int, i: int) -> None:
+        user_ref = db.collection("users").document(users[w])
+        tx_id = str(uuid.uuid4())
+        rec_ref = db.collection("raw_postings").document(tx_id)
+        snaps = list(db.get_all([rec_ref, user_ref]))
+        balance = next(s for s in snaps if s.id == users[w]).get("credits_balance") or 0
+        b = db.batch()
+        b.update(user_ref, {"credits_balance": balance + 1, "total_credits_purchased": i})
+        b.create(db.collection("raw_transactions").document(tx_id), {"amount": 1, "w": w})
+        b.create(rec_ref, {"key": f"{w}:{i}"})
+        b.commit()
+
+    def posting(w: int, i: int) -> None:
+        ledger.run(
+            lambda u: ledger.credit(
+                u,
+                user_id=users[w],
+                kind=Kind.PURCHASE,
+                amount=1,
+                key=f"bench:{run_id}:{w}:{i}",
+                description="bench",
+            )
+        )
+
+    def hot(w: int, i: int) -> None:
+        ledger.run(
+            lambda u: ledger.credit(
+                u,
+                user_id="bench-hot",
+                kind=Kind.PURCHASE,
+                amount=1,
+                key=f"hot:{run_id}:{w}:{i}",
+                description="bench",
+            )
+        )
+
+    raw_s, raw_lat, _ = _drive(n, raw)
+    led_s, led_lat, led_err = _drive(n, posting)
+    hot_s, hot_lat, hot_err = _drive(n, hot)
+    raw_rate = WRITERS * n / raw_s
+    led_rate = (WRITERS * n - led_err) / led_s
+    hot_rate = (WRITERS * n - hot_err) / hot_s
+    hot_balance = db.collection("users").document("bench-hot").get().get("credits_balance")
+    assert hot_balance == WRITERS * n - hot_err, "hot account lost or doubled an update"
+    return [
+        result("raw client read+batch rate, 8 writers", raw_rate, "ops/s"),
+        result(
+            "ledger postings, 8 writers, distinct accounts",
+            led_rate,
+            "ops/s",
+            "raw client read+batch rate",
+            raw_rate,
+        ),
+        result("ledger posting latency p50 (distinct)", percentile(led_lat, 50) * 1000, "ms",
+               "raw p50", percentile(raw_lat, 50) * 1000, higher_is_better=False),
+        result("ledger posting latency p99 (distinct)", percentile(led_lat, 99) * 1000, "ms",
+               "raw p99", percentile(raw_lat, 99) * 1000, higher_is_better=False),
+        result("ledger postings, 8 writers, ONE hot account", hot_rate, "ops/s",
+               "goal", 50.0),
+        result("hot account errors", float(hot_err), "count"),
+        result("ledger posting latency p50 (hot)", percentile(hot_lat, 50) * 1000, "ms"),
+        result("ledger posting latency p99 (hot)", percentile(hot_lat, 99) * 1000, "ms"),
+    ]
