@@ -37,9 +37,14 @@ def result(
     ratio = None
     if baseline_value:
         ratio = value / baseline_value if higher_is_better else baseline_value / value
-    return Result(name, round(value, 3), unit, baseline_name,
-                  None if baseline_value is None else round(baseline_value, 3),
-                  None if ratio is None else round(ratio, 3))
+    return Result(
+        name,
+        round(value, 3),
+        unit,
+        baseline_name,
+        None if baseline_value is None else round(baseline_value, 3),
+        None if ratio is None else round(ratio, 3),
+    )
 
 
 def percentile(samples: list[float], pct: float) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from types import FrameType
 
@@ -47,8 +46,9 @@ def run(no_seed: bool, no_scheduler: bool) -> None:
         click.echo(f"Pub/Sub emulator     {stack.pubsub_host}")
         click.echo(f"functions            {stack.base_url}/<function-name>")
         for spec in config.specs:
-            click.echo(f"  {spec.name:<28} {type(spec.trigger).__name__.lower():<9} "
-                       f"{getattr(spec.trigger, 'topic', '') or getattr(spec.trigger, 'pattern', '')}")
+            where = getattr(spec.trigger, "topic", "") or getattr(spec.trigger, "pattern", "")
+            kind = type(spec.trigger).__name__.lower()
+            click.echo(f"  {spec.name:<28} {kind:<9} {where}")
         click.echo(f"health               {stack.base_url}/healthz")
         click.echo("ready; Ctrl-C to stop")
         while not stop.wait(0.5):
@@ -64,4 +64,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

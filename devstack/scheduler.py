@@ -21,7 +21,7 @@ class LocalScheduler:
     def __init__(
         self,
         specs: Iterable[FunctionSpec],
-        publish: Callable[[str, bytes], None],
+        publish: Callable[[str, bytes], object],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.jobs = [(s.name, s.trigger) for s in specs if isinstance(s.trigger, Schedule)]

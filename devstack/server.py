@@ -63,7 +63,7 @@ class Dispatcher:
             name = parts[0]
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/" + name
             environ["PATH_INFO"] = path[len(name) + 1 :] or "/"
-            return self.apps[name](environ, start_response)  # type: ignore[no-any-return]
+            return self.apps[name](environ, start_response)
         return self._reply(start_response, "404 Not Found", {"detail": f"no function at {path}"})
 
     def _trigger(
@@ -81,7 +81,7 @@ class Dispatcher:
         environ["wsgi.input"] = io.BytesIO(decoded)
         environ["CONTENT_LENGTH"] = str(len(decoded))
         environ["PATH_INFO"] = "/"
-        return app(environ, start_response)  # type: ignore[no-any-return]
+        return app(environ, start_response)
 
 
 class FunctionsServer:

@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import httpx
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from shared.registry import Document, FunctionSpec
 
@@ -21,10 +22,8 @@ from shared.registry import Document, FunctionSpec
 def ensure_topic(publisher: pubsub_v1.PublisherClient, project: str, topic: str) -> str:
     """Create ``topic`` if it does not exist; returns its path."""
     path = publisher.topic_path(project, topic)
-    try:
+    with contextlib.suppress(gexc.AlreadyExists):
         publisher.create_topic(request={"name": path})
-    except gexc.AlreadyExists:
-        pass
     return path
 
 

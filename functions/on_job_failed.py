@@ -38,8 +38,15 @@ def _handle(change: DocumentChange, collection: str, amount_field: str) -> Any:
         user_id=(change.after or {}).get("user_id"),
         charged=(change.after or {}).get(amount_field),
     )
-    log(logger, logging.INFO, "failed job refunded", job_id=change.document_id,
-        collection=collection, refunded=result.refunded, replayed=result.replayed)
+    log(
+        logger,
+        logging.INFO,
+        "failed job refunded",
+        job_id=change.document_id,
+        collection=collection,
+        refunded=result.refunded,
+        replayed=result.replayed,
+    )
     return result
 
 
@@ -53,4 +60,3 @@ def on_podcast_job_failed(change: DocumentChange) -> Any:
 @firestore_entry("on-course-failed")
 def on_course_failed(change: DocumentChange) -> Any:
     return _handle(change, "courses", "credits_charged")
-

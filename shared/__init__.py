@@ -1,1 +1,4 @@
-"""The common package every function bundle ships: ledger, profiles, settings, logging, errors, events, clock."""
+"""The common package every function bundle ships.
+
+Ledger, schema profiles, settings, logging, errors, event decoding, clock.
+"""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
-    from google.cloud import firestore, pubsub_v1
+    from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
 _lock = threading.Lock()
 _cache: dict[str, Any] = {}
@@ -36,7 +36,7 @@ def publisher_client() -> pubsub_v1.PublisherClient:
         with _lock:
             client = _cache.get("publisher")
             if client is None:
-                from google.cloud import pubsub_v1
+                from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
                 client = pubsub_v1.PublisherClient()
                 _cache["publisher"] = client

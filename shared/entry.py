@@ -127,8 +127,13 @@ def _handle_event_error(
             event_id=event_id,
         )
         return
-    log(logger, logging.WARNING, f"retrying event after error: {exc!r}", function=name,
-        event_id=event_id)
+    log(
+        logger,
+        logging.WARNING,
+        f"retrying event after error: {exc!r}",
+        function=name,
+        event_id=event_id,
+    )
     raise exc
 
 

@@ -52,8 +52,15 @@ def refund_failed_job(
     if charged == 0:
         return JobRefund(job_id, 0, (), False)
     if not originals:
-        log(logger, logging.ERROR, "failed job has no deduction to refund",
-            job_id=job_id, collection=collection, user_id=user_id, charged=charged)
+        log(
+            logger,
+            logging.ERROR,
+            "failed job has no deduction to refund",
+            job_id=job_id,
+            collection=collection,
+            user_id=user_id,
+            charged=charged,
+        )
         return JobRefund(job_id, 0, (), False)
 
     def work(unit: Unit) -> JobRefund:
@@ -83,4 +90,3 @@ def refund_failed_job(
         return JobRefund(job_id, refunded, tuple(ids), replayed)
 
     return ledger.run(work)
-

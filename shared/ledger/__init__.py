@@ -1,8 +1,22 @@
 """The shared credit ledger: pure rules (``core``), schema profiles and the Firestore store."""
 
 from shared.ledger.core import Account, Entry, HoldStatus, Kind
-from shared.ledger.profiles import BIGEYE, KAIWA, KITESFORU, LedgerProfile, Refs, TopupMeta, ledger_profile
-from shared.ledger.store import HOLDS_COLLECTION, POSTINGS_COLLECTION, Ledger, PostingResult, transaction_id_for
+from shared.ledger.profiles import (
+    BIGEYE,
+    KAIWA,
+    KITESFORU,
+    LedgerProfile,
+    Refs,
+    TopupMeta,
+    ledger_profile,
+)
+from shared.ledger.store import (
+    HOLDS_COLLECTION,
+    POSTINGS_COLLECTION,
+    Ledger,
+    PostingResult,
+    transaction_id_for,
+)
 
 __all__ = [
     "BIGEYE",

@@ -99,9 +99,7 @@ def plan_debit(account: Account, kind: Kind, amount: int, *, allow_partial: bool
     if kind not in DEBIT_KINDS:
         raise InvalidInput(f"{kind} is not a debit")
     if amount > account.balance and not allow_partial:
-        raise InsufficientCredits(
-            "Insufficient credits", needed=amount, available=account.balance
-        )
+        raise InsufficientCredits("Insufficient credits", needed=amount, available=account.balance)
     applied = min(amount, account.balance)
     return Entry(
         kind=kind,
@@ -155,9 +153,7 @@ def plan_refund(
 def plan_adjustment(account: Account, amount: int) -> Entry:
     """An operator's correction of either sign; a negative one cannot overdraw."""
     if amount < 0 and -amount > account.balance:
-        raise InsufficientCredits(
-            "Insufficient credits", needed=-amount, available=account.balance
-        )
+        raise InsufficientCredits("Insufficient credits", needed=-amount, available=account.balance)
     return Entry(kind=Kind.ADJUSTMENT, amount=amount, balance_after=account.balance + amount)
 
 

@@ -121,9 +121,7 @@ class LedgerProfile:
             "created_at": created_at,
         }
         if self.name == "bigeye":
-            doc["reference_id"] = (
-                refs.reference_id or refs.job_id or refs.original_transaction_id
-            )
+            doc["reference_id"] = refs.reference_id or refs.job_id or refs.original_transaction_id
             meta = refs.topup or TopupMeta()
             doc["metadata"] = {
                 "baht_amount": number(meta.baht_amount),

@@ -140,9 +140,7 @@ class Ledger:
         return self.db.collection(self.profile.users_collection).document(user_id)
 
     def transaction_ref(self, transaction_id: str) -> firestore.DocumentReference:
-        return self.db.collection(self.profile.transactions_collection).document(
-            transaction_id
-        )
+        return self.db.collection(self.profile.transactions_collection).document(transaction_id)
 
     def posting_ref(self, transaction_id: str) -> firestore.DocumentReference:
         return self.db.collection(POSTINGS_COLLECTION).document(transaction_id)
@@ -266,8 +264,13 @@ class Ledger:
         if kind not in CREDIT_KINDS:
             raise InvalidInput(f"{kind} is not a credit")
         amount = check_amount(amount, self.max_amount)
-        content = {"op": "credit", "user_id": user_id, "kind": kind.value, "amount": amount}
-        content["refs"] = refs.fingerprint_fields()
+        content: dict[str, Any] = {
+            "op": "credit",
+            "user_id": user_id,
+            "kind": kind.value,
+            "amount": amount,
+            "refs": refs.fingerprint_fields(),
+        }
         replay = self._replay(unit, key, content)
         if replay is not None:
             return replay

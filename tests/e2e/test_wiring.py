@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import httpx
 from google.cloud import firestore
 
-from shared.ledger import KITESFORU, Kind, Ledger
 from shared.clock import SystemClock
+from shared.ledger import KITESFORU, Kind, Ledger
 from tests.helpers import wait_for
 
 
@@ -27,10 +27,21 @@ def test_unknown_function_is_404(stack) -> None:
 def test_emulator_write_fires_the_failed_job_refund(db) -> None:
     ledger = Ledger(db, KITESFORU, SystemClock())
     db.collection("users").document("u1").set({"email": "u1@example.com", "credits_balance": 0})
-    ledger.run(lambda u: ledger.credit(u, user_id="u1", kind=Kind.PURCHASE, amount=100,
-                                       key="seed:u1", description="Credit pack"))
-    ledger.run(lambda u: ledger.debit(u, user_id="u1", amount=30, key="job:j1",
-                                      description="Podcast", refs=_refs("j1")))
+    ledger.run(
+        lambda u: ledger.credit(
+            u,
+            user_id="u1",
+            kind=Kind.PURCHASE,
+            amount=100,
+            key="seed:u1",
+            description="Credit pack",
+        )
+    )
+    ledger.run(
+        lambda u: ledger.debit(
+            u, user_id="u1", amount=30, key="job:j1", description="Podcast", refs=_refs("j1")
+        )
+    )
     jobs = db.collection("podcast_jobs")
     jobs.document("j1").set({"user_id": "u1", "status": "processing", "credits_deducted": 30})
     jobs.document("j1").update({"status": "failed"})
