@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     slip2go_base_url: str = "https://connect.slip2go.com/api"
     slip2go_api_secret: SecretStr = Field(default=SecretStr(DEMO_SLIP2GO_API_SECRET))
     slip2go_timeout_s: float = 15.0
+    # Accounts a top-up must be paid to: a JSON list of Slip2Go checkReceiver entries
+    # ({"accountType", "accountNumber", "accountNameTH", "accountNameEN"}); demo default in
+    # docs/bigeye-topups.md.
+    slip2go_receiver_accounts: str = (
+        '[{"accountType": "01004", "accountNumber": "1234567890",'
+        ' "accountNameTH": "บจก. บิ๊กอาย โปร", "accountNameEN": "BIGEYE PRO CO LTD"}]'
+    )
 
     # Usage metering.
     token_day_timezone: str = "UTC"

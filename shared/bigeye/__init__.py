@@ -1,0 +1,1 @@
+"""BigEye Pro: its credit API services (top-ups, promotions, jobs)."""
