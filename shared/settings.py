@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     display_timezone: str = "Asia/Bangkok"
     job_reserve_ttl_s: int = 2 * 3600
     config_encryption_key: SecretStr | None = None
+    bcrypt_rounds: int = 12
+    # Fixed one-minute windows, counted in Firestore (docs/bigeye-api.md, "Rate limits").
+    rate_limit_ip_per_min: int = 300
+    rate_limit_auth_ip_per_min: int = 30
+    rate_limit_user_per_min: int = 120
+    rate_limit_topup_user_per_min: int = 10
 
     # Slip2Go.
     slip2go_base_url: str = "https://connect.slip2go.com/api"
