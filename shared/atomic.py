@@ -47,6 +47,8 @@ class Unit:
         self.db = db
         self._seen: dict[str, DocumentSnapshot] = {}
         self._writes: dict[str, _Write] = {}
+        #: State that services keep for the rest of this attempt (e.g. pending balances).
+        self.scratch: dict[str, Any] = {}
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, ref: firestore.DocumentReference) -> DocumentSnapshot:

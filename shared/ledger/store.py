@@ -155,7 +155,7 @@ class Ledger:
     # -- reading -------------------------------------------------------------------------
     def account(self, unit: Unit, user_id: str) -> Account:
         """The user's account as this unit sees it (including its own earlier postings)."""
-        pending: dict[str, Account] = unit.__dict__.setdefault("_ledger_accounts", {})
+        pending: dict[str, Account] = unit.scratch.setdefault("ledger_accounts", {})
         if user_id in pending:
             return pending[user_id]
         snap = unit.get(self.user_ref(user_id))
@@ -214,7 +214,7 @@ class Ledger:
             if p.updated_at_field:
                 fields[p.updated_at_field] = now
             unit.update(self.user_ref(user_id), fields)
-            unit.__dict__.setdefault("_ledger_accounts", {})[user_id] = new
+            unit.scratch.setdefault("ledger_accounts", {})[user_id] = new
             unit.create(
                 self.transaction_ref(tx_id),
                 p.transaction_doc(
