@@ -111,6 +111,36 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         trigger=Document(pattern="courses/{course_id}"),
         description="Refund credits_charged once when a course's status becomes failed",
     ),
+    FunctionSpec(
+        name="usage-events",
+        module="usage_events",
+        entry_point="usage_events",
+        trigger=Topic(topic="usage-events"),
+        description="Meter one AI generation: usage log with cost/revenue/profit, deduction, "
+        "daily tokens, monthly usage",
+        max_instances=50,
+    ),
+    FunctionSpec(
+        name="usage-limits",
+        module="usage_limits",
+        entry_point="usage_limits",
+        trigger=Http(public=False),
+        description="POST /check: may a user spend these tokens today (and this month)?",
+    ),
+    FunctionSpec(
+        name="on-scenario-progress-written",
+        module="on_scenario_progress",
+        entry_point="on_scenario_progress_written",
+        trigger=Document(pattern="userScenarioProgress/{id}"),
+        description="Keep scenarioMetadata aggregates current from userScenarioProgress writes",
+    ),
+    FunctionSpec(
+        name="on-engine-cost-written",
+        module="on_engine_cost_written",
+        entry_point="on_engine_cost_written",
+        trigger=Document(pattern="ai_engine_costs/{engine_id}"),
+        description="Record each version of an engine's cost so usage is priced at its time",
+    ),
 )
 
 

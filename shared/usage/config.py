@@ -1,0 +1,201 @@
+"""Where the usage configuration lives in Firestore, and how it is read.
+
+- ``ai_engine_costs/{engine_id}`` (002): the live cost of each engine.
+- ``ai_engine_cost_history/{engine_id}_{effective_from}``: every version an engine's cost
+  document has had, recorded by the ``on-engine-cost-written`` trigger (and by the demo
+  seed), so that an event is priced at the cost in force at its own time.
+- ``plan_pricing/{plan_id}``: what each plan earns per engine (see ``PlanPricing``).
+- ``token_limits/{userType}``: the daily token limit of ``trial`` and ``subscribed`` users.
+- ``tiers/{tierId}`` (001): Kaiwa's monthly limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from google.cloud import firestore
+
+from shared.clock import ensure_utc
+from shared.errors import InvalidInput
+from shared.usage.pricing import EngineCost, PlanPricing, pick_version
+
+ENGINE_COSTS = "ai_engine_costs"
+ENGINE_COST_HISTORY = "ai_engine_cost_history"
+PLAN_PRICING = "plan_pricing"
+TOKEN_LIMITS = "token_limits"
+TIERS = "tiers"
+SUBSCRIPTIONS = "subscriptions"
+USAGE_LOGS = "usage_logs"
+DAILY_TOKEN_USAGE = "daily_token_usage"
+USER_USAGE = "userUsage"
+USAGE_CONVERSATIONS = "usage_conversations"
+
+USER_TYPES = ("trial", "subscribed")
+# Used only when token_limits/{userType} is missing (documented in docs/usage.md).
+DEFAULT_TOKEN_LIMITS = {"trial": 10_000, "subscribed": 200_000}
+DEFAULT_PLAN = "free"
+
+
+def history_id(engine_id: str, effective_from: datetime) -> str:
+    """The history document id of one engine version."""
+    return f"{engine_id}_{ensure_utc(effective_from).strftime('%Y%m%dT%H%M%S%fZ')}"
+
+
+def history_doc(
+    engine_id: str, data: Mapping[str, Any], effective_from: datetime, recorded_at: datetime
+) -> dict[str, Any]:
+    """What is recorded for one version of ``ai_engine_costs/{engine_id}``."""
+    return {
+        "engine_id": engine_id,
+        "cost_per_unit": data.get("cost_per_unit"),
+        "unit_type": data.get("unit_type"),
+        "ai_type": data.get("ai_type"),
+        "provider_name": data.get("provider_name"),
+        "is_active": data.get("is_active") is True,
+        "effective_from": ensure_utc(effective_from),
+        "updated_by": data.get("updated_by"),
+        "recorded_at": recorded_at,
+    }
+
+
+def record_engine_version(
+    db: firestore.Client,
+    engine_id: str,
+    data: Mapping[str, Any],
+    *,
+    effective_from: datetime,
+    recorded_at: datetime,
+) -> str:
+    """Record one version of an engine's cost (idempotent: same version, same document)."""
+    doc_id = history_id(engine_id, effective_from)
+    ref = db.collection(ENGINE_COST_HISTORY).document(doc_id)
+    ref.set(history_doc(engine_id, data, effective_from, recorded_at))
+    return doc_id
+
+
+def engine_history_before(db: firestore.Client, engine_id: str, at: datetime) -> list[EngineCost]:
+    """The recorded version in force at ``at`` and the earliest one (at most two)."""
+    coll = db.collection(ENGINE_COST_HISTORY)
+    base = coll.where(filter=firestore.FieldFilter("engine_id", "==", engine_id))
+    found: list[EngineCost] = []
+    latest = (
+        base.where(filter=firestore.FieldFilter("effective_from", "<=", ensure_utc(at)))
+        .order_by("effective_from", direction=firestore.Query.DESCENDING)
+        .limit(1)
+    )
+    earliest = base.order_by("effective_from").limit(1)
+    for query in (latest, earliest):
+        for snap in query.stream():
+            found.append(EngineCost.from_doc(engine_id, snap.to_dict() or {}))
+    return found
+
+
+def engine_cost_at(
+    db: firestore.Client, engine_id: str, current: Mapping[str, Any] | None, at: datetime
+) -> EngineCost:
+    """The engine's cost version in force at ``at``; InvalidInput when unknown or inactive.
+
+    A missing live document is an unknown engine (a deleted engine meters nothing more; to
+    retire one, set ``is_active`` false). History is read only for an event older than the
+    live document's ``updated_at``.
+    """
+    if current is None:
+        raise InvalidInput(f"unknown engine {engine_id}")
+    live = EngineCost.from_doc(engine_id, current)
+    history: list[EngineCost] = []
+    if live.effective_from is not None and live.effective_from > at:
+        history = engine_history_before(db, engine_id, at)
+    version = pick_version(live, history, at)
+    if version is None:
+        raise InvalidInput(f"unknown engine {engine_id}")
+    if not version.is_active:
+        raise InvalidInput(f"engine {engine_id} was not active at {at.isoformat()}")
+    return version
+
+
+def plan_of(message_plan: str | None, user: Mapping[str, Any] | None) -> str:
+    """The plan an event is priced on: the message's, else the user's ``tier``, else free."""
+    if message_plan:
+        return message_plan.lower()
+    tier = (user or {}).get("tier")
+    if isinstance(tier, str) and tier.strip():
+        return tier.strip().lower()
+    return DEFAULT_PLAN
+
+
+def plan_pricing(plan_id: str, snap_data: Mapping[str, Any] | None) -> PlanPricing:
+    """Parse ``plan_pricing/{plan_id}``; an unconfigured plan is an error, not a guess."""
+    if snap_data is None:
+        raise InvalidInput(f"plan {plan_id} has no plan_pricing document")
+    return PlanPricing.from_doc(plan_id, snap_data)
+
+
+def token_limit(user_type: str, data: Mapping[str, Any] | None) -> int:
+    """The daily token limit of ``user_type`` (``token_limits/{userType}.tokenLimit``)."""
+    value = (data or {}).get("tokenLimit")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return DEFAULT_TOKEN_LIMITS.get(user_type, DEFAULT_TOKEN_LIMITS["trial"])
+
+
+def user_type_for(pricing_data: Mapping[str, Any] | None) -> str:
+    """``trial`` or ``subscribed``, from the plan's ``user_type`` (unknown plan: trial)."""
+    value = (pricing_data or {}).get("user_type")
+    return value if value in USER_TYPES else "trial"
+
+
+def refs(db: firestore.Client) -> _Refs:
+    return _Refs(db)
+
+
+class _Refs:
+    """Document references of the usage collections."""
+
+    def __init__(self, db: firestore.Client) -> None:
+        self.db = db
+
+    def engine(self, engine_id: str) -> firestore.DocumentReference:
+        return self.db.collection(ENGINE_COSTS).document(engine_id)
+
+    def plan(self, plan_id: str) -> firestore.DocumentReference:
+        return self.db.collection(PLAN_PRICING).document(plan_id)
+
+    def token_limit(self, user_type: str) -> firestore.DocumentReference:
+        return self.db.collection(TOKEN_LIMITS).document(user_type)
+
+    def tier(self, tier_id: str) -> firestore.DocumentReference:
+        return self.db.collection(TIERS).document(tier_id)
+
+    def log(self, log_id: str) -> firestore.DocumentReference:
+        return self.db.collection(USAGE_LOGS).document(log_id)
+
+    def daily(self, user_id: str, day: str) -> firestore.DocumentReference:
+        return self.db.collection(DAILY_TOKEN_USAGE).document(f"{user_id}_{day}")
+
+    def monthly(self, user_id: str, period: str) -> firestore.DocumentReference:
+        return self.db.collection(USER_USAGE).document(f"{user_id}_{period}")
+
+    def conversation(
+        self, user_id: str, period: str, conversation_id: str
+    ) -> firestore.DocumentReference:
+        return self.db.collection(USAGE_CONVERSATIONS).document(
+            f"{user_id}_{period}_{conversation_id}"
+        )
+
+
+def kaiwa_tier_id(db: firestore.Client, user_id: str) -> str | None:
+    """The Kaiwa tier of a user: an active ``subscriptions`` (camelCase) entry's ``tierId``."""
+    query = (
+        db.collection(SUBSCRIPTIONS)
+        .where(filter=firestore.FieldFilter("userId", "==", user_id))
+        .limit(20)
+    )
+    for snap in query.stream():
+        data = snap.to_dict() or {}
+        active = data.get("isActive") is True or data.get("status") in {"active", "trialing"}
+        tier = data.get("tierId")
+        if active and isinstance(tier, str) and tier:
+            return tier
+    return None

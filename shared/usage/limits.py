@@ -1,0 +1,133 @@
+"""The usage-limits check: may a user spend ``tokens`` more today (and this month)?
+
+Daily (003, Token Tracking): ``allowed`` is ``tokensUsed + tokens <= tokenLimit`` for the
+user's ``daily_token_usage/{userId}_{today}`` (today and ``resetAt`` in
+``settings.token_day_timezone``); the limit is the current ``token_limits/{userType}``.
+Monthly (001, Kaiwa): when the user has a tier, ``monthly`` reports ``userUsage`` for the
+current ``YYYY-MM`` against the tier's limits (see docs/usage.md for every key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from google.cloud import firestore
+
+from shared.errors import NotFound
+from shared.ledger import ledger_for
+from shared.settings import get_settings
+from shared.usage import config
+from shared.usage.model import LimitsCheck
+from shared.usage.pricing import month_period, token_day
+
+UNLIMITED = -1
+
+
+@dataclass(frozen=True)
+class LimitsAnswer:
+    """The response body and whether the daily limit would be exceeded."""
+
+    body: dict[str, Any]
+    allowed: bool
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def _limit(value: Any) -> int | None:
+    """A tier limit: a non-negative int, or None for unlimited (absent, null or -1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return None
+    return int(value)
+
+
+def _within(used: int, adding: int, limit: int | None) -> bool:
+    return limit is None or used + adding <= limit
+
+
+def monthly_report(
+    tier_id: str,
+    tier: dict[str, Any],
+    usage: dict[str, Any],
+    period: str,
+    reset_at: datetime,
+    seconds: int,
+) -> dict[str, Any]:
+    """Kaiwa's monthly usage of one user against ``tiers/{tier_id}`` (pure)."""
+    banking = tier.get("sessionBankingEnabled") is True
+    banked = int(usage.get("bankedSeconds") or 0) if banking else 0
+    banked_used = int(usage.get("bankedSecondsUsed") or 0) if banking else 0
+    conversations_used = int(usage.get("conversationsUsed") or 0)
+    seconds_used = int(usage.get("secondsUsed") or 0)
+    realtime_used = int(usage.get("realtimeSessionsUsed") or 0)
+    conversations_limit = _limit(tier.get("monthlyConversations"))
+    seconds_limit = _limit(tier.get("monthlySeconds"))
+    realtime_limit = _limit(tier.get("monthlyRealtimeSessions"))
+    seconds_available = (
+        None if seconds_limit is None else seconds_limit + max(0, banked - banked_used)
+    )
+    # A new conversation of ``seconds`` fits: one conversation left, and its seconds.
+    allowed = (conversations_limit is None or conversations_used < conversations_limit) and _within(
+        seconds_used, seconds, seconds_available
+    )
+    return {
+        "tierId": tier_id,
+        "period": period,
+        "conversationsUsed": conversations_used,
+        "monthlyConversations": conversations_limit,
+        "secondsUsed": seconds_used,
+        "monthlySeconds": seconds_limit,
+        "bankedSeconds": banked,
+        "bankedSecondsUsed": banked_used,
+        "secondsAvailable": seconds_available,
+        "realtimeSessionsUsed": realtime_used,
+        "monthlyRealtimeSessions": realtime_limit,
+        "sessionBankingEnabled": banking,
+        "allowed": allowed,
+        "resetAt": _iso(reset_at),
+    }
+
+
+def check_limits(db: firestore.Client, request: LimitsCheck, now: datetime) -> LimitsAnswer:
+    """Answer ``POST /usage-limits/check`` for ``request`` at ``now``."""
+    settings = get_settings()
+    r = config.refs(db)
+    user_snap = ledger_for().user_ref(request.user_id).get()
+    if not user_snap.exists:
+        raise NotFound(f"unknown user {request.user_id}")
+    user = user_snap.to_dict() or {}
+    plan_id = config.plan_of(None, user)
+    day, reset_at = token_day(now, settings.token_day_timezone)
+    plan_snap, daily_snap = db.get_all([r.plan(plan_id), r.daily(request.user_id, day)])
+    user_type = config.user_type_for(plan_snap.to_dict() if plan_snap.exists else None)
+    limit_snap = r.token_limit(user_type).get()
+    token_limit = config.token_limit(user_type, limit_snap.to_dict() if limit_snap.exists else None)
+    used = int((daily_snap.to_dict() or {}).get("tokensUsed") or 0) if daily_snap.exists else 0
+    allowed = used + request.tokens <= token_limit
+    body: dict[str, Any] = {
+        "allowed": allowed,
+        "tokensUsed": used,
+        "tokenLimit": token_limit,
+        "resetAt": _iso(reset_at),
+        "userType": user_type,
+    }
+    tier_id = config.kaiwa_tier_id(db, request.user_id)
+    if tier_id is None and settings.schema_profile == "kaiwa":
+        tier_id = "free"
+    if tier_id is not None:
+        tier_snap = r.tier(tier_id).get()
+        if tier_snap.exists:
+            period, month_reset = month_period(now, settings.token_day_timezone)
+            usage_snap = r.monthly(request.user_id, period).get()
+            body["monthly"] = monthly_report(
+                tier_id,
+                tier_snap.to_dict() or {},
+                usage_snap.to_dict() or {} if usage_snap.exists else {},
+                period,
+                month_reset,
+                request.conversation_seconds,
+            )
+    return LimitsAnswer(body, allowed)

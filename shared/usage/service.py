@@ -1,0 +1,227 @@
+"""Meter one ``usage-events`` message in ONE atomic unit.
+
+The unit writes, all or nothing:
+- ``usage_logs/{usage_log_id(request_id)}`` with every field of 002 (plus the documented
+  extras ``credits_shortfall``, ``transaction_id``, ...); created only if absent, so a
+  duplicate ``request_id`` (even racing) is a replay that writes nothing;
+- the ledger DEDUCTION of ``credits_used`` (key ``usage:{request_id}``, partial allowed:
+  the use already happened, so a short balance goes to zero and the shortfall is recorded
+  on the log and in the transaction's description);
+- ``daily_token_usage/{userId}_{YYYY-MM-DD}`` and Kaiwa ``userUsage/{userId}_{YYYY-MM}``
+  as blind ``Increment`` merges (a busy user's counters never serialise the unit);
+- the analytics write-time counters (``count_usage``), once per new log.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from google.cloud import firestore
+
+from shared.analytics.counters import count_usage
+from shared.atomic import Unit
+from shared.clock import ensure_utc, get_clock
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.ledger import Refs, ledger_for
+from shared.logs import get_logger, log
+from shared.settings import get_settings
+from shared.usage import config
+from shared.usage.model import UsageEvent
+from shared.usage.pricing import (
+    fingerprint,
+    month_period,
+    price_usage,
+    stored_number,
+    token_day,
+    units_number,
+    usage_log_id,
+)
+
+logger = get_logger(__name__)
+
+# Events may carry their own time; one further ahead than this is refused as malformed.
+MAX_FUTURE_S = 3600
+
+
+@dataclass(frozen=True)
+class Metered:
+    """What metering one message did (or, on a replay, what it found)."""
+
+    log_id: str
+    replayed: bool
+    credits_deducted: int = 0
+    credits_shortfall: int = 0
+
+
+def event_time(event: UsageEvent, publish_time: datetime | None, now: datetime) -> datetime:
+    """When the use happened: the message's ``created_at``, else its publish time, else now."""
+    at = event.created_at or publish_time or now
+    at = ensure_utc(at)
+    if (at - now).total_seconds() > MAX_FUTURE_S:
+        raise InvalidInput(f"created_at {at.isoformat()} is in the future")
+    return at
+
+
+def _shortfall_note(shortfall: int) -> str:
+    return f"; {shortfall} credits not covered by the balance (shortfall)" if shortfall else ""
+
+
+def meter_usage(
+    db: firestore.Client, event: UsageEvent, *, publish_time: datetime | None = None
+) -> Metered:
+    """Record one usage event exactly once (see the module docstring)."""
+    settings = get_settings()
+    clock = get_clock()
+    ledger = ledger_for()
+    r = config.refs(db)
+    now = clock.now()
+    at = event_time(event, publish_time, now)
+    log_id = usage_log_id(event.request_id)
+    digest = fingerprint(event.model_dump(mode="json"))
+    day, reset_at = token_day(at, settings.token_day_timezone)
+    period, _ = month_period(at, settings.token_day_timezone)
+
+    def work(unit: Unit) -> Metered:
+        log_ref = r.log(log_id)
+        user_ref = ledger.user_ref(event.user_id)
+        log_snap, user_snap, engine_snap = unit.get_all(
+            [log_ref, user_ref, r.engine(event.engine_id)]
+        )
+        if log_snap.exists:
+            found = log_snap.to_dict() or {}
+            if found.get("message_sha256") not in (None, digest):
+                raise Conflict(
+                    f"request_id {event.request_id} was already metered with other content"
+                )
+            return Metered(
+                log_id,
+                True,
+                int(found.get("credits_deducted") or 0),
+                int(found.get("credits_shortfall") or 0),
+            )
+        if not user_snap.exists:
+            raise NotFound(f"unknown user {event.user_id}")
+        user = user_snap.to_dict() or {}
+        plan_id = config.plan_of(event.subscription_plan, user)
+        plan_snap = unit.get(r.plan(plan_id))
+        plan_data = plan_snap.to_dict() if plan_snap.exists else None
+        pricing = config.plan_pricing(plan_id, plan_data)
+        engine = config.engine_cost_at(
+            db, event.engine_id, engine_snap.to_dict() if engine_snap.exists else None, at
+        )
+        priced = price_usage(event.usage_units, engine, pricing)
+
+        deducted = shortfall = 0
+        transaction_id = None
+        if event.credits_used > 0:
+            available = ledger.account(unit, event.user_id).balance
+            shortfall = max(0, event.credits_used - available)
+            result = ledger.debit(
+                unit,
+                user_id=event.user_id,
+                amount=event.credits_used,
+                key=f"usage:{event.request_id}",
+                description=f"Usage of {event.engine_id} ({event.request_id})"
+                + _shortfall_note(shortfall),
+                refs=Refs(reference_id=event.request_id),
+                allow_partial=True,
+            )
+            deducted, shortfall = -result.amount, result.shortfall
+            transaction_id = result.transaction_id
+
+        meta = event.request_meta
+        log_doc: dict[str, Any] = {
+            "user_id": event.user_id,
+            "subscription_plan": plan_id,
+            "ai_type": engine.ai_type,
+            "engine_id": event.engine_id,
+            "usage_units": units_number(event.usage_units),
+            "credits_used": event.credits_used,
+            "created_at": at,
+            "real_cost_usd": stored_number(priced.real_cost_usd),
+            "revenue_estimated_usd": stored_number(priced.revenue_estimated_usd),
+            "profit_usd": stored_number(priced.profit_usd),
+            "profit_margin_percent": stored_number(priced.profit_margin_percent),
+            "pricing_source": priced.pricing_source,
+            "request_id": event.request_id,
+            "country_code": meta.country_code,
+            "device_type": meta.device_type,
+            "generation_time_ms": meta.generation_time_ms,
+            # Extras (docs/usage.md): what was applied and what could not be taken.
+            "unit_type": engine.unit_type,
+            "cost_per_unit_usd": stored_number(engine.cost_per_unit),
+            "credits_deducted": deducted,
+            "credits_shortfall": shortfall,
+            "transaction_id": transaction_id,
+            "tokens": event.tokens,
+            "conversation_seconds": event.conversation_seconds,
+            "processed_at": now,
+            "message_sha256": digest,
+        }
+        unit.create(log_ref, log_doc)
+
+        if event.tokens > 0:
+            user_type = config.user_type_for(plan_data)
+            limit_snap = unit.get(r.token_limit(user_type))
+            limit = config.token_limit(
+                user_type, limit_snap.to_dict() if limit_snap.exists else None
+            )
+            unit.merge(
+                r.daily(event.user_id, day),
+                {
+                    "userId": event.user_id,
+                    "date": day,
+                    "tokensUsed": firestore.Increment(event.tokens),
+                    "tokenLimit": limit,
+                    "userType": user_type,
+                    "lastUpdated": now,
+                    "resetAt": reset_at,
+                },
+            )
+
+        if event.conversation_seconds is not None:
+            new_conversation = 1
+            if event.conversation_id is not None:
+                marker = r.conversation(event.user_id, period, event.conversation_id)
+                if unit.get(marker).exists:
+                    new_conversation = 0
+                else:
+                    unit.create(
+                        marker,
+                        {
+                            "userId": event.user_id,
+                            "period": period,
+                            "conversationId": event.conversation_id,
+                            "createdAt": now,
+                        },
+                    )
+            realtime = 1 if event.conversation_mode == "realtime" and new_conversation else 0
+            unit.merge(
+                r.monthly(event.user_id, period),
+                {
+                    "userId": event.user_id,
+                    "period": period,
+                    "conversationsUsed": firestore.Increment(new_conversation),
+                    "secondsUsed": firestore.Increment(event.conversation_seconds),
+                    "realtimeSessionsUsed": firestore.Increment(realtime),
+                    "updatedAt": now,
+                },
+            )
+
+        count_usage(unit, log_doc)
+        return Metered(log_id, False, deducted, shortfall)
+
+    result = ledger.run(work)
+    if result.credits_shortfall and not result.replayed:
+        log(
+            logger,
+            logging.WARNING,
+            "usage exceeded the balance; shortfall recorded",
+            user_id=event.user_id,
+            request_id=event.request_id,
+            shortfall=result.credits_shortfall,
+        )
+    return result
