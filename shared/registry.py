@@ -141,6 +141,27 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         trigger=Document(pattern="ai_engine_costs/{engine_id}"),
         description="Record each version of an engine's cost so usage is priced at its time",
     ),
+    FunctionSpec(
+        name="credit-api",
+        module="credit_api",
+        entry_point="credit_api",
+        trigger=Http(public=True),
+        description="BigEye /api/v1: accounts, balance, history, slip top-ups, job reserve "
+        "and finalize, update check",
+        secrets=("JWT_SECRET", "SLIP2GO_API_SECRET"),
+        memory="512Mi",
+        max_instances=50,
+        concurrency=20,
+    ),
+    FunctionSpec(
+        name="cron-expire-jobs",
+        module="cron_expire_jobs",
+        entry_point="cron_expire_jobs",
+        trigger=Schedule(topic="cron-expire-jobs", cron="*/5 * * * *"),
+        description="RESERVED BigEye jobs past expires_at become EXPIRED with a full refund",
+        timeout_s=300,
+        max_instances=1,
+    ),
 )
 
 

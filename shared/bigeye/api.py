@@ -1,0 +1,203 @@
+"""Handlers of the BigEye credit API (``/api/v1/...``): parse, authenticate, call a service.
+
+Each handler takes the Flask request and returns a ``Reply``; errors are raised as the
+shared error tree (``shared.errors``) and become ``{"detail": ...}`` with their status in
+the router. Rate limits are counted first (docs/bigeye-api.md, "Rate limits").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.bigeye import auth, history, jobs, ratelimit
+from shared.bigeye.appsettings import AppSettings, load_app_settings
+from shared.bigeye.models import (
+    CheckUpdateRequest,
+    FinalizeRequest,
+    LoginRequest,
+    RegisterRequest,
+    ReserveRequest,
+    TopupRequest,
+)
+from shared.clients import firestore_client
+from shared.clock import get_clock
+from shared.entry import parse_model, request_json
+from shared.errors import CreditsError, Unauthenticated, Unavailable, UpgradeRequired
+from shared.settings import get_settings
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_TOPUP_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A handler's answer: JSON body, status, extra headers."""
+
+    body: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def client_ip(request: Any) -> str:
+    """The caller's address: the last ``X-Forwarded-For`` hop (the one Google's front end
+    appended), else the socket peer."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    if hops:
+        return hops[-1][:64]
+    return str(request.remote_addr or "unknown")[:64]
+
+
+def _now() -> datetime:
+    return get_clock().now()
+
+
+def _limit_ip(request: Any, now: datetime, *, auth_route: bool = False) -> str:
+    settings = get_settings()
+    ip = client_ip(request)
+    limits = [ratelimit.Limit("ip", ip, settings.rate_limit_ip_per_min)]
+    if auth_route:
+        limits.append(ratelimit.Limit("auth_ip", ip, settings.rate_limit_auth_ip_per_min))
+    ratelimit.check(firestore_client(), limits, now)
+    return ip
+
+
+def _caller(request: Any, now: datetime, *, topup: bool = False) -> auth.Caller:
+    """Count the request (per IP, and per user when the token names one), then authenticate."""
+    settings = get_settings()
+    ip = client_ip(request)
+    limits = [ratelimit.Limit("ip", ip, settings.rate_limit_ip_per_min)]
+    claims: dict[str, Any] | None = None
+    failure: CreditsError | None = None
+    try:
+        claims = auth.verify_token(auth.bearer_token(request.headers.get("Authorization")), now)
+    except CreditsError as exc:
+        failure = exc
+    if claims is not None:
+        user_key = str(claims["sub"])
+        limits.append(ratelimit.Limit("user", user_key, settings.rate_limit_user_per_min))
+        if topup:
+            limits.append(
+                ratelimit.Limit("topup_user", user_key, settings.rate_limit_topup_user_per_min)
+            )
+    ratelimit.check(firestore_client(), limits, now)
+    if failure is not None or claims is None:
+        raise failure or Unauthenticated("Invalid token")
+    return auth.load_caller(firestore_client(), claims)
+
+
+def _optional_settings() -> AppSettings | None:
+    try:
+        return load_app_settings(firestore_client())
+    except Unavailable:
+        return None
+
+
+def _check_client_version(version: str | None) -> None:
+    if version is None:
+        return
+    settings = _optional_settings()
+    if settings is not None and settings.must_update(version):
+        raise UpgradeRequired(f"Version {version} is no longer supported; please update")
+
+
+# -- handlers ------------------------------------------------------------------------------
+def register(request: Any) -> Reply:
+    now = _now()
+    ip = _limit_ip(request, now, auth_route=True)
+    body = parse_model(RegisterRequest, request_json(request, max_bytes=MAX_BODY_BYTES))
+    _check_client_version(body.app_version)
+    return Reply(auth.register(firestore_client(), body, ip=ip, now=now))
+
+
+def login(request: Any) -> Reply:
+    now = _now()
+    ip = _limit_ip(request, now, auth_route=True)
+    body = parse_model(LoginRequest, request_json(request, max_bytes=MAX_BODY_BYTES))
+    _check_client_version(body.app_version)
+    return Reply(auth.login(firestore_client(), body, ip=ip, now=now))
+
+
+def credit_balance(request: Any) -> Reply:
+    now = _now()
+    caller = _caller(request, now)
+    settings = load_app_settings(firestore_client())
+    return Reply(history.balance(firestore_client(), user=caller.user, settings=settings,
+                                 now=now))
+
+
+def credit_history(request: Any) -> Reply:
+    now = _now()
+    caller = _caller(request, now)
+    limit = history.page_size(request.args.get("limit"))
+    cursor = request.args.get("cursor")
+    body, next_cursor = history.history(
+        firestore_client(), user_id=caller.user_id, user=caller.user, limit=limit, cursor=cursor
+    )
+    headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
+    return Reply(body, headers=headers)
+
+
+def credit_topup(request: Any) -> Reply:
+    now = _now()
+    caller = _caller(request, now, topup=True)
+    body = parse_model(TopupRequest, request_json(request, max_bytes=MAX_TOPUP_BODY_BYTES))
+    try:
+        from shared.bigeye.topup import topup
+    except ImportError:
+        raise Unavailable("Top-up is not available") from None
+    result = topup(
+        firestore_client(),
+        user_id=caller.user_id,
+        slip=body.slip,
+        amount=body.amount,
+        promo_code=body.promo_code,
+        now=now,
+    )
+    return Reply(result)
+
+
+def job_reserve(request: Any) -> Reply:
+    now = _now()
+    caller = _caller(request, now)
+    body = parse_model(ReserveRequest, request_json(request, max_bytes=MAX_BODY_BYTES))
+    settings = load_app_settings(firestore_client())
+    return Reply(
+        jobs.reserve(
+            firestore_client(),
+            user_id=caller.user_id,
+            user=caller.user,
+            request=body,
+            settings=settings,
+            now=now,
+        )
+    )
+
+
+def job_finalize(request: Any) -> Reply:
+    now = _now()
+    caller = _caller(request, now)
+    body = parse_model(FinalizeRequest, request_json(request, max_bytes=MAX_BODY_BYTES))
+    return Reply(jobs.finalize(firestore_client(), user_id=caller.user_id, request=body,
+                               now=now))
+
+
+def check_update(request: Any) -> Reply:
+    now = _now()
+    _limit_ip(request, now)
+    body = parse_model(CheckUpdateRequest, request_json(request, max_bytes=MAX_BODY_BYTES))
+    settings = load_app_settings(firestore_client())
+    latest = settings.latest_version or body.version
+    return Reply(
+        {
+            "update_available": settings.update_available(body.version),
+            "version": latest,
+            "force": settings.must_update(body.version),
+            "download_url": str(settings.get("app_download_url") or ""),
+            "notes": str(settings.get("app_update_notes") or ""),
+            "maintenance": settings.maintenance_mode,
+            "maintenance_message": settings.maintenance_message,
+        }
+    )

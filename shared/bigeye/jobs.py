@@ -1,0 +1,357 @@
+"""The BigEye job lifecycle: reserve -> finalize (COMPLETED) or expiry (EXPIRED).
+
+Credits move only through the shared ledger, with the job token as the hold id:
+- reserve: ``hold(hold_id=job_token, amount=reserved_credits, expires_at)`` (a RESERVE
+  transaction) + the ``jobs`` document RESERVED + audit JOB_RESERVED, in one unit;
+- finalize: ``settle(hold_id=job_token, used=actual_usage)`` (a REFUND of the rest) + the
+  job COMPLETED + audit JOB_COMPLETED, in one unit; a repeat replays the first answer;
+- expiry: ``expire(hold_id=job_token)`` (a REFUND of everything) + the job EXPIRED +
+  audit JOB_EXPIRED_AUTO_REFUND, in one unit.
+The ledger lets exactly one close of a hold commit, and the job document is written in the
+same unit with an "unchanged since read" precondition, so finalize and expiry racing each
+other end with exactly one winner; the loser re-reads and sees the winner's status.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.cloud import firestore
+
+from shared.atomic import Unit
+from shared.bigeye.appsettings import AppSettings
+from shared.bigeye.audit import audit
+from shared.bigeye.configcrypt import encrypt_config
+from shared.bigeye.models import (
+    JOBS,
+    USERS,
+    AuditEvent,
+    FinalizeRequest,
+    JobStatus,
+    KeywordStyle,
+    Mode,
+    ReserveRequest,
+)
+from shared.clock import FixedClock, ensure_utc
+from shared.errors import (
+    Conflict,
+    Gone,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+    UpgradeRequired,
+)
+from shared.ledger import BIGEYE, Ledger, ledger_for
+from shared.logs import get_logger, log
+from shared.settings import get_settings
+
+logger = get_logger(__name__)
+
+
+# -- pure rules --------------------------------------------------------------------------
+def reserved_credits(photo_count: int, video_count: int, photo_rate: int, video_rate: int) -> int:
+    """``photo_count × photo_rate + video_count × video_rate``."""
+    return photo_count * photo_rate + video_count * video_rate
+
+
+def actual_usage(job: dict[str, Any], success: int, photos: int | None, videos: int | None) -> int:
+    """Credits the successful files cost (docs/bigeye-api.md, "How finalize charges").
+
+    ``photos``/``videos`` are read as the successful photos and videos when they add up to
+    ``success`` and fit the reservation; otherwise the split of the successes is unknown
+    and they are priced in the user's favour: as many as the job reserved at the cheaper
+    rate first. Never more than the job reserved.
+    """
+    photo_count = int(job["photo_count"])
+    video_count = int(job["video_count"])
+    photo_rate = int(job["photo_rate"])
+    video_rate = int(job["video_rate"])
+    if (
+        photos is not None
+        and videos is not None
+        and photos + videos == success
+        and photos <= photo_count
+        and videos <= video_count
+    ):
+        used = photos * photo_rate + videos * video_rate
+    else:
+        if photo_rate <= video_rate:
+            cheap = min(success, photo_count)
+            used = cheap * photo_rate + min(success - cheap, video_count) * video_rate
+        else:
+            cheap = min(success, video_count)
+            used = cheap * video_rate + min(success - cheap, photo_count) * photo_rate
+    return min(used, int(job["reserved_credits"]))
+
+
+def prompt_for(settings: AppSettings, mode: Mode, style: KeywordStyle | None) -> str:
+    """The prompt a job runs with: iStock's own, else Single Words or (default) Hybrid."""
+    if mode is Mode.ISTOCK:
+        key = "prompts.istock"
+    elif style is KeywordStyle.SINGLE_WORDS:
+        key = "prompts.single"
+    else:
+        key = "prompts.hybrid"
+    prompt = settings.get(key)
+    if not isinstance(prompt, str) or not prompt:
+        raise Unavailable(f"{key} is not configured")
+    return prompt
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What ``reserve`` decided (for the response)."""
+
+    job_token: str
+    reserved: int
+    photo_rate: int
+    video_rate: int
+
+
+# -- services ----------------------------------------------------------------------------
+def reserve(
+    db: firestore.Client,
+    *,
+    user_id: str,
+    user: dict[str, Any],
+    request: ReserveRequest,
+    settings: AppSettings,
+    now: datetime,
+) -> dict[str, Any]:
+    """Reserve the job's credits; the seed's response (503, 426 and 402 on refusal)."""
+    if settings.maintenance_mode:
+        raise Unavailable(settings.maintenance_message or "Service under maintenance")
+    if settings.must_update(request.version):
+        raise UpgradeRequired(
+            f"Version {request.version} is no longer supported; please update to "
+            f"{settings.latest_version or 'the latest version'}"
+        )
+    photo_rate, video_rate = settings.rates_for(request.mode)
+    amount = reserved_credits(request.photo_count, request.video_count, photo_rate, video_rate)
+    prompt = prompt_for(settings, request.mode, request.keyword_style)
+    job_token = str(uuid.uuid4())
+    expires_at = now + timedelta(seconds=get_settings().job_reserve_ttl_s)
+    ledger = ledger_for("bigeye")
+    job_ref = db.collection(JOBS).document(job_token)
+    job = {
+        "job_token": job_token,
+        "user_id": user_id,
+        "status": JobStatus.RESERVED.value,
+        "mode": request.mode.value,
+        "keyword_style": request.keyword_style.value if request.keyword_style else None,
+        "file_count": request.file_count,
+        "photo_count": request.photo_count,
+        "video_count": request.video_count,
+        "photo_rate": photo_rate,
+        "video_rate": video_rate,
+        "credit_rate": photo_rate,
+        "reserved_credits": amount,
+        "actual_usage": 0,
+        "refund_amount": 0,
+        "success_count": 0,
+        "failed_count": 0,
+        "created_at": now,
+        "completed_at": None,
+        "expires_at": expires_at,
+        "metadata": {
+            "app_version": request.version,
+            "model_used": request.model,
+            "hardware_id": user.get("hardware_id"),
+        },
+    }
+
+    def work(unit: Unit) -> None:
+        ledger.hold(
+            unit,
+            user_id=user_id,
+            hold_id=job_token,
+            amount=amount,
+            expires_at=expires_at,
+            description=f"Reserve {request.file_count} files ({request.mode.value})",
+        )
+        unit.create(job_ref, job)
+        unit.update(db.collection(USERS).document(user_id), {"last_active": now})
+        audit(
+            unit,
+            AuditEvent.JOB_RESERVED,
+            user_id=user_id,
+            details={"job_token": job_token, "mode": request.mode.value,
+                     "reserved_credits": amount, "file_count": request.file_count},
+            now=now,
+        )
+
+    ledger.run(work)
+    concurrency = {
+        "image": settings.get("max_concurrent_images"),
+        "video": settings.get("max_concurrent_videos"),
+    }
+    config = encrypt_config(
+        {
+            "mode": request.mode.value,
+            "keyword_style": job["keyword_style"],
+            "prompt": prompt,
+            "prompts_version": settings.get("prompts_version"),
+        },
+        job_token,
+    )
+    return {
+        "job_token": job_token,
+        "reserved_credits": amount,
+        "photo_rate": photo_rate,
+        "video_rate": video_rate,
+        "config": config,
+        "dictionary": settings.get("dictionary") or "",
+        "blacklist": list(settings.get("blacklist") or []),
+        "concurrency": concurrency,
+        "cache_threshold": settings.get("context_cache_threshold"),
+    }
+
+
+def finalize(
+    db: firestore.Client, *, user_id: str, request: FinalizeRequest, now: datetime
+) -> dict[str, Any]:
+    """Charge what succeeded, refund the rest; ``{"refunded", "balance"}``; idempotent."""
+    ledger = ledger_for("bigeye")
+    job_ref = db.collection(JOBS).document(request.job_token)
+
+    def work(unit: Unit) -> dict[str, Any]:
+        snap = unit.get(job_ref)
+        job = snap.to_dict() or {} if snap.exists else None
+        if job is None or job.get("user_id") != user_id:
+            raise NotFound("Job not found")
+        status = job.get("status")
+        if status == JobStatus.EXPIRED.value:
+            raise Gone("Job expired; its reserved credits were refunded")
+        if status not in (JobStatus.RESERVED.value, JobStatus.COMPLETED.value):
+            raise Conflict(f"Job is {status} and cannot be finalized")
+        if request.success + request.failed > int(job["file_count"]):
+            raise InvalidInput("success + failed exceeds the job's file_count")
+        if status == JobStatus.RESERVED.value and now >= ensure_utc(job["expires_at"]):
+            raise Gone("Job expired; its reserved credits are refunded automatically")
+        if status == JobStatus.COMPLETED.value and (
+            job.get("success_count") != request.success
+            or job.get("failed_count") != request.failed
+        ):
+            raise Conflict("Job was already finalized with different counts")
+        used = actual_usage(job, request.success, request.photos, request.videos)
+        try:
+            result = ledger.settle(
+                unit,
+                hold_id=request.job_token,
+                used=used,
+                description=f"Job {request.job_token}: refund of {request.failed} failed files",
+            )
+        except Conflict:
+            raise Conflict("Job was already finalized with different counts") from None
+        refunded = result.amount if result.amount > 0 else 0
+        if not result.replayed:
+            unit.update(
+                job_ref,
+                {
+                    "status": JobStatus.COMPLETED.value,
+                    "actual_usage": used,
+                    "refund_amount": refunded,
+                    "success_count": request.success,
+                    "failed_count": request.failed,
+                    "completed_at": now,
+                },
+            )
+            audit(
+                unit,
+                AuditEvent.JOB_COMPLETED,
+                user_id=user_id,
+                details={"job_token": request.job_token, "actual_usage": used,
+                         "refund_amount": refunded, "success_count": request.success,
+                         "failed_count": request.failed},
+                now=now,
+            )
+        return {"refunded": refunded, "balance": result.balance_after}
+
+    return ledger.run(work)
+
+
+@dataclass(frozen=True)
+class ExpiryReport:
+    """What one expiry sweep did."""
+
+    expired: int
+    refunded_credits: int
+    skipped: int
+
+
+def expire_job(ledger: Ledger, job_token: str, now: datetime) -> int | None:
+    """Expire one job if it is still RESERVED and past ``expires_at``; credits refunded."""
+    db = ledger.db
+    job_ref = db.collection(JOBS).document(job_token)
+
+    def work(unit: Unit) -> int | None:
+        snap = unit.get(job_ref)
+        job = snap.to_dict() or {} if snap.exists else None
+        if job is None or job.get("status") != JobStatus.RESERVED.value:
+            return None
+        if ensure_utc(job["expires_at"]) > now:
+            return None
+        result = ledger.expire(unit, hold_id=job_token)
+        refunded = result.amount if result.amount > 0 else 0
+        unit.update(
+            job_ref,
+            {"status": JobStatus.EXPIRED.value, "actual_usage": 0, "refund_amount": refunded},
+        )
+        audit(
+            unit,
+            AuditEvent.JOB_EXPIRED_AUTO_REFUND,
+            user_id=str(job.get("user_id")),
+            details={"job_token": job_token, "refund_amount": refunded,
+                     "reserved_credits": job.get("reserved_credits"),
+                     "expires_at": job["expires_at"]},
+            now=now,
+        )
+        return refunded
+
+    return ledger.run(work)
+
+
+def expire_due_jobs(
+    db: firestore.Client, now: datetime, *, batch_size: int = 200, max_jobs: int = 5000
+) -> ExpiryReport:
+    """Expire every RESERVED job past ``expires_at`` (as of ``now``), each in its own unit."""
+    settings = get_settings()
+    ledger = Ledger(
+        db,
+        BIGEYE,
+        FixedClock(now),
+        max_amount=settings.ledger_max_amount,
+        max_attempts=settings.ledger_max_attempts,
+    )
+    expired = refunded = skipped = 0
+    seen: set[str] = set()
+    while len(seen) < max_jobs:
+        query = (
+            db.collection(JOBS)
+            .where(filter=firestore.FieldFilter("status", "==", JobStatus.RESERVED.value))
+            .where(filter=firestore.FieldFilter("expires_at", "<=", now))
+            .order_by("expires_at")
+            .limit(batch_size)
+        )
+        tokens = [snap.id for snap in query.stream() if snap.id not in seen]
+        if not tokens:
+            break
+        for token in tokens:
+            seen.add(token)
+            try:
+                amount = expire_job(ledger, token, now)
+            except (Conflict, NotFound) as exc:
+                # A job whose hold was closed some other way: report, never force.
+                log(logger, logging.ERROR, f"job not expired: {exc}", job_token=token)
+                skipped += 1
+                continue
+            if amount is None:
+                skipped += 1
+            else:
+                expired += 1
+                refunded += amount
+    return ExpiryReport(expired=expired, refunded_credits=refunded, skipped=skipped)
