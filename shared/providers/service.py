@@ -1,0 +1,397 @@
+"""Provider operations on Firestore: one atomic unit per provider event, and the hourly reset.
+
+Per event, ONE optimistic unit (``shared.atomic``) reads the event's marker
+(``processed_provider_events/{event_id}``), the provider's history
+(``provider_event_windows/{provider}``) and the model's quotas, and commits together: the
+marker (so the event counts once), the new history (guarded by "unchanged since read": the
+per-provider serialisation point), ``model_provider_health/{provider}``,
+``circuit_breakers/{provider}``, the counted ``model_quotas`` and every alert change. Health
+and breaker documents are blind merges: only units that won the history precondition write
+them, so they never go backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from google.cloud import firestore
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.atomic import Unit, chunked, run_atomically
+from shared.clock import ensure_utc
+from shared.errors import InvalidInput
+from shared.logs import get_logger, log
+from shared.providers.core import (
+    Admission,
+    Alert,
+    BreakerState,
+    HealthStatus,
+    History,
+    Observation,
+    Outcome,
+    ProviderState,
+    Thresholds,
+    admit,
+    breaker_document,
+    health_document,
+)
+from shared.providers.quotas import (
+    Quota,
+    QuotaType,
+    count,
+    quota_id,
+    reset_due,
+    usd_to_micro,
+)
+from shared.settings import get_settings
+
+logger = get_logger(__name__)
+
+HEALTH = "model_provider_health"
+BREAKERS = "circuit_breakers"
+QUOTAS = "model_quotas"
+ALERTS = "model_router_alerts"
+WINDOWS = "provider_event_windows"
+MARKERS = "processed_provider_events"
+
+MARKER_TTL = timedelta(days=30)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$"
+EVENT_ID_PATTERN = r"^[^/\s_][^/\s]{0,199}$"  # a Firestore document id: no "/", no "__x__"
+
+
+class ProviderEvent(BaseModel):
+    """One ``provider-events`` message (CONTRACT.md section 3)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: str = Field(pattern=EVENT_ID_PATTERN)
+    provider: str = Field(pattern=ID_PATTERN)
+    model_id: str = Field(pattern=MODEL_PATTERN)
+    task_type: str | None = Field(default=None, max_length=40)
+    outcome: Outcome
+    latency_ms: float | None = Field(default=None, ge=0, le=3_600_000)
+    tokens: int = Field(default=0, ge=0, le=100_000_000)
+    cost_usd: Decimal = Field(default=Decimal(0), ge=0, le=Decimal(100_000))
+    error: str | None = Field(default=None, max_length=10_000)
+    occurred_at: datetime | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else ensure_utc(value)
+
+    @field_validator("latency_ms", "cost_usd", mode="before")
+    @classmethod
+    def _no_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a number")
+        return value
+
+
+def thresholds() -> Thresholds:
+    """The configured thresholds (``PROVIDER_THRESHOLDS`` JSON over the defaults)."""
+    overrides = getattr(get_settings(), "provider_thresholds", None) or {}
+    try:
+        return Thresholds(**overrides)
+    except ValueError as exc:
+        raise InvalidInput(f"PROVIDER_THRESHOLDS is invalid: {exc}") from None
+
+
+# -- (de)serialisation of the history document --------------------------------------------
+
+
+def _state_doc(s: ProviderState) -> dict[str, Any]:
+    return {
+        "breaker": s.breaker.value,
+        "opened_at": s.opened_at,
+        "closed_at": s.closed_at,
+        "half_open_attempts": s.half_open_attempts,
+        "half_open_successes": s.half_open_successes,
+        "consecutive_successes": s.consecutive_successes,
+        "consecutive_failures": s.consecutive_failures,
+        "last_error": s.last_error,
+        "last_error_at": s.last_error_at,
+        "status": s.status.value,
+        "last_at": s.last_key[0] if s.last_key else None,
+        "last_event_id": s.last_key[1] if s.last_key else None,
+        "breaker_alert_id": s.breaker_alert_id,
+        "health_alert_id": s.health_alert_id,
+        "opened_count": s.opened_count,
+    }
+
+
+def _state_from(d: dict[str, Any]) -> ProviderState:
+    last_at, last_id = d.get("last_at"), d.get("last_event_id")
+    return ProviderState(
+        breaker=BreakerState(d.get("breaker") or "closed"),
+        opened_at=d.get("opened_at"),
+        closed_at=d.get("closed_at"),
+        half_open_attempts=int(d.get("half_open_attempts") or 0),
+        half_open_successes=int(d.get("half_open_successes") or 0),
+        consecutive_successes=int(d.get("consecutive_successes") or 0),
+        consecutive_failures=int(d.get("consecutive_failures") or 0),
+        last_error=d.get("last_error"),
+        last_error_at=d.get("last_error_at"),
+        status=HealthStatus(d.get("status") or "healthy"),
+        last_key=(last_at, last_id) if last_at is not None and last_id is not None else None,
+        breaker_alert_id=d.get("breaker_alert_id"),
+        health_alert_id=d.get("health_alert_id"),
+        opened_count=int(d.get("opened_count") or 0),
+    )
+
+
+def history_to_doc(provider: str, h: History) -> dict[str, Any]:
+    return {
+        "provider": provider,
+        "base": _state_doc(h.base),
+        "tail": [
+            {
+                "id": o.event_id,
+                "at": o.at,
+                "outcome": None if o.outcome is None else o.outcome.value,
+                "latency_ms": o.latency_ms,
+                "error": None if o.error is None else o.error[:120],
+            }
+            for o in h.tail
+        ],
+        "error_buckets": dict(h.error_buckets),
+        "alerts": dict(h.tracked),
+        "as_of": h.as_of,
+    }
+
+
+def history_from_doc(d: dict[str, Any] | None) -> History:
+    if not d:
+        return History()
+    tail = tuple(
+        Observation(
+            at=ensure_utc(o["at"]),
+            event_id=str(o["id"]),
+            outcome=None if o.get("outcome") is None else Outcome(o["outcome"]),
+            latency_ms=o.get("latency_ms"),
+            error=o.get("error"),
+        )
+        for o in d.get("tail") or []
+    )
+    return History(
+        base=_state_from(d.get("base") or {}),
+        tail=tail,
+        error_buckets={str(k): int(v) for k, v in (d.get("error_buckets") or {}).items()},
+        tracked=dict(d.get("alerts") or {}),
+    )
+
+
+# -- one event ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventResult:
+    """What recording one provider event did."""
+
+    event_id: str
+    provider: str
+    duplicate: bool = False
+    late: bool = False
+    status: str | None = None
+    breaker: str | None = None
+    quotas_counted: int = 0
+    alerts_written: int = 0
+
+
+def _apply_alert_writes(unit: Unit, db: firestore.Client, admission: Admission) -> int:
+    for write in admission.alert_writes:
+        unit.merge(db.collection(ALERTS).document(write.alert_id), write.fields)
+    return len(admission.alert_writes)
+
+
+def _quota_amount(q: Quota, event: ProviderEvent) -> int:
+    if q.quota_type == QuotaType.REQUESTS:
+        return 1
+    if q.quota_type == QuotaType.TOKENS:
+        return event.tokens
+    return usd_to_micro(event.cost_usd)
+
+
+def _resolve_quota_alerts(
+    unit: Unit, db: firestore.Client, resolved: tuple[tuple[str, datetime], ...]
+) -> int:
+    """Set ``resolved_at`` on the quota alerts of a window that ended (those that exist)."""
+    if not resolved:
+        return 0
+    refs = [db.collection(ALERTS).document(aid) for aid, _ in resolved]
+    written = 0
+    for ref, snap, (_, at) in zip(refs, unit.get_all(refs), resolved, strict=True):
+        if snap.exists and snap.get("resolved_at") is None:
+            unit.update(ref, {"resolved_at": at})
+            written += 1
+    return written
+
+
+def _create_alert(unit: Unit, db: firestore.Client, alert: Alert) -> None:
+    unit.merge(db.collection(ALERTS).document(alert.alert_id), alert.document())
+
+
+def record_event(
+    db: firestore.Client,
+    event: ProviderEvent,
+    *,
+    now: datetime,
+    th: Thresholds | None = None,
+) -> EventResult:
+    """Count one provider call once: health, breaker, quotas and alerts, atomically."""
+    th = th or thresholds()
+    at = event.occurred_at or now
+    if at > now + MAX_CLOCK_SKEW:
+        raise InvalidInput(f"occurred_at {at.isoformat()} is in the future")
+    obs = Observation(
+        at=at,
+        event_id=event.event_id,
+        outcome=event.outcome,
+        latency_ms=event.latency_ms,
+        error=event.error,
+    )
+    provider = event.provider
+    marker_ref = db.collection(MARKERS).document(event.event_id)
+    window_ref = db.collection(WINDOWS).document(provider)
+    quota_refs = [
+        db.collection(QUOTAS).document(quota_id(provider, event.model_id, t)) for t in QuotaType
+    ]
+
+    def work(unit: Unit) -> EventResult:
+        marker, window, *quota_snaps = unit.get_all([marker_ref, window_ref, *quota_refs])
+        if marker.exists:
+            return EventResult(event.event_id, provider, duplicate=True)
+        admission = admit(provider, history_from_doc(window.to_dict()), obs, th)
+        unit.create(
+            marker_ref,
+            {
+                "provider": provider,
+                "model_id": event.model_id,
+                "outcome": event.outcome.value,
+                "occurred_at": at,
+                "processed_at": now,
+                "late": admission.late,
+                "expire_at": at + MARKER_TTL,
+            },
+        )
+        unit.set(window_ref, history_to_doc(provider, admission.history))
+        unit.merge(db.collection(HEALTH).document(provider), health_document(provider, admission))
+        unit.merge(
+            db.collection(BREAKERS).document(provider), breaker_document(provider, admission, th)
+        )
+        alerts = _apply_alert_writes(unit, db, admission)
+        counted = 0
+        for ref, snap in zip(quota_refs, quota_snaps, strict=True):
+            if not snap.exists:
+                continue
+            quota = Quota.from_document(snap.to_dict() or {})
+            change = count(quota, at, _quota_amount(quota, event), th)
+            if not change.changed:
+                continue
+            unit.update(ref, change.quota.document())
+            counted += change.counted
+            for alert in change.raised:
+                _create_alert(unit, db, alert)
+            alerts += len(change.raised) + _resolve_quota_alerts(unit, db, change.resolved)
+        return EventResult(
+            event.event_id,
+            provider,
+            late=admission.late,
+            status=admission.state.status.value,
+            breaker=admission.state.breaker.value,
+            quotas_counted=counted,
+            alerts_written=alerts,
+        )
+
+    result = run_atomically(db, work, max_attempts=get_settings().ledger_max_attempts)
+    if result.late:
+        log(logger, logging.WARNING, "provider event older than the retained history",
+            event_id=event.event_id, provider=provider, occurred_at=at.isoformat())
+    return result
+
+
+# -- the schedule ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResetReport:
+    """What one run of ``cron-reset-quotas`` did."""
+
+    at: datetime
+    quotas_reset: int
+    alerts_resolved: int
+    providers_ticked: int
+
+
+def tick_provider(db: firestore.Client, provider: str, at: datetime, th: Thresholds) -> bool:
+    """Re-evaluate a provider at ``at`` (cooldown elapsed? window moved?); True if written."""
+    window_ref = db.collection(WINDOWS).document(provider)
+    tick = Observation(at=at, event_id=f"tick:{at.strftime('%Y%m%dT%H%M%S')}")
+
+    def work(unit: Unit) -> bool:
+        snap = unit.get(window_ref)
+        if not snap.exists:
+            return False
+        history = history_from_doc(snap.to_dict())
+        as_of = history.as_of
+        if as_of is not None and as_of >= at:
+            return False  # events newer than the schedule time already moved it
+        admission = admit(provider, history, tick, th)
+        if admission.duplicate or admission.late:
+            return False
+        unit.set(window_ref, history_to_doc(provider, admission.history))
+        unit.merge(db.collection(HEALTH).document(provider), health_document(provider, admission))
+        unit.merge(
+            db.collection(BREAKERS).document(provider), breaker_document(provider, admission, th)
+        )
+        _apply_alert_writes(unit, db, admission)
+        return True
+
+    return run_atomically(db, work)
+
+
+def reset_quotas(db: firestore.Client, at: datetime, *, th: Thresholds | None = None) -> ResetReport:
+    """Reset every quota whose window ended by ``at``; re-evaluate providers that are not well.
+
+    Idempotent: a rerun for the same ``at`` finds nothing due and writes nothing.
+    """
+    th = th or thresholds()
+    due = [
+        snap.reference
+        for snap in db.collection(QUOTAS)
+        .where(filter=firestore.FieldFilter("reset_at", "<=", at))
+        .stream()
+    ]
+    reset = resolved = 0
+    for refs in chunked(due, 100):
+
+        def work(unit: Unit, refs: list[Any] = refs) -> tuple[int, int]:
+            n = r = 0
+            for ref, snap in zip(refs, unit.get_all(refs), strict=True):
+                if not snap.exists:
+                    continue
+                change = reset_due(Quota.from_document(snap.to_dict() or {}), at, th)
+                if not change.rolled:
+                    continue
+                unit.update(ref, change.quota.document())
+                n += 1
+                r += _resolve_quota_alerts(unit, db, change.resolved)
+            return n, r
+
+        n, r = run_atomically(db, work)
+        reset += n
+        resolved += r
+    ticked = 0
+    for snap in db.collection(BREAKERS).stream():
+        data = snap.to_dict() or {}
+        health = db.collection(HEALTH).document(snap.id).get().to_dict() or {}
+        if data.get("state") == "closed" and health.get("status") in (None, "healthy"):
+            continue
+        ticked += tick_provider(db, snap.id, at, th)
+    return ResetReport(at, reset, resolved, ticked)
