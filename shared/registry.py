@@ -162,6 +162,24 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         timeout_s=300,
         max_instances=1,
     ),
+    FunctionSpec(
+        name="provider-events",
+        module="provider_events",
+        entry_point="provider_events",
+        trigger=Topic(topic="provider-events"),
+        description="Count one model-provider call: health, circuit breaker, quotas, alerts",
+        max_instances=50,
+        concurrency=8,
+    ),
+    FunctionSpec(
+        name="cron-reset-quotas",
+        module="cron_reset_quotas",
+        entry_point="cron_reset_quotas",
+        trigger=Schedule(topic="cron-reset-quotas", cron="0 * * * *"),
+        description="Reset model quota windows by reset_period; re-check unwell providers",
+        timeout_s=300,
+        max_instances=1,
+    ),
 )
 
 

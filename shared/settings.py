@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     ledger_max_amount: int = 1_000_000_000
     ledger_max_attempts: int = 60
 
+    # Model-provider operations (docs/providers.md): JSON overrides of the thresholds, e.g.
+    # PROVIDER_THRESHOLDS='{"failure_threshold": 3}'; pipeline_config flags' defaults.
+    provider_thresholds: dict[str, float] = Field(default_factory=dict)
+    pipeline_config_document: str = "global"
+    pipeline_flags: dict[str, bool] = Field(default_factory=dict)
+
     def stripe_secrets(self) -> list[str]:
         """All webhook secrets accepted now (rotation: old and new, comma separated)."""
         raw = self.stripe_webhook_secret.get_secret_value()
