@@ -1,0 +1,364 @@
+"""Pure billing rules: prices to credits and tiers, event order, clawbacks, documents.
+
+No I/O and no clock here: everything takes values and returns values, so each rule is
+tested without an emulator (tests/stripe/test_rules.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from shared.billing.events import LineItem, PriceRef
+
+
+class Tier(StrEnum):
+    """KitesForU's SubscriptionTier (000), spelled as the seed spells it."""
+
+    FREE = "FREE"
+    ENTHU = "ENTHU"
+    PRO = "PRO"
+    PRO_PLUS = "PRO_PLUS"
+    ULTIMATE = "ULTIMATE"
+    PAYG = "PAYG"
+
+
+class Unresolvable(Exception):
+    """The event cannot be applied as it stands (no user, unknown price): park it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# Stripe statuses in which the subscriber keeps the tier they pay for.
+ENTITLED_STATUSES = frozenset({"active", "trialing", "past_due"})
+# Kaiwa's `status` enum (001) is active/canceled/past_due/trialing; Stripe has more.
+_KAIWA_STATUS = {
+    "active": "active",
+    "trialing": "trialing",
+    "past_due": "past_due",
+    "unpaid": "past_due",
+    "incomplete": "past_due",
+    "canceled": "canceled",
+    "incomplete_expired": "canceled",
+    "paused": "canceled",
+}
+# Events that carry a subscription's state, in the order they happen for equal `created`.
+_STATE_RANK = {
+    "customer.subscription.created": 0,
+    "customer.subscription.updated": 1,
+    "invoice.payment_failed": 2,
+    "customer.subscription.deleted": 3,
+}
+_KAIWA_NAMESPACE = uuid.UUID("0b6c7c1e-3f58-5a47-9d43-6a0f5f2f7a11")
+
+
+@dataclass(frozen=True)
+class PriceRule:
+    """What the configured map says about one price (``billing_config/stripe_prices``)."""
+
+    credits: int | None = None
+    tier: str | None = None
+
+
+@dataclass(frozen=True)
+class BillingConfig:
+    """Prices, tiers and (Kaiwa) price -> tierId, as read from Firestore."""
+
+    prices: Mapping[str, PriceRule] = field(default_factory=dict)
+    tier_credits: Mapping[str, int] = field(default_factory=dict)
+    kaiwa_tiers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_documents(
+        cls,
+        prices_doc: Mapping[str, Any] | None,
+        tiers_doc: Mapping[str, Any] | None,
+        kaiwa_tiers: Iterable[tuple[str, Mapping[str, Any]]] = (),
+    ) -> BillingConfig:
+        """Build from ``billing_config/stripe_prices``, ``billing_config/tiers``, ``tiers``."""
+        prices: dict[str, PriceRule] = {}
+        for price_id, raw in ((prices_doc or {}).get("prices") or {}).items():
+            if isinstance(raw, Mapping):
+                prices[str(price_id)] = PriceRule(
+                    credits=positive_int(raw.get("credits")),
+                    tier=str(raw["tier"]) if raw.get("tier") else None,
+                )
+        tier_credits: dict[str, int] = {}
+        for tier, raw in ((tiers_doc or {}).get("tiers") or {}).items():
+            if isinstance(raw, Mapping):
+                value = raw.get("monthly_credits")
+                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                    tier_credits[str(tier)] = value
+        by_price: dict[str, str] = {}
+        for tier_id, doc in kaiwa_tiers:
+            for name in ("stripePriceIdMonthly", "stripePriceIdAnnual"):
+                price_id = doc.get(name)
+                if isinstance(price_id, str) and price_id:
+                    by_price[price_id] = tier_id
+        return cls(prices=prices, tier_credits=tier_credits, kaiwa_tiers=by_price)
+
+
+def positive_int(value: Any) -> int | None:
+    """A whole positive number from config or metadata ("500" or 500), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+        return number if number > 0 else None
+    return None
+
+
+def _metadata_credits(price: PriceRef) -> int | None:
+    return positive_int(price.metadata.get("credits")) or positive_int(
+        price.product_metadata.get("credits")
+    )
+
+
+# -- purchases -----------------------------------------------------------------------------
+def pack_credits(
+    items: list[LineItem], metadata: Mapping[str, str], config: BillingConfig
+) -> tuple[int, list[str]]:
+    """Credits a one-time Checkout purchase buys, and the prices it bought.
+
+    Per line: ``price.metadata.credits`` > ``product.metadata.credits`` > the configured
+    map, times the quantity. Webhook payloads do not include line items unless expanded,
+    so without them the session's ``metadata.price_id`` (and ``metadata.quantity``) name
+    the price, and a bare ``metadata.credits`` is the last resort.
+    """
+    if not items and metadata.get("price_id"):
+        quantity = positive_int(metadata.get("quantity")) or 1
+        items = [LineItem(price=PriceRef(id=metadata["price_id"]), quantity=quantity)]
+    if items:
+        total = 0
+        prices = []
+        for item in items:
+            if item.price is None:
+                raise Unresolvable("a line item has no price")
+            per_unit = _metadata_credits(item.price)
+            if per_unit is None:
+                rule = config.prices.get(item.price.id)
+                per_unit = rule.credits if rule else None
+            if per_unit is None:
+                raise Unresolvable(f"no credits configured for price {item.price.id}")
+            total += per_unit * item.quantity
+            prices.append(item.price.id)
+        return total, prices
+    credits = positive_int(metadata.get("credits"))
+    if credits is None:
+        raise Unresolvable("the session names no price (metadata.price_id) and no credits")
+    return credits, []
+
+
+# -- subscriptions -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """What a subscription price means: its tier and the credits granted each period."""
+
+    price_id: str
+    tier: str
+    monthly_credits: int
+
+
+def subscription_plan(price: PriceRef, config: BillingConfig, profile: str) -> Plan:
+    """The plan of a recurring price under a schema profile (Unresolvable if unknown).
+
+    KitesForU and BigEye: tier = ``price.metadata.tier`` > ``product.metadata.tier`` > the
+    map's ``tier`` (one of the SubscriptionTier values); credits = ``metadata.credits``
+    (price, then product) > the map's ``credits`` > the tier's ``monthly_credits``.
+    Kaiwa: tierId = the ``tiers`` document whose ``stripePriceIdMonthly`` or
+    ``stripePriceIdAnnual`` is the price; credits as above without a tier default (0).
+    """
+    rule = config.prices.get(price.id) or PriceRule()
+    explicit = _metadata_credits(price) or rule.credits
+    if profile == "kaiwa":
+        tier_id = config.kaiwa_tiers.get(price.id)
+        if tier_id is None:
+            raise Unresolvable(f"no Kaiwa tier has price {price.id}")
+        return Plan(price.id, tier_id, explicit or 0)
+    tier = price.metadata.get("tier") or price.product_metadata.get("tier") or rule.tier
+    if tier is None:
+        raise Unresolvable(f"no tier configured for price {price.id}")
+    if tier not in Tier.__members__:
+        raise Unresolvable(f"price {price.id} names an unknown tier {tier!r}")
+    credits = explicit if explicit is not None else config.tier_credits.get(tier)
+    if credits is None:
+        raise Unresolvable(f"tier {tier} has no monthly_credits configured")
+    return Plan(price.id, tier, credits)
+
+
+OrderKey = tuple[int, int, str]
+
+
+def order_key(created: int, event_type: str, event_id: str) -> OrderKey:
+    """A total order on a subscription's state events: time, then lifecycle step, then id.
+
+    Stripe's ``created`` has one-second resolution and deliveries are unordered; ranking
+    created < updated < payment_failed < deleted within a second and then the event id
+    makes every delivery order converge on the same final state.
+    """
+    return (created, _STATE_RANK.get(event_type, 1), event_id)
+
+
+def is_newer(incoming: OrderKey, stored: OrderKey | None) -> bool:
+    """True when ``incoming`` should overwrite the state recorded by ``stored``."""
+    return stored is None or incoming > stored
+
+
+def stored_key(state: Mapping[str, Any]) -> OrderKey | None:
+    """The order key kept in a ``stripe_subscription_state`` document."""
+    created = state.get("event_created")
+    if not isinstance(created, int):
+        return None
+    return (created, int(state.get("event_rank") or 0), str(state.get("event_id") or ""))
+
+
+def user_tier(status: str, plan_tier: str) -> str:
+    """The tier a user has while their subscription is in ``status``."""
+    return plan_tier if status in ENTITLED_STATUSES else Tier.FREE.value
+
+
+def kaiwa_status(status: str) -> str:
+    """Stripe's status in Kaiwa's four-value enum."""
+    return _KAIWA_STATUS.get(status, "canceled")
+
+
+def kaiwa_id(kind: str, stripe_id: str) -> str:
+    """A deterministic UUID for a Kaiwa document (``subscription``/``invoice``/``payment``)."""
+    return str(uuid.uuid5(_KAIWA_NAMESPACE, f"{kind}:{stripe_id}"))
+
+
+def granted_this_period(period_start: int | None, granted_periods: Iterable[int]) -> bool:
+    """Whether the period starting at ``period_start`` has had its grant."""
+    return period_start is not None and period_start in set(granted_periods)
+
+
+def with_granted(granted_periods: Iterable[int], period_start: int, keep: int = 36) -> list[int]:
+    """The granted period starts plus one, newest ``keep`` kept, sorted."""
+    return sorted(set(granted_periods) | {period_start})[-keep:]
+
+
+def instant(epoch_s: int | None) -> datetime | None:
+    """A Stripe epoch timestamp as an aware UTC datetime."""
+    return None if epoch_s is None else datetime.fromtimestamp(epoch_s, UTC)
+
+
+# -- clawbacks -----------------------------------------------------------------------------
+def clawback_target(credits: int, paid_amount: int, returned_amount: int) -> int:
+    """Credits to take back in total when ``returned_amount`` of ``paid_amount`` went back.
+
+    Proportional and rounded down (in minor units, integers only); a full refund takes
+    back exactly ``credits``.
+    """
+    if paid_amount <= 0 or returned_amount <= 0:
+        return 0
+    if returned_amount >= paid_amount:
+        return credits
+    return credits * returned_amount // paid_amount
+
+
+def clawback_delta(target: int, already: int, remaining: int) -> int:
+    """What to take back now: up to ``target`` in total, never more than remains."""
+    return max(0, min(target - already, remaining))
+
+
+# -- documents -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SubscriptionSnapshot:
+    """A subscription's state as the latest applied event told it."""
+
+    subscription_id: str
+    customer_id: str
+    status: str
+    price_id: str
+    tier: str
+    monthly_credits: int
+    current_period_start: int | None
+    current_period_end: int | None
+    cancel_at_period_end: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subscription_id": self.subscription_id,
+            "customer_id": self.customer_id,
+            "status": self.status,
+            "price_id": self.price_id,
+            "tier": self.tier,
+            "monthly_credits": self.monthly_credits,
+            "current_period_start": self.current_period_start,
+            "current_period_end": self.current_period_end,
+            "cancel_at_period_end": self.cancel_at_period_end,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SubscriptionSnapshot:
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+def kitesforu_subscription_doc(snap: SubscriptionSnapshot, granted: bool) -> dict[str, Any]:
+    """``subscriptions/{subscription_id}`` with exactly 000's fields."""
+    return {
+        "stripe_subscription_id": snap.subscription_id,
+        "stripe_customer_id": snap.customer_id,
+        "tier": snap.tier,
+        "status": snap.status,
+        "current_period_start": instant(snap.current_period_start),
+        "current_period_end": instant(snap.current_period_end),
+        "cancel_at_period_end": snap.cancel_at_period_end,
+        "monthly_credits": snap.monthly_credits,
+        "credits_granted_this_period": granted,
+    }
+
+
+def kaiwa_subscription_doc(snap: SubscriptionSnapshot, user_id: str) -> dict[str, Any]:
+    """Kaiwa's ``subscriptions/{id}`` with exactly 001's camelCase fields."""
+    status = kaiwa_status(snap.status)
+    return {
+        "userId": user_id,
+        "tierId": snap.tier,
+        "stripeSubscriptionId": snap.subscription_id,
+        "stripeCustomerId": snap.customer_id,
+        "stripePriceId": snap.price_id,
+        "status": status,
+        "currentPeriodStart": instant(snap.current_period_start),
+        "currentPeriodEnd": instant(snap.current_period_end),
+        "isActive": status in {"active", "trialing"},
+    }
+
+
+def kaiwa_payment_doc(
+    *,
+    user_id: str,
+    subscription_id: str | None,
+    payment_intent: str | None,
+    invoice_id: str | None,
+    amount: int,
+    currency: str | None,
+    status: str,
+) -> dict[str, Any]:
+    """Kaiwa's ``payments/{id}`` with exactly 001's fields (amount in minor units)."""
+    return {
+        "userId": user_id,
+        "subscriptionId": subscription_id,
+        "stripePaymentIntentId": payment_intent,
+        "stripeInvoiceId": invoice_id,
+        "amount": amount,
+        "currency": currency,
+        "status": status,
+    }
+
+
+def kitesforu_user_fields(snap: SubscriptionSnapshot) -> dict[str, Any]:
+    """The subscription fields of a KitesForU ``users`` document."""
+    return {
+        "tier": user_tier(snap.status, snap.tier),
+        "subscription_status": snap.status,
+        "subscription_period_end": instant(snap.current_period_end),
+    }

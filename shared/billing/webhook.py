@@ -1,0 +1,50 @@
+"""The webhook's edge: size limit, signature check on the raw body, envelope parsing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import stripe
+
+from shared.billing.events import StripeEvent
+from shared.entry import parse_model
+from shared.errors import InvalidInput, PayloadTooLarge
+
+
+def read_body(request: Any, max_bytes: int) -> bytes:
+    """The raw body, never more than ``max_bytes`` read (PayloadTooLarge beyond)."""
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes")
+    raw: bytes = request.stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes")
+    return raw
+
+
+def verify_signature(raw: bytes, header: str | None, secrets: list[str], tolerance_s: int) -> None:
+    """Accept the body if its ``Stripe-Signature`` matches any current secret (rotation)."""
+    if not header:
+        raise InvalidInput("missing Stripe-Signature header")
+    if not secrets:
+        raise InvalidInput("no webhook secret is configured")
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(raw, header, secret, tolerance_s)
+            return
+        except stripe.SignatureVerificationError:
+            continue
+    raise InvalidInput("invalid Stripe signature (wrong secret, tampered body or stale timestamp)")
+
+
+def parse_event(raw: bytes) -> tuple[StripeEvent, str]:
+    """The verified body as an event envelope and as text (InvalidInput when malformed)."""
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidInput("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the body is not a Stripe event object")
+    return parse_model(StripeEvent, data), text
