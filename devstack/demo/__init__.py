@@ -13,6 +13,15 @@ from typing import Any
 SECTIONS: list[Callable[[Any, datetime], None]] = []
 
 
+def _billing_seed(db: Any, now: datetime) -> None:
+    from devstack.demo import billing
+
+    billing.seed(db, now)
+
+
+SECTIONS.append(_billing_seed)
+
+
 def seed_all(db: Any, now: datetime) -> None:
     """Write every demo section (idempotent: documents are set by fixed ids)."""
     for seed in SECTIONS:
