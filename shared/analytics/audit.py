@@ -1,0 +1,65 @@
+"""``profit_audit_log`` entries for changes of engine costs and plan pricing.
+
+One entry per document change, with the whole document before and after (``None`` when
+created or deleted), ``changed_by`` from the document's ``updated_by`` (the deleted
+document's on a deletion; ``"unknown"`` if absent), ``changed_at`` from its ``updated_at``
+(else the event time) and ``reason`` from its ``reason`` or ``notes`` field (else a short
+description of the change). The entry id is derived from the event id, so a redelivered
+event writes nothing; a write that changes nothing is not recorded. The trigger never
+writes the collection it watches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from shared.clock import ensure_utc
+
+AUDIT_LOG = "profit_audit_log"
+
+
+def audit_entry(*, action_type: str, entity_type: str, entity_id: str,
+                before: dict[str, Any] | None, after: dict[str, Any] | None,
+                event_time: datetime) -> dict[str, Any] | None:
+    """The audit document for one change (pure), or None when nothing changed."""
+    if before == after:
+        return None
+    current = after if after is not None else (before or {})
+    changed_by = current.get("updated_by")
+    updated_at = (after or {}).get("updated_at")
+    changed_at = ensure_utc(updated_at) if isinstance(updated_at, datetime) else event_time
+    reason = (after or {}).get("reason") or (after or {}).get("notes")
+    if not isinstance(reason, str) or not reason.strip():
+        reason = "created" if before is None else "deleted" if after is None else "updated"
+    return {
+        "action_type": action_type,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "before_value": before,
+        "after_value": after,
+        "changed_by": str(changed_by) if changed_by else "unknown",
+        "changed_at": changed_at,
+        "reason": reason,
+    }
+
+
+def entry_id(action_type: str, event_id: str) -> str:
+    return f"{action_type}_{hashlib.sha256(event_id.encode()).hexdigest()[:32]}"
+
+
+def record_change(db: firestore.Client, *, event_id: str, **kwargs: Any) -> str | None:
+    """Write the entry for one change once; returns its id (None when nothing changed)."""
+    entry = audit_entry(**kwargs)
+    if entry is None:
+        return None
+    doc_id = entry_id(entry["action_type"], event_id)
+    try:
+        db.collection(AUDIT_LOG).document(doc_id).create(entry)
+    except gexc.AlreadyExists:
+        pass  # a redelivered event
+    return doc_id
