@@ -36,7 +36,14 @@ def cron_reset_quotas(message: PubSubMessage) -> Any:
     request = parse_model(ResetRequest, message.json() if message.data else {})
     at = ensure_utc(request.at) if request.at else (message.publish_time or get_clock().now())
     report = reset_quotas(firestore_client(), at)
-    log(logger, logging.INFO, "quota windows reset", function="cron-reset-quotas",
-        at=at.isoformat(), quotas_reset=report.quotas_reset,
-        alerts_resolved=report.alerts_resolved, providers_ticked=report.providers_ticked)
+    log(
+        logger,
+        logging.INFO,
+        "quota windows reset",
+        function="cron-reset-quotas",
+        at=at.isoformat(),
+        quotas_reset=report.quotas_reset,
+        alerts_resolved=report.alerts_resolved,
+        providers_ticked=report.providers_ticked,
+    )
     return report

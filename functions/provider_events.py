@@ -28,7 +28,16 @@ def provider_events(message: PubSubMessage) -> Any:
     if event.occurred_at is None and message.publish_time is not None:
         event = event.model_copy(update={"occurred_at": message.publish_time})
     result = record_event(firestore_client(), event, now=get_clock().now())
-    log(logger, logging.DEBUG, "provider event recorded", function="provider-events",
-        event_id=event.event_id, provider=event.provider, duplicate=result.duplicate,
-        late=result.late, status=result.status, breaker=result.breaker)
+    log(
+        logger,
+        logging.DEBUG,
+        "provider event recorded",
+        function="provider-events",
+        event_id=event.event_id,
+        provider=event.provider,
+        duplicate=result.duplicate,
+        late=result.late,
+        status=result.status,
+        breaker=result.breaker,
+    )
     return result

@@ -13,6 +13,24 @@ from typing import Any
 SECTIONS: list[Callable[[Any, datetime], None]] = []
 
 
+def _usage_seed(db: Any, now: datetime) -> None:
+    from devstack.demo import usage
+
+    usage.seed(db, now)
+
+
+SECTIONS.append(_usage_seed)
+
+
+def _bigeye_seed(db: Any, now: datetime) -> None:
+    from devstack.demo import bigeye
+
+    bigeye.seed(db, now)
+
+
+SECTIONS.append(_bigeye_seed)
+
+
 def _billing_seed(db: Any, now: datetime) -> None:
     from devstack.demo import billing
 
@@ -20,6 +38,15 @@ def _billing_seed(db: Any, now: datetime) -> None:
 
 
 SECTIONS.append(_billing_seed)
+
+
+def _providers_seed(db: Any, now: datetime) -> None:
+    from devstack.demo import providers
+
+    providers.seed(db, now)
+
+
+SECTIONS.append(_providers_seed)
 
 
 def seed_all(db: Any, now: datetime) -> None:

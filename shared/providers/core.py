@@ -311,15 +311,15 @@ def replay(
             window.popleft()
 
         # Open -> half-open once the cooldown has elapsed (by event time).
-        if state.breaker == BreakerState.OPEN and state.opened_at is not None:
-            if t >= state.opened_at + cooldown:
-                state = replace(
-                    state,
-                    breaker=BreakerState.HALF_OPEN,
-                    half_open_attempts=0,
-                    half_open_successes=0,
-                )
-                out.transitions.append(("breaker", "half_open", state.opened_at + cooldown))
+        opened_at = state.opened_at
+        if state.breaker == BreakerState.OPEN and opened_at and t >= opened_at + cooldown:
+            state = replace(
+                state,
+                breaker=BreakerState.HALF_OPEN,
+                half_open_attempts=0,
+                half_open_successes=0,
+            )
+            out.transitions.append(("breaker", "half_open", opened_at + cooldown))
 
         if not obs.is_tick:
             if obs.ok:
@@ -433,9 +433,7 @@ def _breaker_step(
         since = state.closed_at
         stats = window_stats(o for o in window if since is None or o.at > since)
         if stats.count >= th.failure_rate_min_events and stats.failure_rate >= th.failure_rate:
-            return open_(
-                f"failure rate {stats.failure_rate:.2f} over {stats.count} calls", stats
-            )
+            return open_(f"failure rate {stats.failure_rate:.2f} over {stats.count} calls", stats)
         return state
     if state.breaker == BreakerState.HALF_OPEN:
         if state.half_open_attempts >= th.half_open_max_attempts:
@@ -564,9 +562,7 @@ def admit(provider: str, history: History, obs: Observation, th: Thresholds) -> 
         oldest = hour_key(as_of - timedelta(hours=47))
         buckets = {k: n for k, n in buckets.items() if k >= oldest}
 
-    desired: dict[str, datetime | None] = {
-        aid: a.resolved_at for aid, a in result.alerts.items()
-    }
+    desired: dict[str, datetime | None] = {aid: a.resolved_at for aid, a in result.alerts.items()}
     for aid in (base.breaker_alert_id, base.health_alert_id):
         if aid is not None:
             desired[aid] = result.resolved.get(aid)
@@ -583,9 +579,7 @@ def admit(provider: str, history: History, obs: Observation, th: Thresholds) -> 
         if aid not in desired and aid not in frozen:
             # A late event changed the history: this transition no longer happened.
             writes.append(
-                AlertWrite(
-                    aid, "update", {"resolved_at": as_of, "context": {"retracted": True}}
-                )
+                AlertWrite(aid, "update", {"resolved_at": as_of, "context": {"retracted": True}})
             )
     new_history = History(base, tuple(tail), buckets, desired)
     return Admission(new_history, result, duplicate, late, tuple(writes))

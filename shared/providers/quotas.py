@@ -164,9 +164,7 @@ def _levels_reached(status: QuotaStatus) -> list[QuotaStatus]:
     return list(LEVELS[1 : LEVELS.index(status) + 1])
 
 
-def roll(
-    q: Quota, at: datetime, th: Thresholds
-) -> tuple[Quota, tuple[tuple[str, datetime], ...]]:
+def roll(q: Quota, at: datetime, th: Thresholds) -> tuple[Quota, tuple[tuple[str, datetime], ...]]:
     """Start the window containing ``at`` if ``q``'s window ended by then."""
     if at < q.reset_at:
         return q, ()

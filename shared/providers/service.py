@@ -311,8 +311,14 @@ def record_event(
 
     result = run_atomically(db, work, max_attempts=get_settings().ledger_max_attempts)
     if result.late:
-        log(logger, logging.WARNING, "provider event older than the retained history",
-            event_id=event.event_id, provider=provider, occurred_at=at.isoformat())
+        log(
+            logger,
+            logging.WARNING,
+            "provider event older than the retained history",
+            event_id=event.event_id,
+            provider=provider,
+            occurred_at=at.isoformat(),
+        )
     return result
 
 
@@ -356,7 +362,9 @@ def tick_provider(db: firestore.Client, provider: str, at: datetime, th: Thresho
     return run_atomically(db, work)
 
 
-def reset_quotas(db: firestore.Client, at: datetime, *, th: Thresholds | None = None) -> ResetReport:
+def reset_quotas(
+    db: firestore.Client, at: datetime, *, th: Thresholds | None = None
+) -> ResetReport:
     """Reset every quota whose window ended by ``at``; re-evaluate providers that are not well.
 
     Idempotent: a rerun for the same ``at`` finds nothing due and writes nothing.
