@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from google.cloud import firestore
 
@@ -50,6 +51,7 @@ from shared.logs import get_logger, log
 from shared.settings import get_settings
 
 logger = get_logger(__name__)
+T = TypeVar("T")
 
 
 # -- pure rules --------------------------------------------------------------------------
@@ -100,6 +102,29 @@ def prompt_for(settings: AppSettings, mode: Mode, style: KeywordStyle | None) ->
     if not isinstance(prompt, str) or not prompt:
         raise Unavailable(f"{key} is not configured")
     return prompt
+
+
+class _MaybeStale(Conflict):
+    """The hold disagreed with the job as this attempt read them.
+
+    A unit's reads are not one snapshot: the job may be read just before a racing
+    finalize or expiry commits and the hold just after. The whole unit is then run again
+    from fresh reads, which see the winner's job status.
+    """
+
+
+_FRESH_ATTEMPTS = 4
+
+
+def _run_fresh(ledger: Ledger, work: Callable[[Unit], T]) -> T:
+    """``ledger.run(work)``, re-run from fresh reads when the reads disagreed."""
+    for attempt in range(_FRESH_ATTEMPTS):
+        try:
+            return ledger.run(work)
+        except _MaybeStale as exc:
+            if attempt == _FRESH_ATTEMPTS - 1:
+                raise Conflict(exc.detail) from None
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -246,7 +271,7 @@ def finalize(
                 description=f"Job {request.job_token}: refund of {request.failed} failed files",
             )
         except Conflict:
-            raise Conflict("Job was already finalized with different counts") from None
+            raise _MaybeStale("Job was already finalized with different counts") from None
         refunded = result.amount if result.amount > 0 else 0
         if not result.replayed:
             unit.update(
@@ -271,7 +296,7 @@ def finalize(
             )
         return {"refunded": refunded, "balance": result.balance_after}
 
-    return ledger.run(work)
+    return _run_fresh(ledger, work)
 
 
 @dataclass(frozen=True)
@@ -295,7 +320,10 @@ def expire_job(ledger: Ledger, job_token: str, now: datetime) -> int | None:
             return None
         if ensure_utc(job["expires_at"]) > now:
             return None
-        result = ledger.expire(unit, hold_id=job_token)
+        try:
+            result = ledger.expire(unit, hold_id=job_token)
+        except Conflict as exc:
+            raise _MaybeStale(exc.detail) from None
         refunded = result.amount if result.amount > 0 else 0
         unit.update(
             job_ref,
@@ -312,7 +340,7 @@ def expire_job(ledger: Ledger, job_token: str, now: datetime) -> int | None:
         )
         return refunded
 
-    return ledger.run(work)
+    return _run_fresh(ledger, work)
 
 
 def expire_due_jobs(
