@@ -97,7 +97,9 @@ class RulesClient:
 
     def update(self, path: str, data: dict[str, Any]) -> httpx.Response:
         """Update (merge) the given top-level fields of an existing document."""
-        params = [("updateMask.fieldPaths", k) for k in data]
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("updateMask.fieldPaths", k) for k in data
+        ]
         params.append(("currentDocument.exists", "true"))
         return self.http.patch(
             f"{self.base}/{path}",

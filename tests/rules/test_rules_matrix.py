@@ -19,16 +19,16 @@ from tests.rules.rest import RulesClient, load_rules, unsigned_token
 
 NOW = datetime(2026, 1, 4, 10, 0, tzinfo=UTC)
 
-# Callers: a uid, optionally with custom claims; None is unauthenticated.
-ALICE = ("alice", {})
-BOB = ("bob", {})
-ADMIN = ("root", {"role": "super_admin"})
-MALLORY = ("mallory", {})  # users/mallory.role == 'super_admin': a document, not a claim
-FAKE_ADMIN = ("eve", {"role": "admin"})
-WRONG_CASE_ADMIN = ("eve", {"role": "Super_Admin"})
-ANON = None
-
 Who = tuple[str, dict[str, Any]] | None
+
+# Callers: a uid, optionally with custom claims; None is unauthenticated.
+ALICE: Who = ("alice", {})
+BOB: Who = ("bob", {})
+ADMIN: Who = ("root", {"role": "super_admin"})
+MALLORY: Who = ("mallory", {})  # users/mallory.role == 'super_admin': a document, not a claim
+FAKE_ADMIN: Who = ("eve", {"role": "admin"})
+WRONG_CASE_ADMIN: Who = ("eve", {"role": "Super_Admin"})
+ANON: Who = None
 
 
 @dataclass(frozen=True)
@@ -856,7 +856,7 @@ def seed_collections() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def rules_env(stack) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+def rules_env(stack: Any) -> Iterator[Any]:
     """The rules loaded and the matrix's documents seeded once for the module."""
     from shared.clients import firestore_client
 
@@ -881,7 +881,7 @@ def rules_env(stack) -> Iterator[Any]:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_rules_matrix(rules_env, case: Case) -> None:  # type: ignore[no-untyped-def]
+def test_rules_matrix(rules_env: Any, case: Case) -> None:
     client: RulesClient = rules_env(case.who)
     if case.op == "get":
         response = client.get(case.path)
@@ -965,7 +965,7 @@ def test_every_seed_collection_has_five_cases() -> None:
     assert seeds <= seed_collections()
 
 
-def test_denied_writes_changed_nothing(rules_env) -> None:  # type: ignore[no-untyped-def]
+def test_denied_writes_changed_nothing(rules_env: Any) -> None:
     """After the matrix, every protected document is exactly as seeded."""
     from shared.clients import firestore_client
 
@@ -992,7 +992,7 @@ def test_denied_writes_changed_nothing(rules_env) -> None:  # type: ignore[no-un
         assert not db.document(forged).get().exists
 
 
-def test_a_rules_syntax_error_is_rejected(stack) -> None:  # type: ignore[no-untyped-def]
+def test_a_rules_syntax_error_is_rejected(stack: Any) -> None:
     with pytest.raises(AssertionError, match="rules rejected"):
         load_rules(stack.firestore_host, stack.config.project, "rules_version = '2'; nope {")
     load_rules(stack.firestore_host, stack.config.project)
