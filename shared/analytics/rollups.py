@@ -182,16 +182,39 @@ def _expected_from(doc: dict[str, Any]) -> int:
     return int((Decimal(count) * 100 / pct).to_integral_value())
 
 
+def _users_of_period(db: firestore.Client, counter_period: str, after_month: str | None,
+                     until: str, report: RollupReport) -> list[UserUsage]:
+    """Per-user usage of a counter period less its months after ``after_month`` (not yet
+    rolled up), so the distinct-user figures cover exactly the months the sums cover."""
+    users = {u.user_id: u for u in _users_of(db, USER_PERIODS, "period", counter_period, report)}
+    if after_month is None:
+        return list(users.values())
+    query = (
+        db.collection(USER_PERIODS)
+        .where(filter=FieldFilter("period", ">", after_month))
+        .where(filter=FieldFilter("period", "<=", until))
+    )
+    for snap in query.stream():
+        report.documents_read += 1
+        data = snap.to_dict() or {}
+        if len(str(data.get("period") or "")) != 7:  # months only (YYYY-MM)
+            continue
+        user = users.get(str(data.get("user_id") or ""))
+        if user is not None:
+            user.usage.add(Breakdown.from_counter(data).negated())
+    return list(users.values())
+
+
 def _combine(db: firestore.Client, *, period_id: str, period_type: str, start: datetime,
-             end: datetime, parts: list[dict[str, Any]], counter_period: str, now: Now,
-             report: RollupReport) -> None:
+             end: datetime, parts: list[dict[str, Any]], counter_period: str,
+             after_month: str | None, until: str, now: Now, report: RollupReport) -> None:
     began = time.perf_counter()
     sums = Breakdown()
     expected = 0
     for part in parts:
         sums.add(Breakdown.from_aggregate(part))
         expected += _expected_from(part)
-    users = _users_of(db, USER_PERIODS, "period", counter_period, report)
+    users = _users_of_period(db, counter_period, after_month, until, report)
     counted_by_users = sum(u.usage.total.n for u in users)
     doc = {
         "period_id": period_id,
@@ -226,7 +249,8 @@ def rollup_month(db: firestore.Client, year: int, month: int, *, now: Now,
     parts = [by_id[daily_id(d)].to_dict() or {} for d in days if by_id[daily_id(d)].exists]
     start, end = month_bounds(year, month)
     _combine(db, period_id=monthly_id(year, month), period_type="monthly", start=start, end=end,
-             parts=parts, counter_period=f"{year:04d}-{month:02d}", now=now, report=report)
+             parts=parts, counter_period=f"{year:04d}-{month:02d}", after_month=None, until="",
+             now=now, report=report)
     rollup_year(db, year, now=now, report=report)
     return report
 
@@ -237,14 +261,17 @@ def rollup_year(db: firestore.Client, year: int, *, now: Now,
     report = report or RollupReport()
     refs = [db.collection(AGGREGATES).document(monthly_id(year, m)) for m in range(1, 13)]
     parts = []
+    last = 0
     for snap in db.get_all(refs):
         if snap.exists:
             report.documents_read += 1
             parts.append(snap.to_dict() or {})
+            last = max(last, int(snap.id[-2:]))
     start, _ = month_bounds(year, 1)
     _, end = month_bounds(year, 12)
     _combine(db, period_id=yearly_id(year), period_type="yearly", start=start, end=end,
-             parts=parts, counter_period=f"{year:04d}", now=now, report=report)
+             parts=parts, counter_period=f"{year:04d}", after_month=f"{year:04d}-{last:02d}",
+             until=f"{year:04d}-12", now=now, report=report)
     rollup_all_time(db, now=now, report=report)
     return report
 
@@ -262,8 +289,15 @@ def rollup_all_time(db: firestore.Client, *, now: Now,
         return report
     start = min(p["period_start"] for p in parts)
     end = max(p["period_end"] for p in parts)
+    months = db.collection(AGGREGATES).where(filter=FieldFilter("period_type", "==", "monthly"))
+    last = ""
+    for snap in months.select(["period_id"]).stream():
+        report.documents_read += 1
+        key = snap.id[len("monthly_"):].replace("_", "-")
+        last = max(last, key)
     _combine(db, period_id=ALL_TIME_ID, period_type="all_time", start=start, end=end,
-             parts=parts, counter_period="all", now=now, report=report)
+             parts=parts, counter_period="all", after_month=last or None, until="9999-12",
+             now=now, report=report)
     return report
 
 

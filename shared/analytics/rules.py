@@ -92,6 +92,9 @@ class Tally:
         self.cost += other.cost
         self.revenue += other.revenue
 
+    def negated(self) -> Tally:
+        return Tally(-self.n, -self.cost, -self.revenue)
+
     @classmethod
     def from_counter(cls, data: Mapping[str, Any] | None) -> Tally:
         data = data or {}
@@ -116,6 +119,13 @@ class Breakdown:
             self.plans.setdefault(name, Tally()).add(tally)
         for name, tally in other.engines.items():
             self.engines.setdefault(name, Tally()).add(tally)
+
+    def negated(self) -> Breakdown:
+        return Breakdown(
+            self.total.negated(),
+            {k: t.negated() for k, t in self.plans.items()},
+            {k: t.negated() for k, t in self.engines.items()},
+        )
 
     @classmethod
     def from_counter(cls, data: Mapping[str, Any]) -> Breakdown:
