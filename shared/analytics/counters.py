@@ -115,3 +115,32 @@ def count_usage(unit: Unit, log: dict[str, Any]) -> None:
     """Add the counter updates for one new ``usage_logs`` document to ``unit``."""
     for collection, doc_id, data in counter_writes(log):
         unit.merge(unit.db.collection(collection).document(doc_id), data)
+
+
+def merged_counter_writes(
+    logs: list[dict[str, Any]],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The counter writes of many logs summed per document (backfills, benchmarks).
+
+    Committing these merges has the same effect as ``count_usage`` once per log.
+    """
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for log in logs:
+        for collection, doc_id, data in counter_writes(log):
+            key = (collection, doc_id)
+            if key in merged:
+                _add_into(merged[key], data)
+            else:
+                merged[key] = data
+    return merged
+
+
+def _add_into(into: dict[str, Any], data: dict[str, Any]) -> None:
+    for name, value in data.items():
+        current = into.get(name)
+        if isinstance(value, dict) and isinstance(current, dict):
+            _add_into(current, value)
+        elif isinstance(value, firestore.Increment) and isinstance(current, firestore.Increment):
+            into[name] = firestore.Increment(current.value + value.value)
+        else:
+            into[name] = value
