@@ -13,6 +13,16 @@ from typing import Any
 SERVICES: list[Callable[[Any], Any]] = []
 
 
+def _slip2go_standin(stack: Any) -> Any:
+    """The local Slip2Go (sets ``SLIP2GO_BASE_URL`` when unset)."""
+    from devstack.slip2go_standin import start
+
+    return start(stack)
+
+
+SERVICES.append(_slip2go_standin)
+
+
 def start_all(stack: Any) -> list[Any]:
     """Start every stand-in; returns them in start order."""
     started = []

@@ -1,0 +1,160 @@
+"""Promotion credits that are not top-ups: the welcome bonus and usage rewards.
+
+Both are BONUS transactions with a key derived from their cause, so a redelivered event
+credits once: ``welcome:{user_id}`` (one welcome bonus per user, whatever promotion gave
+it) and ``usage-reward:{job_token}`` (one reward per finished job). The redemption, its
+counters and ``stats.*`` are written in the same atomic unit (see ``redemptions``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from shared.atomic import Unit
+from shared.bigeye.promotions import (
+    Customer,
+    Occasion,
+    Promotion,
+    Quote,
+    load_active,
+    quote_usage,
+    quote_welcome,
+)
+from shared.bigeye.redemptions import read_redemptions, record_redemption
+from shared.bigeye.topup import bigeye_ledger, customer_facts
+from shared.clock import ensure_utc
+from shared.errors import InvalidInput
+from shared.ledger import Kind, Refs, transaction_id_for
+from shared.logs import get_logger, log
+
+logger = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Reward:
+    """What a reward did: ``promo_id`` None when no promotion applied."""
+
+    user_id: str
+    credits: int
+    promo_id: str | None
+    transaction_id: str | None
+    replayed: bool = False
+
+
+def is_bigeye_user(user: dict[str, Any] | None) -> bool:
+    """True for a BigEye ``users`` document (``credits`` or ``hardware_id``, 004)."""
+    return isinstance(user, dict) and ("credits" in user or "hardware_id" in user)
+
+
+def _reward(
+    db: Any,
+    *,
+    user_id: str,
+    key: str,
+    occasion: Occasion,
+    now: datetime,
+    credits_used: int = 0,
+    description: str,
+    reference_id: str | None = None,
+) -> Reward:
+    ledger = bigeye_ledger(db)
+    tx_id = transaction_id_for(key)
+    promos = [p for p in load_active(db) if p.occasion is occasion]
+    if not promos:
+        return Reward(user_id, 0, None, None)
+
+    def work(unit: Unit) -> Reward:
+        posting, user_snap = unit.get_all([ledger.posting_ref(tx_id), ledger.user_ref(user_id)])
+        if posting.exists:
+            rec = posting.to_dict() or {}
+            return Reward(user_id, int(rec.get("amount") or 0), None, tx_id, replayed=True)
+        if not user_snap.exists:
+            return Reward(user_id, 0, None, None)
+        user = user_snap.to_dict() or {}
+        customer: Customer = customer_facts(user)
+        if occasion is Occasion.SIGNUP and customer.created_at is None:
+            customer = Customer(created_at=now, has_topped_up=customer.has_topped_up)
+        counts = read_redemptions(unit, promos, user_id)
+        quote: Quote
+        if occasion is Occasion.SIGNUP:
+            quote = quote_welcome(promos, now=now, customer=customer, redemptions=counts)
+        else:
+            quote = quote_usage(
+                promos, credits_used=credits_used, now=now, customer=customer, redemptions=counts
+            )
+        promo: Promotion | None = quote.promotion
+        if promo is None or quote.bonus_credits <= 0:
+            return Reward(user_id, 0, None, None)
+        result = ledger.credit(
+            unit,
+            user_id=user_id,
+            kind=Kind.BONUS,
+            amount=quote.bonus_credits,
+            key=key,
+            description=f"{description}: {promo.name}",
+            refs=Refs(reference_id=reference_id or promo.promo_id),
+        )
+        record_redemption(
+            unit,
+            promo=promo,
+            quote=quote,
+            user_id=user_id,
+            redemption_id=tx_id,
+            counts=counts[promo.promo_id],
+            topup_baht=Decimal(0),
+            slip_id=None,
+            now=now,
+        )
+        return Reward(user_id, quote.bonus_credits, promo.promo_id, result.transaction_id)
+
+    reward = ledger.run(work)
+    if reward.credits and not reward.replayed:
+        log(
+            logger,
+            logging.INFO,
+            f"{occasion.value.lower()} reward credited",
+            user_id=user_id,
+            credits=reward.credits,
+            promo_id=reward.promo_id,
+        )
+    return reward
+
+
+def welcome_bonus(db: Any, *, user_id: str, now: datetime) -> Reward:
+    """Credit the welcome bonus of an ACTIVE WELCOME_BONUS promotion, once per user."""
+    if not isinstance(user_id, str) or not user_id or "/" in user_id:
+        raise InvalidInput("user_id is required")
+    return _reward(
+        db,
+        user_id=user_id,
+        key=f"welcome:{user_id}",
+        occasion=Occasion.SIGNUP,
+        now=ensure_utc(now),
+        description="Welcome bonus",
+    )
+
+
+def usage_reward(
+    db: Any, *, user_id: str, job_token: str, credits_used: int, now: datetime
+) -> Reward:
+    """Credit a USAGE_REWARD promotion's bonus for a finished job, once per job."""
+    if not isinstance(job_token, str) or not job_token or "/" in job_token:
+        raise InvalidInput("job_token is required")
+    if isinstance(credits_used, bool) or not isinstance(credits_used, int) or credits_used < 0:
+        raise InvalidInput("credits_used must be a whole number of credits")
+    if credits_used == 0:
+        return Reward(user_id, 0, None, None)
+    return _reward(
+        db,
+        user_id=user_id,
+        key=f"usage-reward:{job_token}",
+        occasion=Occasion.USAGE,
+        now=ensure_utc(now),
+        credits_used=credits_used,
+        description="Usage reward",
+        reference_id=job_token,
+    )

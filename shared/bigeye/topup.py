@@ -1,0 +1,494 @@
+"""BigEye slip top-ups: verify a bank-transfer slip through Slip2Go, then credit it once.
+
+Flow of ``topup`` (the service behind ``POST /api/v1/credit/topup``):
+
+1. Validate the request (data URL slip, baht amount > 0 with at most 2 decimals, optional
+   promo code) — a malformed request is a 400 with nothing written. The user must exist
+   and be active; the exchange rate comes from ``system_config/app_settings``. A promo code
+   is checked before Slip2Go is asked (400 unknown / not applicable, 409 used up).
+2. Write a ``slips`` document PENDING, then ask Slip2Go with the receiver, amount and
+   duplicate checks. An outage, quota or credit problem leaves it PENDING and answers 503:
+   nothing is credited and the slip can be submitted again. A rejected slip becomes
+   REJECTED (400 with the reason).
+3. Whatever Slip2Go says, the amount and the receiver are checked again here. Slip2Go's
+   "duplicate" (200501) is a 409 only when this ledger already credited the ``transRef``;
+   otherwise it is a slip an earlier attempt verified but never credited, and it proceeds.
+4. One atomic unit: the TOPUP transaction (key ``slip:{transRef}``: a slip can never credit
+   twice, a racing second top-up re-runs, finds the posting and gets 409 DUPLICATE), the
+   promotion chosen against counts read in the same unit, ``users.total_topup_baht``, the
+   slip VERIFIED, the redemption and its counters, ``stats.*`` and the ``TOPUP_SUCCESS``
+   audit log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from shared.atomic import Unit
+from shared.bigeye.promotions import (
+    Customer,
+    Promotion,
+    PromoType,
+    Quote,
+    load_active,
+    quote_topup,
+    same_code,
+)
+from shared.bigeye.redemptions import read_redemptions, record_redemption
+from shared.bigeye.slip2go import (
+    Outcome,
+    Receiver,
+    Slip2GoClient,
+    SlipData,
+    Verification,
+    configured_receivers,
+    matches_any,
+)
+from shared.clock import ProcessClock, ensure_utc
+from shared.errors import (
+    Conflict,
+    CreditsError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
+from shared.ledger import BIGEYE, Kind, Ledger, Refs, TopupMeta, transaction_id_for
+from shared.ledger.profiles import number
+from shared.logs import get_logger, log
+from shared.settings import get_settings
+
+logger = get_logger(__name__)
+
+SLIPS_COLLECTION = "slips"
+AUDIT_COLLECTION = "audit_logs"
+APP_SETTINGS_PATH = ("system_config", "app_settings")
+MAX_TOPUP_BAHT = Decimal(1_000_000)
+MAX_SLIP_CHARS = 4 * 1024 * 1024
+MAX_PROMO_CODE_CHARS = 64
+_DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(;[\w.+-]+=[\w.+-]+)*;base64,", re.ASCII)
+_TOPUP_PROMOS = {
+    PromoType.RATE_BOOST,
+    PromoType.TIERED_BONUS,
+    PromoType.FLAT_BONUS,
+    PromoType.FIRST_TOPUP,
+}
+
+
+class SlipAlreadyUsed(Conflict):
+    """The slip's ``transRef`` was already credited (409)."""
+
+
+# -- request validation --------------------------------------------------------------------
+def parse_amount(amount: object) -> Decimal:
+    """The baht amount: a JSON number > 0, at most 2 decimals, at most 1,000,000."""
+    if isinstance(amount, bool) or not isinstance(amount, int | float | Decimal):
+        raise InvalidInput("amount must be a number of baht")
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        raise InvalidInput("amount must be a number of baht") from None
+    if not value.is_finite() or value <= 0:
+        raise InvalidInput("amount must be greater than zero")
+    if value > MAX_TOPUP_BAHT:
+        raise InvalidInput(f"amount must not exceed {MAX_TOPUP_BAHT} baht")
+    if value != value.quantize(Decimal("0.01")):
+        raise InvalidInput("amount must have at most 2 decimals (satang)")
+    return Decimal(int(value)) if value == value.to_integral_value() else value
+
+
+def parse_slip(slip: object) -> tuple[str, str]:
+    """(the data URL, its ``image_url`` content address ``sha256:<hex>``) or InvalidInput."""
+    if not isinstance(slip, str) or not slip:
+        raise InvalidInput("slip must be a data URL (data:image/jpeg;base64,...)")
+    if len(slip) > MAX_SLIP_CHARS:
+        raise InvalidInput("slip is too large")
+    match = _DATA_URL.match(slip)
+    if match is None:
+        raise InvalidInput("slip must be a data URL (data:image/jpeg;base64,...)")
+    try:
+        content = base64.b64decode(slip[match.end() :], validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("slip is not valid base64") from None
+    if not content:
+        raise InvalidInput("slip is empty")
+    return slip, "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def parse_promo_code(promo_code: object) -> str | None:
+    """The promo code, or None when absent or blank."""
+    if promo_code is None:
+        return None
+    if not isinstance(promo_code, str):
+        raise InvalidInput("promo_code must be a string")
+    code = promo_code.strip()
+    if len(code) > MAX_PROMO_CODE_CHARS:
+        raise InvalidInput(f"promo_code is longer than {MAX_PROMO_CODE_CHARS} characters")
+    return code or None
+
+
+def exchange_rate(db: Any) -> Decimal:
+    """``system_config/app_settings.exchange_rate`` (credits per baht), or 503."""
+    snap = db.collection(APP_SETTINGS_PATH[0]).document(APP_SETTINGS_PATH[1]).get()
+    raw = (snap.to_dict() or {}).get("exchange_rate") if snap.exists else None
+    try:
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise InvalidOperation
+        rate = Decimal(str(raw))
+    except InvalidOperation:
+        raise Unavailable("top-ups are not configured (exchange_rate)") from None
+    if not rate.is_finite() or rate <= 0:
+        raise Unavailable("top-ups are not configured (exchange_rate)")
+    return rate
+
+
+def customer_facts(user: dict[str, Any]) -> Customer:
+    created = user.get("created_at")
+    total = user.get("total_topup_baht")
+    return Customer(
+        created_at=ensure_utc(created) if isinstance(created, datetime) else None,
+        has_topped_up=isinstance(total, int | float) and not isinstance(total, bool) and total > 0,
+    )
+
+
+def _check_user(user_snap: Any) -> dict[str, Any]:
+    if not user_snap.exists:
+        raise NotFound("unknown user")
+    user = user_snap.to_dict() or {}
+    status = user.get("status") or "active"
+    if status != "active":
+        raise Forbidden(f"the account is {status}")
+    return user
+
+
+def bigeye_ledger(db: Any) -> Ledger:
+    settings = get_settings()
+    return Ledger(
+        db,
+        BIGEYE,
+        ProcessClock(),
+        max_amount=settings.ledger_max_amount,
+        max_attempts=settings.ledger_max_attempts,
+    )
+
+
+# -- the slip document ---------------------------------------------------------------------
+def _pending_slip(user_id: str, image_url: str, now: datetime) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "status": "PENDING",
+        "image_url": image_url,
+        "amount_detected": None,
+        "amount_credited": None,
+        "bank_ref": None,
+        "verification_method": "AUTO_API",
+        "verification_result": {"provider": "Slip2Go", "raw_response": {}, "confidence": 1.0},
+        "reject_reason": None,
+        "created_at": now,
+        "verified_at": None,
+        "metadata": {"sender_name": None, "receiver_account": None},
+    }
+
+
+def _verification_fields(check: Verification) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "verification_result.raw_response": check.raw
+        or {"code": check.code, "message": check.message}
+    }
+    if check.slip is not None:
+        fields.update(
+            {
+                "amount_detected": number(check.slip.amount),
+                "bank_ref": check.slip.trans_ref,
+                "metadata.sender_name": check.slip.sender_name,
+                "metadata.receiver_account": check.slip.receiver_account,
+            }
+        )
+    return fields
+
+
+_REJECTIONS = {
+    Outcome.WRONG_RECEIVER: "the slip was not paid to BigEye's account",
+    Outcome.WRONG_AMOUNT: "the slip's amount does not match the amount given",
+    Outcome.WRONG_DATE: "the slip's date is not accepted",
+    Outcome.NOT_FOUND: "no readable payment QR code on the slip",
+    Outcome.BAD_REQUEST: "Slip2Go could not read the slip",
+}
+
+
+def _own_check(
+    check: Verification, baht: Decimal, receivers: tuple[Receiver, ...]
+) -> tuple[Outcome, SlipData | None]:
+    """Re-check what Slip2Go said was fine: a transRef, the amount and the receiver."""
+    slip = check.slip
+    if slip is None:
+        return Outcome.NOT_FOUND, None
+    if slip.amount is None or slip.amount != baht:
+        return Outcome.WRONG_AMOUNT, slip
+    if not matches_any(slip.receiver_account, receivers):
+        return Outcome.WRONG_RECEIVER, slip
+    return Outcome.VALID, slip
+
+
+# -- the service ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Request:
+    user_id: str
+    slip_id: str
+    baht: Decimal
+    code: str | None
+    rate: Decimal
+    promos: tuple[Promotion, ...]
+    slip: SlipData
+    check: Verification
+    now: datetime
+
+
+def topup(
+    db: Any, *, user_id: str, slip: str, amount: object, promo_code: str | None, now: datetime
+) -> dict[str, Any]:
+    """Verify and credit one slip; returns the response body (see docs/bigeye-topups.md)."""
+    now = ensure_utc(now)
+    if not isinstance(user_id, str) or not user_id or "/" in user_id:
+        raise InvalidInput("user_id is required")
+    data_url, image_url = parse_slip(slip)
+    baht = parse_amount(amount)
+    code = parse_promo_code(promo_code)
+    user_ref = db.collection("users").document(user_id)
+    _check_user(user_ref.get())
+    rate = exchange_rate(db)
+    try:
+        receivers = configured_receivers()
+    except ValueError as exc:
+        log(logger, logging.ERROR, f"top-ups misconfigured: {exc}")
+        raise Unavailable("top-ups are not configured (receiver accounts)") from None
+    promos = tuple(p for p in load_active(db) if p.type in _TOPUP_PROMOS)
+    if code is not None:
+        _precheck_code(db, promos, user_id, baht, rate, code, now)
+
+    slip_ref = db.collection(SLIPS_COLLECTION).document()
+    slip_ref.create(_pending_slip(user_id, image_url, now))
+    check = Slip2GoClient().verify(data_url, amount=baht, receivers=receivers)
+    log(
+        logger,
+        logging.INFO,
+        "slip verified by Slip2Go",
+        user_id=user_id,
+        slip_id=slip_ref.id,
+        code=check.code,
+        outcome=check.outcome.value,
+    )
+
+    if check.outcome is Outcome.UNAVAILABLE:
+        slip_ref.update(_verification_fields(check))
+        log(
+            logger,
+            logging.ERROR,
+            "Slip2Go unavailable; slip left PENDING",
+            user_id=user_id,
+            slip_id=slip_ref.id,
+            code=check.code,
+            detail=check.message,
+        )
+        raise Unavailable(
+            "slip verification is unavailable right now; nothing was credited, "
+            "please submit the slip again later"
+        )
+    if (
+        check.outcome is Outcome.DUPLICATE
+        and check.slip is not None
+        and _credited(db, check.slip.trans_ref)
+    ):
+        _finish(slip_ref, check, "DUPLICATE", "this slip has already been used")
+        raise SlipAlreadyUsed("this slip has already been used")
+    outcome: Outcome = check.outcome
+    if outcome in {Outcome.VALID, Outcome.DUPLICATE}:
+        outcome, _ = _own_check(check, baht, receivers)
+    if outcome is not Outcome.VALID or check.slip is None:
+        reason = _REJECTIONS.get(outcome, "the slip could not be verified")
+        _finish(slip_ref, check, "REJECTED", reason)
+        raise InvalidInput(reason)
+
+    request = _Request(user_id, slip_ref.id, baht, code, rate, promos, check.slip, check, now)
+    try:
+        return _credit(db, request)
+    except SlipAlreadyUsed:
+        _finish(slip_ref, check, "DUPLICATE", "this slip has already been used")
+        raise
+    except (InvalidInput, Conflict, Forbidden, NotFound) as exc:
+        _finish(slip_ref, check, "REJECTED", exc.detail)
+        raise
+
+
+def _precheck_code(
+    db: Any,
+    promos: tuple[Promotion, ...],
+    user_id: str,
+    baht: Decimal,
+    rate: Decimal,
+    code: str,
+    now: datetime,
+) -> None:
+    """Refuse an unusable promo code before the slip is sent to Slip2Go."""
+    named = [p for p in promos if same_code(code, p)]
+    unit = Unit(db)  # reads only: never committed
+    user = _check_user(unit.get(db.collection("users").document(user_id)))
+    counts = read_redemptions(unit, named, user_id)
+    quote_topup(
+        named,
+        baht=baht,
+        exchange_rate=rate,
+        now=now,
+        code=code,
+        customer=customer_facts(user),
+        redemptions=counts,
+    )
+
+
+def _credited(db: Any, trans_ref: str) -> bool:
+    ledger = bigeye_ledger(db)
+    return bool(ledger.posting_ref(transaction_id_for(f"slip:{trans_ref}")).get().exists)
+
+
+def _finish(slip_ref: Any, check: Verification, status: str, reason: str) -> None:
+    fields = _verification_fields(check)
+    fields.update({"status": status, "reject_reason": reason})
+    try:
+        slip_ref.update(fields)
+    except Exception as exc:  # the answer to the client matters more than this record
+        log(
+            logger,
+            logging.ERROR,
+            f"could not record slip outcome: {exc!r}",
+            slip_id=slip_ref.id,
+            status=status,
+        )
+
+
+def _credit(db: Any, r: _Request) -> dict[str, Any]:
+    ledger = bigeye_ledger(db)
+    key = f"slip:{r.slip.trans_ref}"
+    tx_id = transaction_id_for(key)
+
+    def work(unit: Unit) -> dict[str, Any]:
+        user_ref = ledger.user_ref(r.user_id)
+        user = _check_user(unit.get(user_ref))
+        counts = read_redemptions(unit, r.promos, r.user_id)
+        quote: Quote = quote_topup(
+            r.promos,
+            baht=r.baht,
+            exchange_rate=r.rate,
+            now=r.now,
+            code=r.code,
+            customer=customer_facts(user),
+            redemptions=counts,
+        )
+        total = quote.total_credits
+        try:
+            result = ledger.credit(
+                unit,
+                user_id=r.user_id,
+                kind=Kind.TOPUP,
+                amount=total,
+                key=key,
+                description=f"Top-up {r.baht} THB → {total} credits",
+                refs=Refs(
+                    reference_id=r.slip_id,
+                    topup=TopupMeta(
+                        baht_amount=number(r.baht),
+                        slip_ref=r.slip.trans_ref,
+                        base_credits=quote.base_credits,
+                        bonus_credits=quote.bonus_credits,
+                        promo_id=quote.promo_id,
+                    ),
+                ),
+            )
+        except Conflict:
+            raise SlipAlreadyUsed("this slip has already been used") from None
+        if result.replayed:
+            raise SlipAlreadyUsed("this slip has already been used")
+        previous = user.get("total_topup_baht")
+        previous_baht = (
+            Decimal(str(previous))
+            if isinstance(previous, int | float) and not isinstance(previous, bool)
+            else Decimal(0)
+        )
+        unit.update(user_ref, {"total_topup_baht": number(previous_baht + r.baht)})
+        slip_fields = _verification_fields(r.check)
+        slip_fields.update(
+            {
+                "status": "VERIFIED",
+                "amount_detected": number(r.slip.amount),
+                "amount_credited": total,
+                "bank_ref": r.slip.trans_ref,
+                "reject_reason": None,
+                "verified_at": r.now,
+            }
+        )
+        unit.update(db.collection(SLIPS_COLLECTION).document(r.slip_id), slip_fields)
+        if quote.promotion is not None:
+            record_redemption(
+                unit,
+                promo=quote.promotion,
+                quote=quote,
+                user_id=r.user_id,
+                redemption_id=tx_id,
+                counts=counts[quote.promotion.promo_id],
+                topup_baht=r.baht,
+                slip_id=r.slip_id,
+                now=r.now,
+            )
+        unit.create(
+            db.collection(AUDIT_COLLECTION).document(f"topup-{tx_id}"),
+            {
+                "event_type": "TOPUP_SUCCESS",
+                "severity": "INFO",
+                "user_id": r.user_id,
+                "details": {
+                    "slip_id": r.slip_id,
+                    "slip_ref": r.slip.trans_ref,
+                    "transaction_id": result.transaction_id,
+                    "baht_amount": number(r.baht),
+                    "base_credits": quote.base_credits,
+                    "bonus_credits": quote.bonus_credits,
+                    "total_credits": total,
+                    "promo_id": quote.promo_id,
+                    "balance_after": result.balance_after,
+                },
+                "created_at": r.now,
+            },
+        )
+        return {
+            "credits": result.balance_after,
+            "added": total,
+            "base_credits": quote.base_credits,
+            "bonus_credits": quote.bonus_credits,
+            "promo_id": quote.promo_id,
+            "promo_name": quote.promotion.name if quote.promotion else None,
+            "baht_amount": number(r.baht),
+            "slip_id": r.slip_id,
+            "transaction_id": result.transaction_id,
+        }
+
+    try:
+        body = ledger.run(work)
+    except CreditsError:
+        raise
+    log(
+        logger,
+        logging.INFO,
+        "top-up credited",
+        user_id=r.user_id,
+        slip_id=r.slip_id,
+        credits=body["added"],
+        promo_id=body["promo_id"],
+    )
+    return body
