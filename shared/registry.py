@@ -174,6 +174,13 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         max_instances=1,
     ),
     FunctionSpec(
+        name="on-user-created",
+        module="on_user_created",
+        entry_point="on_user_created",
+        trigger=Document(pattern="users/{user_id}", event="created"),
+        description="Welcome bonus of an ACTIVE WELCOME_BONUS promotion, once per new user",
+    ),
+    FunctionSpec(
         name="provider-events",
         module="provider_events",
         entry_point="provider_events",
