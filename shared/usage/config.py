@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -68,10 +69,13 @@ def record_engine_version(
     effective_from: datetime,
     recorded_at: datetime,
 ) -> str:
-    """Record one version of an engine's cost (idempotent: same version, same document)."""
+    """Record one version of an engine's cost once (a version already recorded is kept)."""
+    from google.api_core import exceptions as gexc
+
     doc_id = history_id(engine_id, effective_from)
     ref = db.collection(ENGINE_COST_HISTORY).document(doc_id)
-    ref.set(history_doc(engine_id, data, effective_from, recorded_at))
+    with contextlib.suppress(gexc.AlreadyExists):
+        ref.create(history_doc(engine_id, data, effective_from, recorded_at))
     return doc_id
 
 
