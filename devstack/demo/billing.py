@@ -49,8 +49,46 @@ def price_map() -> dict[str, dict[str, Any]]:
     return prices
 
 
+DEMO_USER_ID = "demo_stripe_user"
+
+
+def demo_user(profile: str, now: datetime) -> dict[str, Any]:
+    """A user with an empty balance, spelled as the profile's seed spells users."""
+    if profile == "bigeye":
+        return {
+            "email": "stripe-demo@example.com",
+            "full_name": "Stripe Demo",
+            "tier": "standard",
+            "credits": 0,
+            "total_credits_used": 0,
+            "status": "active",
+            "created_at": now,
+        }
+    if profile == "kaiwa":
+        return {
+            "email": "stripe-demo@example.com",
+            "displayName": "Stripe Demo",
+            "credits_balance": 0,
+            "total_credits_used": 0,
+            "total_credits_purchased": 0,
+        }
+    return {
+        "email": "stripe-demo@example.com",
+        "credits_balance": 0,
+        "total_credits_used": 0,
+        "total_credits_purchased": 0,
+        "tier": "FREE",
+        "updated_at": now,
+    }
+
+
 def seed(db: Any, now: datetime) -> None:
-    """Write the demo price map and tier configuration (idempotent)."""
+    """Write the demo price map, the tier configuration and the demo buyer (idempotent)."""
+    from shared.settings import get_settings
+
     config = db.collection("billing_config")
     config.document("stripe_prices").set({"prices": price_map(), "updated_at": now})
     config.document("tiers").set({"tiers": TIERS, "updated_at": now})
+    user = db.collection("users").document(DEMO_USER_ID)
+    if not user.get().exists:
+        user.set(demo_user(get_settings().schema_profile, now))
