@@ -49,11 +49,11 @@ class RetentionReport:
         return asdict(self)
 
 
-def _pages(query: firestore.Query, order: str) -> Iterator[list[DocumentSnapshot]]:
+def _pages(query: firestore.Query, order: str, size: int) -> Iterator[list[DocumentSnapshot]]:
     """Pages of ``query`` oldest first; the caller deletes (or skips) each page."""
     cursor: DocumentSnapshot | None = None
     while True:
-        page_query = query.order_by(order).limit(PAGE)
+        page_query = query.order_by(order).limit(size)
         if cursor is not None:
             page_query = page_query.start_after(cursor)
         page = list(page_query.stream())
@@ -61,15 +61,15 @@ def _pages(query: firestore.Query, order: str) -> Iterator[list[DocumentSnapshot
             return
         yield page
         cursor = page[-1]
-        if len(page) < PAGE:
+        if len(page) < size:
             return
 
 
 def _purge(db: firestore.Client, name: str, query: firestore.Query, order: str,
-           report: RetentionReport, max_batches: int, deadline: float,
+           report: RetentionReport, max_batches: int, deadline: float, page_size: int,
            keep: Callable[[DocumentSnapshot], bool] = lambda _s: False) -> None:
     batches = 0
-    for page in _pages(query, order):
+    for page in _pages(query, order, page_size):
         if batches >= max_batches or time.monotonic() > deadline:
             report.complete = False
             return
@@ -84,13 +84,13 @@ def _purge(db: firestore.Client, name: str, query: firestore.Query, order: str,
 
 
 def run_retention(db: firestore.Client, as_of: datetime, *, max_batches: int = 200,
-                  budget_s: float = 480.0, recorded_at: datetime | None = None
-                  ) -> RetentionReport:
+                  budget_s: float = 480.0, recorded_at: datetime | None = None,
+                  page_size: int = PAGE) -> RetentionReport:
     """Delete everything past its retention as of ``as_of`` (the schedule's time)."""
     as_of = ensure_utc(as_of)
     deadline = time.monotonic() + budget_s
     report = RetentionReport()
-    args = (report, max_batches, deadline)
+    args = (report, max_batches, deadline, page_size)
     logs_cutoff = as_of - timedelta(days=USAGE_LOG_DAYS_KEPT)
     _purge(db, "usage_logs",
            db.collection("usage_logs").where(filter=FieldFilter("created_at", "<", logs_cutoff)),
