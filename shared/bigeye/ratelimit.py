@@ -12,6 +12,7 @@ carries ``expires_at`` (window end + 1 hour) for a Firestore TTL policy.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -62,7 +63,7 @@ def check(db: firestore.Client, limits: list[Limit], now: datetime) -> None:
         transforms = list(result.transform_results)
         count = int(transforms[0].integer_value) if transforms else 0
         if count > limit.per_window:
-            retry_after = max(1, int((window_end - now).total_seconds()))
+            retry_after = max(1, math.ceil((window_end - now).total_seconds()))
             raise RateLimited(
                 f"Rate limit exceeded; retry in {retry_after} s", retry_after_s=retry_after
             )

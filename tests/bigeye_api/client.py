@@ -77,8 +77,8 @@ class Session:
         return {"Authorization": f"Bearer {self.token}"}
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.get(api_url(self.base_url, path), headers=self.headers, timeout=30,
-                         **kwargs)
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return httpx.get(api_url(self.base_url, path), headers=headers, timeout=30, **kwargs)
 
     def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
         headers = {**self.headers, **kwargs.pop("headers", {})}
