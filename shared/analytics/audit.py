@@ -1,10 +1,11 @@
 """``profit_audit_log`` entries for changes of engine costs and plan pricing.
 
-One entry per document change, with the whole document before and after (``None`` when
-created or deleted), ``changed_by`` from the document's ``updated_by`` (the deleted
-document's on a deletion; ``"unknown"`` if absent), ``changed_at`` from its ``updated_at``
-(else the event time) and ``reason`` from its ``reason`` or ``notes`` field (else a short
-description of the change). The entry id is derived from the event id, so a redelivered
+One entry per creation or update, with the whole document before (``None`` when created)
+and after, ``changed_by`` from the document's ``updated_by`` (``"unknown"`` if absent),
+``changed_at`` from its ``updated_at`` (else the event time) and ``reason`` from its
+``reason`` or ``notes`` field (else "created" / "updated"). Deletions are not recorded:
+a deletion carries no ``updated_by`` to attribute it to, engines and plans are retired
+with ``is_active`` (an update, recorded), and the local stack's wipes delete everything. The entry id is derived from the event id, so a redelivered
 event writes nothing; a write that changes nothing is not recorded. The trigger never
 writes the collection it watches.
 """
@@ -27,15 +28,14 @@ def audit_entry(*, action_type: str, entity_type: str, entity_id: str,
                 before: dict[str, Any] | None, after: dict[str, Any] | None,
                 event_time: datetime) -> dict[str, Any] | None:
     """The audit document for one change (pure), or None when nothing changed."""
-    if before == after:
+    if after is None or before == after:
         return None
-    current = after if after is not None else (before or {})
-    changed_by = current.get("updated_by")
-    updated_at = (after or {}).get("updated_at")
+    changed_by = after.get("updated_by")
+    updated_at = after.get("updated_at")
     changed_at = ensure_utc(updated_at) if isinstance(updated_at, datetime) else event_time
-    reason = (after or {}).get("reason") or (after or {}).get("notes")
+    reason = after.get("reason") or after.get("notes")
     if not isinstance(reason, str) or not reason.strip():
-        reason = "created" if before is None else "deleted" if after is None else "updated"
+        reason = "created" if before is None else "updated"
     return {
         "action_type": action_type,
         "entity_type": entity_type,

@@ -148,4 +148,7 @@ def test_audit_entry() -> None:
                        after=after, event_time=t) is None
     deleted = audit_entry(action_type="cost_updated", entity_type="engine", entity_id="e",
                           before=before, after=None, event_time=t)
-    assert deleted is not None and deleted["changed_by"] == "a" and deleted["reason"] == "deleted"
+    assert deleted is None
+    created = audit_entry(action_type="cost_updated", entity_type="engine", entity_id="e",
+                          before=None, after={"updated_by": "a"}, event_time=t)
+    assert created is not None and created["reason"] == "created" and created["changed_at"] == t
