@@ -22,7 +22,13 @@ logger = get_logger(__name__)
 def cron_expire_jobs(message: PubSubMessage) -> Any:
     # Expiry is judged at run time: a late or redelivered message only finds fewer jobs.
     report = expire_due_jobs(firestore_client(), get_clock().now())
-    log(logger, logging.INFO, "expired jobs", function="cron-expire-jobs",
-        expired=report.expired, refunded_credits=report.refunded_credits,
-        skipped=report.skipped)
+    log(
+        logger,
+        logging.INFO,
+        "expired jobs",
+        function="cron-expire-jobs",
+        expired=report.expired,
+        refunded_credits=report.refunded_credits,
+        skipped=report.skipped,
+    )
     return report

@@ -124,8 +124,7 @@ def credit_balance(request: Any) -> Reply:
     now = _now()
     caller = _caller(request, now)
     settings = load_app_settings(firestore_client())
-    return Reply(history.balance(firestore_client(), user=caller.user, settings=settings,
-                                 now=now))
+    return Reply(history.balance(firestore_client(), user=caller.user, settings=settings, now=now))
 
 
 def credit_history(request: Any) -> Reply:
@@ -180,8 +179,7 @@ def job_finalize(request: Any) -> Reply:
     now = _now()
     caller = _caller(request, now)
     body = parse_model(FinalizeRequest, request_json(request, max_bytes=MAX_BODY_BYTES))
-    return Reply(jobs.finalize(firestore_client(), user_id=caller.user_id, request=body,
-                               now=now))
+    return Reply(jobs.finalize(firestore_client(), user_id=caller.user_id, request=body, now=now))
 
 
 def check_update(request: Any) -> Reply:

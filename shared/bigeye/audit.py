@@ -40,8 +40,9 @@ def audit(
 ) -> None:
     """Add an audit entry to ``unit`` (a fresh auto id per attempt: only one commits)."""
     ref = unit.db.collection(AUDIT_LOGS).document()
-    unit.create(ref, audit_doc(event_type, user_id=user_id, details=details, now=now,
-                               severity=severity))
+    unit.create(
+        ref, audit_doc(event_type, user_id=user_id, details=details, now=now, severity=severity)
+    )
 
 
 def audit_now(
@@ -56,6 +57,7 @@ def audit_now(
     """Write one audit entry on its own (failed logins: nothing else changes)."""
     run_atomically(
         db,
-        lambda unit: audit(unit, event_type, user_id=user_id, details=details, now=now,
-                           severity=severity),
+        lambda unit: audit(
+            unit, event_type, user_id=user_id, details=details, now=now, severity=severity
+        ),
     )

@@ -91,8 +91,11 @@ def verify_token(token: str, now: datetime) -> dict[str, Any]:
             get_settings().jwt_secret.get_secret_value(),
             algorithms=[_ALGORITHM],
             issuer=ISSUER,
-            options={"require": ["sub", "exp", "iat", "iss"], "verify_exp": False,
-                     "verify_iat": False},
+            options={
+                "require": ["sub", "exp", "iat", "iss"],
+                "verify_exp": False,
+                "verify_iat": False,
+            },
         )
     except jwt.PyJWTError:
         raise Unauthenticated("Invalid token") from None
@@ -182,15 +185,19 @@ def register(
     def work(unit: Unit) -> None:
         if unit.get(email_ref).exists:
             raise Conflict("Email already registered")
-        unit.create(email_ref, {"user_id": user_ref.id, "email": request.email,
-                                "created_at": now})
+        unit.create(email_ref, {"user_id": user_ref.id, "email": request.email, "created_at": now})
         unit.create(user_ref, user)
         audit(
             unit,
             AuditEvent.USER_REGISTER,
             user_id=user_ref.id,
-            details={"email": request.email, "hardware_id": request.hardware_id, "ip": ip,
-                     "app_version": request.app_version, "os": request.os},
+            details={
+                "email": request.email,
+                "hardware_id": request.hardware_id,
+                "ip": ip,
+                "app_version": request.app_version,
+                "os": request.os,
+            },
             now=now,
         )
 
@@ -198,9 +205,7 @@ def register(
     return _session(user_ref.id, user, now)
 
 
-def login(
-    db: firestore.Client, request: LoginRequest, *, ip: str, now: datetime
-) -> dict[str, Any]:
+def login(db: firestore.Client, request: LoginRequest, *, ip: str, now: datetime) -> dict[str, Any]:
     """Check password, status and device; 401 / 403 with an audit entry on failure."""
     index = db.collection(USER_EMAILS).document(email_key(request.email)).get()
     user_id = str((index.to_dict() or {}).get("user_id") or "") if index.exists else ""
@@ -210,18 +215,30 @@ def login(
         raise Unauthenticated("Invalid email or password")
     user = snap.to_dict() or {}
     if not password_matches(request.password, user.get("password_hash")):
-        audit_now(db, AuditEvent.LOGIN_FAILED_WRONG_PASSWORD, user_id=user_id,
-                  details={"email": request.email, "ip": ip,
-                           "hardware_id": request.hardware_id},
-                  now=now, severity=Severity.WARNING)
+        audit_now(
+            db,
+            AuditEvent.LOGIN_FAILED_WRONG_PASSWORD,
+            user_id=user_id,
+            details={"email": request.email, "ip": ip, "hardware_id": request.hardware_id},
+            now=now,
+            severity=Severity.WARNING,
+        )
         raise Unauthenticated("Invalid email or password")
     _check_status(user)
     if request.hardware_id != user.get("hardware_id"):
-        audit_now(db, AuditEvent.LOGIN_FAILED_DEVICE_MISMATCH, user_id=user_id,
-                  details={"email": request.email, "ip": ip,
-                           "hardware_id": request.hardware_id,
-                           "registered_hardware_id": user.get("hardware_id")},
-                  now=now, severity=Severity.WARNING)
+        audit_now(
+            db,
+            AuditEvent.LOGIN_FAILED_DEVICE_MISMATCH,
+            user_id=user_id,
+            details={
+                "email": request.email,
+                "ip": ip,
+                "hardware_id": request.hardware_id,
+                "registered_hardware_id": user.get("hardware_id"),
+            },
+            now=now,
+            severity=Severity.WARNING,
+        )
         raise Forbidden("This account is registered to another device")
     fields: dict[str, Any] = {"last_login": now, "last_active": now}
     if request.app_version:

@@ -127,16 +127,6 @@ def _run_fresh(ledger: Ledger, work: Callable[[Unit], T]) -> T:
     raise AssertionError("unreachable")
 
 
-@dataclass(frozen=True)
-class Reservation:
-    """What ``reserve`` decided (for the response)."""
-
-    job_token: str
-    reserved: int
-    photo_rate: int
-    video_rate: int
-
-
 # -- services ----------------------------------------------------------------------------
 def reserve(
     db: firestore.Client,
@@ -204,8 +194,12 @@ def reserve(
             unit,
             AuditEvent.JOB_RESERVED,
             user_id=user_id,
-            details={"job_token": job_token, "mode": request.mode.value,
-                     "reserved_credits": amount, "file_count": request.file_count},
+            details={
+                "job_token": job_token,
+                "mode": request.mode.value,
+                "reserved_credits": amount,
+                "file_count": request.file_count,
+            },
             now=now,
         )
 
@@ -258,8 +252,7 @@ def finalize(
         if status == JobStatus.RESERVED.value and now >= ensure_utc(job["expires_at"]):
             raise Gone("Job expired; its reserved credits are refunded automatically")
         if status == JobStatus.COMPLETED.value and (
-            job.get("success_count") != request.success
-            or job.get("failed_count") != request.failed
+            job.get("success_count") != request.success or job.get("failed_count") != request.failed
         ):
             raise Conflict("Job was already finalized with different counts")
         used = actual_usage(job, request.success, request.photos, request.videos)
@@ -289,9 +282,13 @@ def finalize(
                 unit,
                 AuditEvent.JOB_COMPLETED,
                 user_id=user_id,
-                details={"job_token": request.job_token, "actual_usage": used,
-                         "refund_amount": refunded, "success_count": request.success,
-                         "failed_count": request.failed},
+                details={
+                    "job_token": request.job_token,
+                    "actual_usage": used,
+                    "refund_amount": refunded,
+                    "success_count": request.success,
+                    "failed_count": request.failed,
+                },
                 now=now,
             )
         return {"refunded": refunded, "balance": result.balance_after}
@@ -333,9 +330,12 @@ def expire_job(ledger: Ledger, job_token: str, now: datetime) -> int | None:
             unit,
             AuditEvent.JOB_EXPIRED_AUTO_REFUND,
             user_id=str(job.get("user_id")),
-            details={"job_token": job_token, "refund_amount": refunded,
-                     "reserved_credits": job.get("reserved_credits"),
-                     "expires_at": job["expires_at"]},
+            details={
+                "job_token": job_token,
+                "refund_amount": refunded,
+                "reserved_credits": job.get("reserved_credits"),
+                "expires_at": job["expires_at"],
+            },
             now=now,
         )
         return refunded

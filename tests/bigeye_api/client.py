@@ -82,12 +82,14 @@ class Session:
 
     def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
         headers = {**self.headers, **kwargs.pop("headers", {})}
-        return httpx.post(api_url(self.base_url, path), json=body, headers=headers,
-                          timeout=30, **kwargs)
+        return httpx.post(
+            api_url(self.base_url, path), json=body, headers=headers, timeout=30, **kwargs
+        )
 
 
-def registration(email: str | None = None, hardware_id: str | None = None,
-                 **extra: Any) -> dict[str, Any]:
+def registration(
+    email: str | None = None, hardware_id: str | None = None, **extra: Any
+) -> dict[str, Any]:
     """A valid register body (fresh e-mail and device unless given)."""
     return {
         "email": email or f"user-{uuid.uuid4().hex[:10]}@example.com",
@@ -106,14 +108,23 @@ def register_and_login(base_url: str, **extra: Any) -> Session:
     assert registered.status_code == 200, registered.text
     logged_in = httpx.post(
         api_url(base_url, "auth/login"),
-        json={"email": body["email"], "password": body["password"],
-              "hardware_id": body["hardware_id"]},
+        json={
+            "email": body["email"],
+            "password": body["password"],
+            "hardware_id": body["hardware_id"],
+        },
         timeout=30,
     )
     assert logged_in.status_code == 200, logged_in.text
     data = logged_in.json()
-    return Session(base_url, data["token"], data["user_id"], body["email"].lower(),
-                   body["hardware_id"], body=data)
+    return Session(
+        base_url,
+        data["token"],
+        data["user_id"],
+        body["email"].lower(),
+        body["hardware_id"],
+        body=data,
+    )
 
 
 def write_app_settings(db: Any, **changes: Any) -> dict[str, Any]:
@@ -127,8 +138,13 @@ def give_credits(db: Any, user_id: str, amount: int, key: str | None = None) -> 
     """Credit ``amount`` (a BONUS posting); returns the balance after."""
     ledger = Ledger(db, BIGEYE, SystemClock())
     result = ledger.run(
-        lambda unit: ledger.credit(unit, user_id=user_id, kind=Kind.BONUS, amount=amount,
-                                   key=key or f"test-bonus:{uuid.uuid4()}",
-                                   description="Test credits")
+        lambda unit: ledger.credit(
+            unit,
+            user_id=user_id,
+            kind=Kind.BONUS,
+            amount=amount,
+            key=key or f"test-bonus:{uuid.uuid4()}",
+            description="Test credits",
+        )
     )
     return result.balance_after

@@ -16,9 +16,21 @@ from shared.settings import get_settings
 from tests.bigeye_api.client import PASSWORD, api_url, register_and_login, registration
 
 SEED_USER_FIELDS = {
-    "email", "password_hash", "full_name", "phone", "hardware_id", "tier", "credits",
-    "status", "created_at", "last_login", "last_active", "total_topup_baht",
-    "total_credits_used", "app_version", "metadata",
+    "email",
+    "password_hash",
+    "full_name",
+    "phone",
+    "hardware_id",
+    "tier",
+    "credits",
+    "status",
+    "created_at",
+    "last_login",
+    "last_active",
+    "total_topup_baht",
+    "total_credits_used",
+    "app_version",
+    "metadata",
 }
 
 
@@ -44,15 +56,18 @@ def test_register_creates_the_user_with_every_seed_field(stack, bigeye) -> None:
     assert user["hardware_id"] == body["hardware_id"]
     assert user["status"] == "active" and user["tier"] == "standard"
     assert user["app_version"] == "2.0.0"
-    assert user["metadata"] == {"os": "Windows 11", "registration_ip": "127.0.0.1",
-                                "notes": ""}
+    assert user["metadata"] == {"os": "Windows 11", "registration_ip": "127.0.0.1", "notes": ""}
     index = bigeye.collection("user_emails").document(email_key("test@test.com")).get()
     assert index.to_dict()["user_id"] == data["user_id"]
     [entry] = _audits(bigeye, "USER_REGISTER")
     assert entry["user_id"] == data["user_id"] and entry["severity"] == "INFO"
     assert set(entry) == {"event_type", "severity", "user_id", "details", "created_at"}
-    claims = jwt.decode(data["token"], get_settings().jwt_secret.get_secret_value(),
-                        algorithms=["HS256"], issuer="bigeye-credit-api")
+    claims = jwt.decode(
+        data["token"],
+        get_settings().jwt_secret.get_secret_value(),
+        algorithms=["HS256"],
+        issuer="bigeye-credit-api",
+    )
     assert claims["sub"] == data["user_id"]
     assert claims["exp"] - claims["iat"] == get_settings().jwt_ttl_s
 
@@ -70,8 +85,9 @@ def test_concurrent_registrations_of_one_email_create_one_user(stack, bigeye) ->
     url = api_url(stack.base_url, "auth/register")
     bodies = [registration(email="race@example.com") for _ in range(6)]
     with ThreadPoolExecutor(6) as pool:
-        codes = sorted(r.status_code for r in pool.map(
-            lambda b: httpx.post(url, json=b, timeout=60), bodies))
+        codes = sorted(
+            r.status_code for r in pool.map(lambda b: httpx.post(url, json=b, timeout=60), bodies)
+        )
     assert codes == [200, 409, 409, 409, 409, 409]
     assert len(list(bigeye.collection("users").stream())) == 1
     assert len(list(bigeye.collection("user_emails").stream())) == 1
@@ -87,9 +103,15 @@ def test_login_returns_a_session_and_records_the_login(stack, bigeye) -> None:
 
 def test_wrong_password_is_401_and_audited(stack, bigeye) -> None:
     session = register_and_login(stack.base_url)
-    response = httpx.post(api_url(stack.base_url, "auth/login"), json={
-        "email": session.email, "password": "wrong-password", "hardware_id": session.hardware_id,
-    }, timeout=30)
+    response = httpx.post(
+        api_url(stack.base_url, "auth/login"),
+        json={
+            "email": session.email,
+            "password": "wrong-password",
+            "hardware_id": session.hardware_id,
+        },
+        timeout=30,
+    )
     assert response.status_code == 401
     assert response.json() == {"detail": "Invalid email or password"}
     [entry] = _audits(bigeye, "LOGIN_FAILED_WRONG_PASSWORD")
@@ -97,18 +119,30 @@ def test_wrong_password_is_401_and_audited(stack, bigeye) -> None:
 
 
 def test_unknown_email_is_401_without_a_write(stack, bigeye) -> None:
-    response = httpx.post(api_url(stack.base_url, "auth/login"), json={
-        "email": "nobody@example.com", "password": "whatever-1", "hardware_id": "HW",
-    }, timeout=30)
+    response = httpx.post(
+        api_url(stack.base_url, "auth/login"),
+        json={
+            "email": "nobody@example.com",
+            "password": "whatever-1",
+            "hardware_id": "HW",
+        },
+        timeout=30,
+    )
     assert response.status_code == 401
     assert list(bigeye.collection("audit_logs").stream()) == []
 
 
 def test_login_from_another_device_is_403_and_audited(stack, bigeye) -> None:
     session = register_and_login(stack.base_url)
-    response = httpx.post(api_url(stack.base_url, "auth/login"), json={
-        "email": session.email, "password": PASSWORD, "hardware_id": "OTHER-DEVICE",
-    }, timeout=30)
+    response = httpx.post(
+        api_url(stack.base_url, "auth/login"),
+        json={
+            "email": session.email,
+            "password": PASSWORD,
+            "hardware_id": "OTHER-DEVICE",
+        },
+        timeout=30,
+    )
     assert response.status_code == 403
     assert "another device" in response.json()["detail"]
     [entry] = _audits(bigeye, "LOGIN_FAILED_DEVICE_MISMATCH")
@@ -120,9 +154,15 @@ def test_suspended_and_banned_users_get_403_on_login_and_with_a_token(stack, big
     for status in ("suspended", "banned"):
         session = register_and_login(stack.base_url)
         bigeye.collection("users").document(session.user_id).update({"status": status})
-        login = httpx.post(api_url(stack.base_url, "auth/login"), json={
-            "email": session.email, "password": PASSWORD, "hardware_id": session.hardware_id,
-        }, timeout=30)
+        login = httpx.post(
+            api_url(stack.base_url, "auth/login"),
+            json={
+                "email": session.email,
+                "password": PASSWORD,
+                "hardware_id": session.hardware_id,
+            },
+            timeout=30,
+        )
         assert login.status_code == 403, login.text
         assert status in login.json()["detail"].lower()
         assert session.get("credit/balance").status_code == 403
@@ -137,9 +177,17 @@ def test_missing_bad_and_foreign_tokens_are_401(stack, bigeye) -> None:
         assert response.status_code == 401, header
         assert "detail" in response.json()
     session = register_and_login(stack.base_url)
-    forged = jwt.encode({"sub": session.user_id, "hid": session.hardware_id,
-                         "iss": "bigeye-credit-api", "iat": 1, "exp": 4_000_000_000},
-                        "another-secret-of-sufficient-length-000", algorithm="HS256")
+    forged = jwt.encode(
+        {
+            "sub": session.user_id,
+            "hid": session.hardware_id,
+            "iss": "bigeye-credit-api",
+            "iat": 1,
+            "exp": 4_000_000_000,
+        },
+        "another-secret-of-sufficient-length-000",
+        algorithm="HS256",
+    )
     response = httpx.get(url, headers={"Authorization": f"Bearer {forged}"}, timeout=30)
     assert response.status_code == 401
     # A token of a user that no longer exists.
@@ -164,9 +212,15 @@ def test_token_stops_working_when_the_device_binding_changes(stack, bigeye) -> N
 
 def test_old_client_version_at_login_is_426(stack, bigeye) -> None:
     session = register_and_login(stack.base_url)
-    response = httpx.post(api_url(stack.base_url, "auth/login"), json={
-        "email": session.email, "password": PASSWORD, "hardware_id": session.hardware_id,
-        "app_version": "1.4.9",
-    }, timeout=30)
+    response = httpx.post(
+        api_url(stack.base_url, "auth/login"),
+        json={
+            "email": session.email,
+            "password": PASSWORD,
+            "hardware_id": session.hardware_id,
+            "app_version": "1.4.9",
+        },
+        timeout=30,
+    )
     assert response.status_code == 426
     assert "update" in response.json()["detail"]

@@ -35,13 +35,28 @@ def _promo(name: str, now: datetime, **changes) -> dict:
             "first_topup_only": False,
             "require_code": False,
         },
-        "reward": {"type": "TIERED_BONUS", "bonus_credits": None, "override_rate": None,
-                   "bonus_percentage": None, "tiers": SEED_TIERS},
-        "display": {"banner_text": "🎄 เติม 500+ รับ 2,200 cr!", "banner_color": "#FF4560",
-                    "show_in_client": True, "show_in_topup": True},
-        "stats": {"total_redemptions": 0, "total_bonus_credits": 0,
-                  "total_baht_collected": 0, "unique_users": 0},
-        "created_at": now, "created_by": "admin", "updated_at": now,
+        "reward": {
+            "type": "TIERED_BONUS",
+            "bonus_credits": None,
+            "override_rate": None,
+            "bonus_percentage": None,
+            "tiers": SEED_TIERS,
+        },
+        "display": {
+            "banner_text": "🎄 เติม 500+ รับ 2,200 cr!",
+            "banner_color": "#FF4560",
+            "show_in_client": True,
+            "show_in_topup": True,
+        },
+        "stats": {
+            "total_redemptions": 0,
+            "total_bonus_credits": 0,
+            "total_baht_collected": 0,
+            "unique_users": 0,
+        },
+        "created_at": now,
+        "created_by": "admin",
+        "updated_at": now,
     }
     for key, value in changes.items():
         section, _, field = key.partition("__")
@@ -52,9 +67,7 @@ def _promo(name: str, now: datetime, **changes) -> dict:
     return doc
 
 
-def test_balance_shows_rates_exchange_rate_and_only_the_promotions_to_show(
-    stack, bigeye
-) -> None:
+def test_balance_shows_rates_exchange_rate_and_only_the_promotions_to_show(stack, bigeye) -> None:
     session = register_and_login(stack.base_url)
     give_credits(bigeye, session.user_id, 500)
     now = datetime.now(UTC)
@@ -68,16 +81,25 @@ def test_balance_shows_rates_exchange_rate_and_only_the_promotions_to_show(
     assert response.status_code == 200, response.text
     assert response.json() == {
         "credits": 500,
-        "credit_rates": {"istock_photo": 3, "istock_video": 3, "adobe_photo": 2,
-                         "adobe_video": 2, "shutterstock_photo": 2, "shutterstock_video": 2},
+        "credit_rates": {
+            "istock_photo": 3,
+            "istock_video": 3,
+            "adobe_photo": 2,
+            "adobe_video": 2,
+            "shutterstock_photo": 2,
+            "shutterstock_video": 2,
+        },
         "exchange_rate": 4,
         "active_promos": [
             {
                 "name": "โปรปีใหม่",
                 "type": "TIERED_BONUS",
-                "display": {"banner_text": "🎄 เติม 500+ รับ 2,200 cr!",
-                            "banner_color": "#FF4560", "show_in_client": True,
-                            "show_in_topup": True},
+                "display": {
+                    "banner_text": "🎄 เติม 500+ รับ 2,200 cr!",
+                    "banner_color": "#FF4560",
+                    "show_in_client": True,
+                    "show_in_topup": True,
+                },
                 "conditions": {"min_topup_baht": 100, "end_date": "2027-02-28T23:59:59Z"},
                 "reward": {"type": "TIERED_BONUS", "tiers": SEED_TIERS},
             }
@@ -85,30 +107,69 @@ def test_balance_shows_rates_exchange_rate_and_only_the_promotions_to_show(
     }
 
 
-def _post(db, user_id: str, at: datetime, amount: int, description: str, key: str,
-          kind: Kind = Kind.BONUS, refs: Refs = Refs()) -> None:
+def _post(
+    db,
+    user_id: str,
+    at: datetime,
+    amount: int,
+    description: str,
+    key: str,
+    kind: Kind = Kind.BONUS,
+    refs: Refs = Refs(),
+) -> None:
     ledger = Ledger(db, BIGEYE, FixedClock(at))
-    ledger.run(lambda unit: ledger.credit(unit, user_id=user_id, kind=kind, amount=amount,
-                                          key=key, description=description, refs=refs))
+    ledger.run(
+        lambda unit: ledger.credit(
+            unit,
+            user_id=user_id,
+            kind=kind,
+            amount=amount,
+            key=key,
+            description=description,
+            refs=refs,
+        )
+    )
 
 
 def test_history_matches_the_seed_example(stack, bigeye) -> None:
     session = register_and_login(stack.base_url)
-    _post(bigeye, session.user_id, datetime(2026, 2, 1, 3, 0, tzinfo=UTC), 500,
-          "Welcome bonus", "welcome")
-    _post(bigeye, session.user_id, datetime(2026, 2, 8, 10, 0, tzinfo=UTC), 2000,
-          "Top-up 500 THB → 2000 credits", "slip:T1", kind=Kind.TOPUP,
-          refs=Refs(reference_id="slip1", topup=TopupMeta(baht_amount=500, slip_ref="T1",
-                                                          base_credits=2000)))
+    _post(
+        bigeye,
+        session.user_id,
+        datetime(2026, 2, 1, 3, 0, tzinfo=UTC),
+        500,
+        "Welcome bonus",
+        "welcome",
+    )
+    _post(
+        bigeye,
+        session.user_id,
+        datetime(2026, 2, 8, 10, 0, tzinfo=UTC),
+        2000,
+        "Top-up 500 THB → 2000 credits",
+        "slip:T1",
+        kind=Kind.TOPUP,
+        refs=Refs(
+            reference_id="slip1", topup=TopupMeta(baht_amount=500, slip_ref="T1", base_credits=2000)
+        ),
+    )
     response = session.get("credit/history")
     assert response.status_code == 200, response.text
     assert response.json() == {
         "transactions": [
             # 10:00 UTC is 17:00 in Asia/Bangkok (settings.display_timezone).
-            {"date": "2026-02-08 17:00", "description": "Top-up 500 THB → 2000 credits",
-             "amount": 2000, "type": "TOPUP"},
-            {"date": "2026-02-01 10:00", "description": "Welcome bonus", "amount": 500,
-             "type": "BONUS"},
+            {
+                "date": "2026-02-08 17:00",
+                "description": "Top-up 500 THB → 2000 credits",
+                "amount": 2000,
+                "type": "TOPUP",
+            },
+            {
+                "date": "2026-02-01 10:00",
+                "description": "Welcome bonus",
+                "amount": 500,
+                "type": "BONUS",
+            },
         ],
         "balance": 2500,
     }
@@ -120,8 +181,7 @@ def test_history_pages_with_limit_and_cursor(stack, bigeye) -> None:
     other = register_and_login(stack.base_url)
     start = datetime(2026, 3, 1, tzinfo=UTC)
     for i in range(5):
-        _post(bigeye, session.user_id, start + timedelta(hours=i), 10 + i, f"credit {i}",
-              f"k{i}")
+        _post(bigeye, session.user_id, start + timedelta(hours=i), 10 + i, f"credit {i}", f"k{i}")
     _post(bigeye, other.user_id, start, 99, "someone else", "other")
     seen, cursor, pages = [], None, 0
     while True:
@@ -137,8 +197,11 @@ def test_history_pages_with_limit_and_cursor(stack, bigeye) -> None:
             break
     assert seen == [14, 13, 12, 11, 10] and pages == 3
     # Someone else's transaction id is not a cursor for this user.
-    foreign = next(s.id for s in bigeye.collection("transactions").stream()
-                   if s.get("user_id") == other.user_id)
+    foreign = next(
+        s.id
+        for s in bigeye.collection("transactions").stream()
+        if s.get("user_id") == other.user_id
+    )
     response = session.get("credit/history", params={"cursor": foreign})
     assert response.status_code == 400 and response.json() == {"detail": "cursor is not valid"}
     for bad in ("0", "101", "abc", "-1"):

@@ -28,10 +28,26 @@ SEED_RESERVE = {
 }
 SEED_FINALIZE = {"success": 5, "failed": 2, "photos": 4, "videos": 3}
 SEED_JOB_FIELDS = {
-    "job_token", "user_id", "status", "mode", "keyword_style", "file_count", "photo_count",
-    "video_count", "photo_rate", "video_rate", "credit_rate", "reserved_credits",
-    "actual_usage", "refund_amount", "success_count", "failed_count", "created_at",
-    "completed_at", "expires_at", "metadata",
+    "job_token",
+    "user_id",
+    "status",
+    "mode",
+    "keyword_style",
+    "file_count",
+    "photo_count",
+    "video_count",
+    "photo_rate",
+    "video_rate",
+    "credit_rate",
+    "reserved_credits",
+    "actual_usage",
+    "refund_amount",
+    "success_count",
+    "failed_count",
+    "created_at",
+    "completed_at",
+    "expires_at",
+    "metadata",
 }
 
 
@@ -65,8 +81,17 @@ def test_seed_example_reserve_then_finalize(funded, bigeye) -> None:
     reserved = funded.post("job/reserve", SEED_RESERVE)
     assert reserved.status_code == 200, reserved.text
     body = reserved.json()
-    assert set(body) == {"job_token", "reserved_credits", "photo_rate", "video_rate", "config",
-                         "dictionary", "blacklist", "concurrency", "cache_threshold"}
+    assert set(body) == {
+        "job_token",
+        "reserved_credits",
+        "photo_rate",
+        "video_rate",
+        "config",
+        "dictionary",
+        "blacklist",
+        "concurrency",
+        "cache_threshold",
+    }
     assert body["reserved_credits"] == 21
     assert (body["photo_rate"], body["video_rate"]) == (3, 3)
     assert body["dictionary"] == "keyword1\nkeyword2\nkeyword3"
@@ -84,8 +109,11 @@ def test_seed_example_reserve_then_finalize(funded, bigeye) -> None:
     assert set(job) == SEED_JOB_FIELDS
     assert job["status"] == "RESERVED" and job["reserved_credits"] == 21
     assert job["credit_rate"] == 3 and job["user_id"] == funded.user_id
-    assert job["metadata"] == {"app_version": "2.0.0", "model_used": "gemini-2.5-flash",
-                               "hardware_id": funded.hardware_id}
+    assert job["metadata"] == {
+        "app_version": "2.0.0",
+        "model_used": "gemini-2.5-flash",
+        "hardware_id": funded.hardware_id,
+    }
     ttl = ensure_utc(job["expires_at"]) - ensure_utc(job["created_at"])
     assert ttl == timedelta(seconds=get_settings().job_reserve_ttl_s)
     assert _credits(bigeye, funded.user_id) == 479
@@ -119,26 +147,35 @@ def test_seed_example_reserve_then_finalize(funded, bigeye) -> None:
 
 
 def test_adobe_rates_and_keyword_style_pick_the_prompt(funded, bigeye) -> None:
-    body = funded.post("job/reserve", {**SEED_RESERVE, "mode": "Adobe",
-                                       "keyword_style": "Single Words"}).json()
+    body = funded.post(
+        "job/reserve", {**SEED_RESERVE, "mode": "Adobe", "keyword_style": "Single Words"}
+    ).json()
     assert body["reserved_credits"] == 14 and body["photo_rate"] == 2
     assert decrypt_config(body["config"], body["job_token"])["prompt"].startswith(
-        "Write 49 single-word")
-    body = funded.post("job/reserve", {**SEED_RESERVE, "mode": "Shutterstock",
-                                       "keyword_style": "Hybrid"}).json()
-    assert decrypt_config(body["config"], body["job_token"])["prompt"].startswith(
-        "Write 49 hybrid")
+        "Write 49 single-word"
+    )
+    body = funded.post(
+        "job/reserve", {**SEED_RESERVE, "mode": "Shutterstock", "keyword_style": "Hybrid"}
+    ).json()
+    assert decrypt_config(body["config"], body["job_token"])["prompt"].startswith("Write 49 hybrid")
 
 
 def test_finalize_prices_successes_by_type_when_rates_differ(funded, bigeye) -> None:
-    rates = {"istock_photo": 2, "istock_video": 5, "adobe_photo": 2, "adobe_video": 2,
-             "shutterstock_photo": 2, "shutterstock_video": 2}
+    rates = {
+        "istock_photo": 2,
+        "istock_video": 5,
+        "adobe_photo": 2,
+        "adobe_video": 2,
+        "shutterstock_photo": 2,
+        "shutterstock_video": 2,
+    }
     write_app_settings(bigeye, credit_rates=rates)
     # 5 photos x 2 + 2 videos x 5 = 20 reserved.
     token = funded.post("job/reserve", SEED_RESERVE).json()["job_token"]
     # photos + videos == success: read as the successful photos and videos: 3x2 + 1x5 = 11.
-    done = funded.post("job/finalize", {"job_token": token, "success": 4, "failed": 3,
-                                        "photos": 3, "videos": 1})
+    done = funded.post(
+        "job/finalize", {"job_token": token, "success": 4, "failed": 3, "photos": 3, "videos": 1}
+    )
     assert done.json() == {"refunded": 9, "balance": 489}
     # Without a usable split the successes are priced cheapest first: 5x2 + 1x5 = 15.
     token = funded.post("job/reserve", SEED_RESERVE).json()["job_token"]
@@ -150,11 +187,15 @@ def test_everything_succeeded_refunds_nothing_and_nothing_succeeded_refunds_all(
     funded, bigeye
 ) -> None:
     token = funded.post("job/reserve", SEED_RESERVE).json()["job_token"]
-    assert funded.post("job/finalize", {"job_token": token, "success": 7, "failed": 0}
-                       ).json() == {"refunded": 0, "balance": 479}
+    assert funded.post("job/finalize", {"job_token": token, "success": 7, "failed": 0}).json() == {
+        "refunded": 0,
+        "balance": 479,
+    }
     token = funded.post("job/reserve", SEED_RESERVE).json()["job_token"]
-    assert funded.post("job/finalize", {"job_token": token, "success": 0, "failed": 7}
-                       ).json() == {"refunded": 21, "balance": 479}
+    assert funded.post("job/finalize", {"job_token": token, "success": 0, "failed": 7}).json() == {
+        "refunded": 21,
+        "balance": 479,
+    }
     assert _sum_of_transactions(bigeye, funded.user_id) == 479
 
 
@@ -209,14 +250,16 @@ def test_finalize_after_expires_at_is_410(funded, bigeye) -> None:
 
 def test_cron_expire_jobs_refunds_in_full_through_pubsub(stack, funded, bigeye) -> None:
     token = funded.post("job/reserve", SEED_RESERVE).json()["job_token"]
-    fresh = funded.post("job/reserve", {**SEED_RESERVE, "photo_count": 1, "video_count": 0,
-                                        "file_count": 1}).json()["job_token"]
+    fresh = funded.post(
+        "job/reserve", {**SEED_RESERVE, "photo_count": 1, "video_count": 0, "file_count": 1}
+    ).json()["job_token"]
     # Move the fresh job's deadline into the future relative to the clock below.
     far = SystemClock().now() + timedelta(days=2)
     bigeye.collection("jobs").document(fresh).update({"expires_at": far})
     bigeye.collection("credit_holds").document(fresh).update({"expires_at": far})
-    set_clock(FixedClock(SystemClock().now() + timedelta(seconds=get_settings()
-                                                         .job_reserve_ttl_s + 60)))
+    set_clock(
+        FixedClock(SystemClock().now() + timedelta(seconds=get_settings().job_reserve_ttl_s + 60))
+    )
     stack.publish("cron-expire-jobs", b"{}")
 
     def expired():
@@ -246,8 +289,7 @@ def test_concurrent_double_finalize_settles_once(funded, bigeye) -> None:
     assert {json.dumps(r.json()) for r in responses} == {'{"refunded": 6, "balance": 485}'}
     assert len(_docs(bigeye, "transactions", type="REFUND")) == 1
     assert len(_docs(bigeye, "audit_logs", event_type="JOB_COMPLETED")) == 1
-    assert _credits(bigeye, funded.user_id) == 485 == _sum_of_transactions(bigeye,
-                                                                          funded.user_id)
+    assert _credits(bigeye, funded.user_id) == 485 == _sum_of_transactions(bigeye, funded.user_id)
 
 
 def test_finalize_racing_expiry_has_exactly_one_winner(funded, bigeye) -> None:

@@ -17,8 +17,12 @@ from tests.helpers import all_documents
 
 
 def _check(stack, version, **headers):
-    return httpx.post(api_url(stack.base_url, "system/check-update"),
-                      json={"version": version}, headers=headers, timeout=30)
+    return httpx.post(
+        api_url(stack.base_url, "system/check-update"),
+        json={"version": version},
+        headers=headers,
+        timeout=30,
+    )
 
 
 def test_check_update_answers_the_seed_keys(stack, bigeye) -> None:
@@ -80,8 +84,10 @@ def frozen(bigeye):
 def test_rate_limit_per_ip_is_429_with_retry_after(stack, frozen) -> None:
     ip = f"203.0.113.{uuid.uuid4().int % 250}"
     with override_settings(rate_limit_ip_per_min=3):
-        codes = [_check(stack, "2.0.0", **{"X-Forwarded-For": f"10.0.0.1, {ip}"}).status_code
-                 for _ in range(4)]
+        codes = [
+            _check(stack, "2.0.0", **{"X-Forwarded-For": f"10.0.0.1, {ip}"}).status_code
+            for _ in range(4)
+        ]
         other_ip = _check(stack, "2.0.0", **{"X-Forwarded-For": "198.51.100.7"})
     assert codes[:3] == [200, 200, 200]
     assert codes[3] == 429
@@ -97,9 +103,10 @@ def test_rate_limit_per_ip_is_429_with_retry_after(stack, frozen) -> None:
 def test_rate_limit_per_user_counts_across_ips(stack, frozen) -> None:
     session = register_and_login(stack.base_url)
     with override_settings(rate_limit_user_per_min=2):
-        codes = [session.get("credit/balance",
-                             headers={"X-Forwarded-For": f"192.0.2.{i}"}).status_code
-                 for i in range(3)]
+        codes = [
+            session.get("credit/balance", headers={"X-Forwarded-For": f"192.0.2.{i}"}).status_code
+            for i in range(3)
+        ]
         stranger = register_and_login(stack.base_url)
         assert stranger.get("credit/balance").status_code == 200
     assert codes == [200, 200, 429]
@@ -109,14 +116,23 @@ def test_auth_routes_have_their_own_tighter_ip_limit(stack, frozen) -> None:
     headers = {"X-Forwarded-For": "198.51.100.200"}
     body = {"email": "nobody@example.com", "password": "whatever-1", "hardware_id": "HW"}
     with override_settings(rate_limit_auth_ip_per_min=2):
-        codes = [httpx.post(api_url(stack.base_url, "auth/login"), json=body, headers=headers,
-                            timeout=30).status_code for _ in range(3)]
+        codes = [
+            httpx.post(
+                api_url(stack.base_url, "auth/login"), json=body, headers=headers, timeout=30
+            ).status_code
+            for _ in range(3)
+        ]
     assert codes == [401, 401, 429]
 
 
 def _slip(trans_ref: str, amount: int) -> str:
-    content = {"transRef": trans_ref, "amount": amount, "dateTime": "2026-02-08T10:00:00Z",
-               "receiver": {"account": "xxx-x-x6789-x"}, "sender": {"name": "Somchai"}}
+    content = {
+        "transRef": trans_ref,
+        "amount": amount,
+        "dateTime": "2026-02-08T10:00:00Z",
+        "receiver": {"account": "xxx-x-x6789-x"},
+        "sender": {"name": "Somchai"},
+    }
     return "data:image/jpeg;base64," + base64.b64encode(json.dumps(content).encode()).decode()
 
 
@@ -130,8 +146,11 @@ def test_topup_route_credits_through_the_slip2go_stand_in(stack, bigeye) -> None
     again = session.post("credit/topup", {"slip": _slip("TR-API-1", 500), "amount": 500})
     assert again.status_code == 409
     assert session.get("credit/balance").json()["credits"] == 2000
-    topups = bigeye.collection("transactions").where(
-        filter=firestore.FieldFilter("type", "==", "TOPUP")).stream()
+    topups = (
+        bigeye.collection("transactions")
+        .where(filter=firestore.FieldFilter("type", "==", "TOPUP"))
+        .stream()
+    )
     assert [t.get("metadata")["baht_amount"] for t in topups] == [500]
 
 
