@@ -49,15 +49,6 @@ def _providers_seed(db: Any, now: datetime) -> None:
 SECTIONS.append(_providers_seed)
 
 
-def _bigeye_seed(db: Any, now: datetime) -> None:
-    from devstack.demo import bigeye
-
-    bigeye.seed(db, now)
-
-
-SECTIONS.append(_bigeye_seed)
-
-
 def seed_all(db: Any, now: datetime) -> None:
     """Write every demo section (idempotent: documents are set by fixed ids)."""
     for seed in SECTIONS:
