@@ -65,7 +65,7 @@ from shared.billing.rules import (
 from shared.clock import ProcessClock, get_clock
 from shared.entry import validation_detail
 from shared.errors import CreditsError, InvalidInput, NotFound, is_transient
-from shared.ledger import Kind, Ledger, Refs, ledger_profile
+from shared.ledger import Kind, Ledger, Refs, ledger_profile, transaction_id_for
 from shared.logs import get_logger, log
 from shared.settings import get_settings
 
@@ -206,7 +206,7 @@ def process_event(
 
     def work(unit: Unit) -> Outcome:
         ctx.linked = []
-        record = unit.get(_event_ref(ctx))
+        record = unit.get_all([_event_ref(ctx), *_prefetch(ctx, parsed)])[0]
         if record.exists and not (replay and record.get("status") == "parked"):
             return Outcome(
                 event.id, event.type, "duplicate", user_id=(record.to_dict() or {}).get("user_id")
@@ -281,6 +281,45 @@ def list_shortfalls(db: firestore.Client, *, limit: int = 100) -> list[dict[str,
 
 
 # -- shared steps ----------------------------------------------------------------------------
+def _valid_doc_id(value: str | None) -> bool:
+    return (
+        bool(value)
+        and "/" not in str(value)
+        and len(str(value)) <= 700
+        and not str(value).startswith("__")
+    )
+
+
+def _prefetch(ctx: _Context, parsed: Any) -> list[firestore.DocumentReference]:
+    """Documents the handler will read, fetched with the event record in one round trip."""
+    db = ctx.db
+    users: list[str | None] = []
+    refs: list[tuple[str, str | None]] = []
+    postings: list[str] = []
+    if isinstance(parsed, CheckoutSession):
+        users = [parsed.client_reference_id, parsed.metadata.get("user_id")]
+        refs = [(CUSTOMERS, parsed.customer), (PAYMENTS, parsed.payment_intent)]
+        postings = [f"stripe:checkout:{parsed.id}"]
+    elif isinstance(parsed, Subscription):
+        users = [parsed.metadata.get("user_id")]
+        refs = [(STATE, parsed.id), (CUSTOMERS, parsed.customer)]
+    elif isinstance(parsed, Invoice):
+        users = [parsed.subscription_metadata.get("user_id"), parsed.metadata.get("user_id")]
+        refs = [
+            (STATE, parsed.subscription_id),
+            (CUSTOMERS, parsed.customer),
+            (PROCESSED_INVOICES, parsed.id),
+            (PAYMENTS, parsed.payment_intent),
+        ]
+        postings = [f"stripe:invoice:{parsed.id}"]
+    elif isinstance(parsed, Charge | Dispute):
+        refs = [(PAYMENTS, parsed.payment_intent)]
+    found = [db.collection(c).document(i) for c, i in refs if i and _STRIPE_ID.match(i)]
+    found += [ctx.ledger.user_ref(str(u)) for u in users[:1] if _valid_doc_id(u)]
+    found += [ctx.ledger.posting_ref(transaction_id_for(k)) for k in postings]
+    return found
+
+
 def _event_ref(ctx: _Context) -> firestore.DocumentReference:
     return ctx.db.collection(EVENTS).document(ctx.event.id)
 
@@ -346,7 +385,7 @@ def _resolve_user(
         raise Unresolvable(
             f"no user for customer {customer}" if customer else "the event names no user"
         )
-    if "/" in user_id or len(user_id) > 700 or user_id.startswith("__"):
+    if not _valid_doc_id(user_id):
         raise Unresolvable(f"user id {user_id!r} is not a valid document id")
     snap = unit.get(ctx.ledger.user_ref(user_id))
     if not snap.exists:

@@ -420,3 +420,37 @@ def test_kaiwa_names(billing: Any, stack: Any) -> None:
     with override_settings(schema_profile="kaiwa"):
         assert deliver_ok(stack, refund) == "applied"
     assert docs(billing, "payments")[kaiwa_id("payment", "pi_buy_p")]["status"] == "refunded"
+
+
+def test_invoice_before_the_customer_link_waits_parked_then_applies(
+    billing: Any, stack: Any
+) -> None:
+    """A subscription invoice without metadata, for a customer not linked yet, is parked;
+    the subscription Checkout Session that links the customer replays it."""
+    make_user(billing, "u_late")
+    paid = fx.event(
+        "invoice.paid",
+        fx.invoice(
+            invoice_id="in_late",
+            subscription_id="sub_late",
+            customer="cus_late",
+            price_id="price_kites_pro_monthly",
+            period_start=P1,
+            period_end=P2,
+            payment_intent="pi_late",
+        ),
+    )
+    assert deliver_ok(stack, paid) == "parked"
+    assert user(billing, "u_late")["credits_balance"] == 0
+    signup = fx.event(
+        "checkout.session.completed",
+        fx.checkout_session(
+            user_id="u_late", customer="cus_late", mode="subscription", amount_total=1900
+        ),
+    )
+    assert deliver_ok(stack, signup) == "linked"
+    assert user(billing, "u_late")["credits_balance"] == 1500
+    assert user(billing, "u_late")["stripe_customer_id"] == "cus_late"
+    assert docs(billing, "stripe_parked_events")[paid["id"]]["status"] == "replayed"
+    assert deliver_ok(stack, paid) == "duplicate"
+    assert_balance_is_sum(billing, "u_late")
