@@ -32,8 +32,13 @@ from shared.analytics.counters import merged_counter_writes
 from shared.analytics.rollups import RollupReport, _stored_logs, rollup_day
 from shared.analytics.rules import day_start
 
-ENGINES = {"dalle_3_standard": "0.04", "seddream_video": "0.12", "openai_chat_gpt4": "0.03",
-           "openai_tts": "0.015", "dalle_3_hd": "0.08"}
+ENGINES = {
+    "dalle_3_standard": "0.04",
+    "seddream_video": "0.12",
+    "openai_chat_gpt4": "0.03",
+    "openai_tts": "0.015",
+    "dalle_3_hd": "0.08",
+}
 PLANS = {"free": "0", "pro": "2.5", "ultra": "2"}
 FIELDS = ["user_id", "subscription_plan", "engine_id", "real_cost_usd", "revenue_estimated_usd"]
 
@@ -49,22 +54,27 @@ def _logs(rng: random.Random, day: date, count: int, users: int) -> list[dict[st
         units = Decimal(rng.randint(1, 500)) / 10
         cost = Decimal(ENGINES[engine]) * units
         revenue = cost * Decimal(PLANS[plan])
-        out.append({
-            "user_id": f"bench-user-{rng.randrange(users)}",
-            "subscription_plan": plan,
-            "ai_type": "image",
-            "engine_id": engine,
-            "usage_units": float(units),
-            "credits_used": 1,
-            "created_at": start + timedelta(microseconds=rng.randrange(86_400_000_000)),
-            "real_cost_usd": float(cost),
-            "revenue_estimated_usd": float(revenue),
-            "profit_usd": float(revenue - cost),
-            "profit_margin_percent": float(((revenue - cost) / revenue * 100).quantize(
-                Decimal("0.01"))) if revenue else 0.0,
-            "pricing_source": "engine_default",
-            "request_id": f"bench-{uuid.UUID(int=rng.getrandbits(128))}",
-        })
+        out.append(
+            {
+                "user_id": f"bench-user-{rng.randrange(users)}",
+                "subscription_plan": plan,
+                "ai_type": "image",
+                "engine_id": engine,
+                "usage_units": float(units),
+                "credits_used": 1,
+                "created_at": start + timedelta(microseconds=rng.randrange(86_400_000_000)),
+                "real_cost_usd": float(cost),
+                "revenue_estimated_usd": float(revenue),
+                "profit_usd": float(revenue - cost),
+                "profit_margin_percent": float(
+                    ((revenue - cost) / revenue * 100).quantize(Decimal("0.01"))
+                )
+                if revenue
+                else 0.0,
+                "pricing_source": "engine_default",
+                "request_id": f"bench-{uuid.UUID(int=rng.getrandbits(128))}",
+            }
+        )
     return out
 
 
@@ -75,16 +85,15 @@ def _write(db: firestore.Client, logs: list[dict[str, Any]]) -> None:
     def commit(chunk: list[dict[str, Any]]) -> None:
         batch = db.batch()
         for log in chunk:
-            batch.create(coll.document(str(uuid.uuid5(uuid.NAMESPACE_URL, log["request_id"]))),
-                         log)
+            batch.create(coll.document(str(uuid.uuid5(uuid.NAMESPACE_URL, log["request_id"]))), log)
         batch.commit()
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(commit, [logs[i:i + 500] for i in range(0, len(logs), 500)]))
+        list(pool.map(commit, [logs[i : i + 500] for i in range(0, len(logs), 500)]))
     counters = list(merged_counter_writes(logs).items())
     for i in range(0, len(counters), 500):
         batch = db.batch()
-        for (collection, doc_id), data in counters[i:i + 500]:
+        for (collection, doc_id), data in counters[i : i + 500]:
             batch.set(db.collection(collection).document(doc_id), data, merge=True)
         batch.commit()
 
@@ -121,8 +130,13 @@ def run(ctx: BenchContext) -> list[Result]:
     large = _logs(rng, large_day, large_n, users)
     _write(db, large)
     write_s = time.perf_counter() - began
-    out.append(result(f"analytics: write {small_n + large_n} logs + counters", 
-                      (small_n + large_n) / write_s, "logs/s"))
+    out.append(
+        result(
+            f"analytics: write {small_n + large_n} logs + counters",
+            (small_n + large_n) / write_s,
+            "logs/s",
+        )
+    )
 
     _rollup(db, date(2026, 1, 3))  # warm-up (an empty day): the emulator's first queries
     small_s, small_report = _rollup(db, small_day)
@@ -133,24 +147,45 @@ def run(ctx: BenchContext) -> list[Result]:
     assert doc.get("total_generations") == large_n
     assert doc.get("data_completeness_percent") == 100.0
 
-    out.append(result(f"analytics: daily rollup, {large_n} logs", large_s, "s",
-                      f"stream {large_n} logs once with select()", stream_s,
-                      higher_is_better=False))
-    out.append(result(f"analytics: rollup reads, {large_n} logs", large_report.reads, "reads",
-                      f"rollup reads, {small_n} logs", small_report.reads))
+    out.append(
+        result(
+            f"analytics: daily rollup, {large_n} logs",
+            large_s,
+            "s",
+            f"stream {large_n} logs once with select()",
+            stream_s,
+            higher_is_better=False,
+        )
+    )
+    out.append(
+        result(
+            f"analytics: rollup reads, {large_n} logs",
+            large_report.reads,
+            "reads",
+            f"rollup reads, {small_n} logs",
+            small_report.reads,
+        )
+    )
     out.append(result(f"analytics: daily rollup, {small_n} logs", small_s, "s"))
 
     # 1,000,000 logs: what grows with logs is the count() (the emulator scans the whole
     # collection for a filtered aggregation); what grows with users is the counter reads.
     count_began = time.perf_counter()
-    _stored_logs(db, day_start(large_day), day_start(large_day) + timedelta(days=1),
-                 RollupReport())
+    _stored_logs(db, day_start(large_day), day_start(large_day) + timedelta(days=1), RollupReport())
     count_s = time.perf_counter() - count_began
     user_docs = max(1, large_report.documents_read)
     per_doc_s = max(0.0, large_s - count_s) / user_docs
     scale = 1_000_000 / large_n
     extrapolated = count_s * scale + per_doc_s * user_docs * scale
     out.append(result(f"analytics: completeness count(), {large_n} logs", count_s, "s"))
-    out.append(result("analytics: daily rollup, 1,000,000 logs (extrapolated)", extrapolated,
-                      "s", "Cloud Functions event limit", 540.0, higher_is_better=False))
+    out.append(
+        result(
+            "analytics: daily rollup, 1,000,000 logs (extrapolated)",
+            extrapolated,
+            "s",
+            "Cloud Functions event limit",
+            540.0,
+            higher_is_better=False,
+        )
+    )
     return out

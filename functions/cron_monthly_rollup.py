@@ -24,5 +24,4 @@ def cron_monthly_rollup(message: PubSubMessage) -> Any:
     clock = get_clock()
     scheduled_at = ensure_utc(message.publish_time or clock.now())
     year, month = month_ended(request, scheduled_at)
-    return monthly_rollup(firestore_client(), year, month, now=clock.now,
-                          as_of=scheduled_at.date())
+    return monthly_rollup(firestore_client(), year, month, now=clock.now, as_of=scheduled_at.date())

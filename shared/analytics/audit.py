@@ -5,13 +5,14 @@ and after, ``changed_by`` from the document's ``updated_by`` (``"unknown"`` if a
 ``changed_at`` from its ``updated_at`` (else the event time) and ``reason`` from its
 ``reason`` or ``notes`` field (else "created" / "updated"). Deletions are not recorded:
 a deletion carries no ``updated_by`` to attribute it to, engines and plans are retired
-with ``is_active`` (an update, recorded), and the local stack's wipes delete everything. The entry id is derived from the event id, so a redelivered
-event writes nothing; a write that changes nothing is not recorded. The trigger never
-writes the collection it watches.
+with ``is_active`` (an update, recorded), and the local stack's wipes delete everything.
+The entry id is derived from the event id, so a redelivered event writes nothing; a write
+that changes nothing is not recorded. The trigger never writes the collection it watches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import datetime
 from typing import Any
@@ -24,9 +25,15 @@ from shared.clock import ensure_utc
 AUDIT_LOG = "profit_audit_log"
 
 
-def audit_entry(*, action_type: str, entity_type: str, entity_id: str,
-                before: dict[str, Any] | None, after: dict[str, Any] | None,
-                event_time: datetime) -> dict[str, Any] | None:
+def audit_entry(
+    *,
+    action_type: str,
+    entity_type: str,
+    entity_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    event_time: datetime,
+) -> dict[str, Any] | None:
     """The audit document for one change (pure), or None when nothing changed."""
     if after is None or before == after:
         return None
@@ -58,8 +65,6 @@ def record_change(db: firestore.Client, *, event_id: str, **kwargs: Any) -> str 
     if entry is None:
         return None
     doc_id = entry_id(entry["action_type"], event_id)
-    try:
+    with contextlib.suppress(gexc.AlreadyExists):  # a redelivered event
         db.collection(AUDIT_LOG).document(doc_id).create(entry)
-    except gexc.AlreadyExists:
-        pass  # a redelivered event
     return doc_id

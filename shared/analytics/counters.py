@@ -106,8 +106,13 @@ def counter_writes(log: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
         writes.append(
             (USER_PERIODS, user_period_id(period, user_id), {**per_user(), "period": period})
         )
-    writes.append((DAY_SHARDS_COLLECTION, day_shard_id(day, shard_of(key)),
-                   {**_tally(cost, revenue), "day": day.isoformat()}))
+    writes.append(
+        (
+            DAY_SHARDS_COLLECTION,
+            day_shard_id(day, shard_of(key)),
+            {**_tally(cost, revenue), "day": day.isoformat()},
+        )
+    )
     return writes
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from shared.analytics.loss import LossScanReport, scan_losses
 from shared.analytics.retention import RetentionReport, run_retention
 from shared.analytics.rollover import rollover_month
-from shared.analytics.rollups import RollupReport, Now, recheck_days, rollup_day, rollup_month
+from shared.analytics.rollups import Now, RollupReport, recheck_days, rollup_day, rollup_month
 from shared.analytics.rules import parse_day, parse_month, previous_month
 from shared.analytics.tokens import roll_token_day
 from shared.clock import ensure_utc
@@ -85,32 +85,54 @@ def daily_rollup(db: firestore.Client, day: date, *, now: Now) -> RollupReport:
     report = rollup_day(db, day, now=now)
     report.documents_read += tokens.documents_read
     recheck_days(db, day, now=now, report=report)
-    log(logger, logging.INFO, "daily rollup", day=day.isoformat(), written=report.written,
-        reads=report.reads, rechecked=report.rechecked, token_users=tokens.users)
+    log(
+        logger,
+        logging.INFO,
+        "daily rollup",
+        day=day.isoformat(),
+        written=report.written,
+        reads=report.reads,
+        rechecked=report.rechecked,
+        token_users=tokens.users,
+    )
     return report
 
 
-def monthly_rollup(db: firestore.Client, year: int, month: int, *, now: Now,
-                   as_of: date) -> dict[str, Any]:
+def monthly_rollup(
+    db: firestore.Client, year: int, month: int, *, now: Now, as_of: date
+) -> dict[str, Any]:
     """Monthly, yearly and all-time aggregates, then the Kaiwa usage rollover."""
     report = rollup_month(db, year, month, now=now, as_of=as_of)
     rollover = rollover_month(db, year, month, updated_at=now())
-    log(logger, logging.INFO, "monthly rollup", month=f"{year:04d}-{month:02d}",
-        written=report.written, reads=report.reads, rollover_users=rollover.users,
-        banked_users=rollover.banked_users)
+    log(
+        logger,
+        logging.INFO,
+        "monthly rollup",
+        month=f"{year:04d}-{month:02d}",
+        written=report.written,
+        reads=report.reads,
+        rollover_users=rollover.users,
+        banked_users=rollover.banked_users,
+    )
     return {"report": report, "rollover": rollover}
 
 
 def loss_scan(db: firestore.Client, at: datetime) -> LossScanReport:
     report = scan_losses(db, at)
-    log(logger, logging.INFO, "loss scan", at=at.isoformat(), in_loss=len(report.in_loss),
-        detected=len(report.detected), recovered=len(report.recovered),
-        reads=report.documents_read)
+    log(
+        logger,
+        logging.INFO,
+        "loss scan",
+        at=at.isoformat(),
+        in_loss=len(report.in_loss),
+        detected=len(report.detected),
+        recovered=len(report.recovered),
+        reads=report.documents_read,
+    )
     return report
 
 
-def retention(db: firestore.Client, as_of: datetime, *, recorded_at: datetime
-              ) -> RetentionReport:
+def retention(db: firestore.Client, as_of: datetime, *, recorded_at: datetime) -> RetentionReport:
     report = run_retention(db, as_of, recorded_at=recorded_at)
     log(logger, logging.INFO, "retention", as_of=as_of.isoformat(), **report.as_dict())
     return report

@@ -134,8 +134,13 @@ def scan_losses(db: firestore.Client, scan_at: datetime) -> LossScanReport:
         current = existing.get(user_id)
         if current is not None:
             detected_at = current.get("detected_at") or scan_at
-            ref.update({**figures, "last_checked_at": scan_at,
-                        "days_in_loss": days_in_loss(detected_at, scan_at)})
+            ref.update(
+                {
+                    **figures,
+                    "last_checked_at": scan_at,
+                    "days_in_loss": days_in_loss(detected_at, scan_at),
+                }
+            )
             continue
         if _open_episode(db, user_id, scan_at, figures, window):
             detected.append(user_id)
@@ -152,8 +157,13 @@ def scan_losses(db: firestore.Client, scan_at: datetime) -> LossScanReport:
     return LossScanReport(len(windows), sorted(losing), detected, recovered, read)
 
 
-def _open_episode(db: firestore.Client, user_id: str, scan_at: datetime,
-                  figures: dict[str, Any], window: _UserWindow) -> bool:
+def _open_episode(
+    db: firestore.Client,
+    user_id: str,
+    scan_at: datetime,
+    figures: dict[str, Any],
+    window: _UserWindow,
+) -> bool:
     """Create the loss_users document and its audit entry together; alert if this run did."""
     batch = db.batch()
     batch.create(
@@ -175,9 +185,17 @@ def _open_episode(db: firestore.Client, user_id: str, scan_at: datetime,
             "entity_type": "user",
             "entity_id": user_id,
             "before_value": None,
-            "after_value": {k: figures[k] for k in (
-                "subscription_plan", "total_cost_usd", "total_revenue_usd", "total_profit_usd",
-                "profit_margin_percent", "total_generations")},
+            "after_value": {
+                k: figures[k]
+                for k in (
+                    "subscription_plan",
+                    "total_cost_usd",
+                    "total_revenue_usd",
+                    "total_profit_usd",
+                    "profit_margin_percent",
+                    "total_generations",
+                )
+            },
             "changed_by": "system:cron-hourly-loss-scan",
             "changed_at": scan_at,
             "reason": f"30-day profit {figures['total_profit_usd']} USD is negative",
@@ -187,6 +205,13 @@ def _open_episode(db: firestore.Client, user_id: str, scan_at: datetime,
         batch.commit()
     except (gexc.AlreadyExists, gexc.Conflict):
         return False
-    log(logger, logging.WARNING, "loss user detected", alert="loss_user", user_id=user_id,
-        total_profit_usd=figures["total_profit_usd"], total_generations=window.usage.total.n)
+    log(
+        logger,
+        logging.WARNING,
+        "loss user detected",
+        alert="loss_user",
+        user_id=user_id,
+        total_profit_usd=figures["total_profit_usd"],
+        total_generations=window.usage.total.n,
+    )
     return True

@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.analytics.counters import DAY_SHARDS_COLLECTION, USER_DAYS
 from shared.analytics.rollups import AGGREGATES
@@ -65,11 +65,18 @@ def _pages(query: firestore.Query, order: str, size: int) -> Iterator[list[Docum
             return
 
 
-def _purge(db: firestore.Client, name: str, query: firestore.Query, order: str,
-           report: RetentionReport, max_batches: int, deadline: float, page_size: int,
-           keep: Callable[[DocumentSnapshot], bool] = lambda _s: False) -> None:
-    batches = 0
-    for page in _pages(query, order, page_size):
+def _purge(
+    db: firestore.Client,
+    name: str,
+    query: firestore.Query,
+    order: str,
+    report: RetentionReport,
+    max_batches: int,
+    deadline: float,
+    page_size: int,
+    keep: Callable[[DocumentSnapshot], bool] = lambda _s: False,
+) -> None:
+    for batches, page in enumerate(_pages(query, order, page_size)):
         if batches >= max_batches or time.monotonic() > deadline:
             report.complete = False
             return
@@ -80,26 +87,45 @@ def _purge(db: firestore.Client, name: str, query: firestore.Query, order: str,
         if doomed:
             batch.commit()
         report.deleted[name] = report.deleted.get(name, 0) + len(doomed)
-        batches += 1
 
 
-def run_retention(db: firestore.Client, as_of: datetime, *, max_batches: int = 200,
-                  budget_s: float = 480.0, recorded_at: datetime | None = None,
-                  page_size: int = PAGE) -> RetentionReport:
+def run_retention(
+    db: firestore.Client,
+    as_of: datetime,
+    *,
+    max_batches: int = 200,
+    budget_s: float = 480.0,
+    recorded_at: datetime | None = None,
+    page_size: int = PAGE,
+) -> RetentionReport:
     """Delete everything past its retention as of ``as_of`` (the schedule's time)."""
     as_of = ensure_utc(as_of)
     deadline = time.monotonic() + budget_s
     report = RetentionReport()
     args = (report, max_batches, deadline, page_size)
     logs_cutoff = as_of - timedelta(days=USAGE_LOG_DAYS_KEPT)
-    _purge(db, "usage_logs",
-           db.collection("usage_logs").where(filter=FieldFilter("created_at", "<", logs_cutoff)),
-           "created_at", *args)
+    _purge(
+        db,
+        "usage_logs",
+        db.collection("usage_logs").where(filter=FieldFilter("created_at", "<", logs_cutoff)),
+        "created_at",
+        *args,
+    )
     previews = db.collection("learningPathPreviews")
-    _purge(db, "learningPathPreviews",
-           previews.where(filter=FieldFilter("status", "==", "committed")), "__name__", *args)
-    _purge(db, "learningPathPreviews",
-           previews.where(filter=FieldFilter("expiresAt", "<", as_of)), "expiresAt", *args)
+    _purge(
+        db,
+        "learningPathPreviews",
+        previews.where(filter=FieldFilter("status", "==", "committed")),
+        "__name__",
+        *args,
+    )
+    _purge(
+        db,
+        "learningPathPreviews",
+        previews.where(filter=FieldFilter("expiresAt", "<", as_of)),
+        "expiresAt",
+        *args,
+    )
 
     rolled: dict[str, bool] = {}
 
@@ -114,13 +140,23 @@ def run_retention(db: firestore.Client, as_of: datetime, *, max_batches: int = 2
         return not rolled[day]
 
     token_cutoff = (as_of - timedelta(days=TOKEN_DAYS_KEPT)).date().isoformat()
-    _purge(db, "daily_token_usage",
-           db.collection("daily_token_usage").where(filter=FieldFilter("date", "<", token_cutoff)),
-           "date", *args, keep=not_archived)
+    _purge(
+        db,
+        "daily_token_usage",
+        db.collection("daily_token_usage").where(filter=FieldFilter("date", "<", token_cutoff)),
+        "date",
+        *args,
+        keep=not_archived,
+    )
     counter_cutoff = (as_of - timedelta(days=COUNTER_DAYS_KEPT)).date().isoformat()
     for name in (USER_DAYS, DAY_SHARDS_COLLECTION):
-        _purge(db, name, db.collection(name).where(filter=FieldFilter("day", "<", counter_cutoff)),
-               "day", *args)
+        _purge(
+            db,
+            name,
+            db.collection(name).where(filter=FieldFilter("day", "<", counter_cutoff)),
+            "day",
+            *args,
+        )
     db.collection(RUNS).document("retention").set(
         {"as_of": as_of, "recorded_at": recorded_at or as_of, **report.as_dict()}
     )

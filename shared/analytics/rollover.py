@@ -49,8 +49,9 @@ def _tier_of(db: firestore.Client, user_id: str) -> str:
     return DEFAULT_TIER
 
 
-def rollover_month(db: firestore.Client, year: int, month: int, *,
-                   updated_at: Any) -> RolloverReport:
+def rollover_month(
+    db: firestore.Client, year: int, month: int, *, updated_at: Any
+) -> RolloverReport:
     """Open the period after ``year-month`` for every user with usage in it."""
     period = f"{year:04d}-{month:02d}"
     ny, nm = next_month(year, month)

@@ -71,8 +71,9 @@ class RollupReport:
         return self.documents_read + self.aggregation_reads
 
 
-def _users_of(db: firestore.Client, collection: str, key: str, value: str,
-              report: RollupReport) -> list[UserUsage]:
+def _users_of(
+    db: firestore.Client, collection: str, key: str, value: str, report: RollupReport
+) -> list[UserUsage]:
     users = []
     query = db.collection(collection).where(filter=FieldFilter(key, "==", value))
     for snap in query.stream():
@@ -82,23 +83,24 @@ def _users_of(db: firestore.Client, collection: str, key: str, value: str,
     return users
 
 
-def _stored_logs(db: firestore.Client, start: datetime, end: datetime,
-                 report: RollupReport) -> int:
+def _stored_logs(db: firestore.Client, start: datetime, end: datetime, report: RollupReport) -> int:
     """Usage logs stored with ``start <= created_at < end`` (server-side count)."""
     query = (
         db.collection(USAGE_LOGS)
         .where(filter=FieldFilter("created_at", ">=", start))
         .where(filter=FieldFilter("created_at", "<", end))
     )
-    result = query.count(alias="n").get()
+    result: Any = query.count(alias="n").get()  # type: ignore[call-arg]
     stored = int(result[0][0].value) if result and result[0] else 0
     report.aggregation_reads += max(1, -(-stored // AGGREGATION_ENTRIES_PER_READ))
     return stored
 
 
 def day_shard_totals(db: firestore.Client, day: date, report: RollupReport) -> Tally:
-    refs = [db.collection(DAY_SHARDS_COLLECTION).document(day_shard_id(day, s))
-            for s in range(DAY_SHARDS)]
+    refs = [
+        db.collection(DAY_SHARDS_COLLECTION).document(day_shard_id(day, s))
+        for s in range(DAY_SHARDS)
+    ]
     total = Tally()
     for snap in db.get_all(refs):
         if snap.exists:
@@ -120,8 +122,14 @@ def _sum_tallies(users: list[UserUsage]) -> Breakdown:
 
 
 # -- daily -------------------------------------------------------------------------------
-def rollup_day(db: firestore.Client, day: date, *, now: Now,
-               report: RollupReport | None = None, cascade: bool = True) -> RollupReport:
+def rollup_day(
+    db: firestore.Client,
+    day: date,
+    *,
+    now: Now,
+    report: RollupReport | None = None,
+    cascade: bool = True,
+) -> RollupReport:
     """Write ``profit_aggregates/daily_YYYY_MM_DD`` from the day's counters."""
     report = report or RollupReport()
     started = time.perf_counter()
@@ -131,8 +139,14 @@ def rollup_day(db: firestore.Client, day: date, *, now: Now,
     sums = _sum_tallies(users)
     shards = day_shard_totals(db, day, report)
     if shards != sums.total:
-        log(logger, logging.ERROR, "day counters disagree", day=day.isoformat(),
-            shards_n=shards.n, users_n=sums.total.n)
+        log(
+            logger,
+            logging.ERROR,
+            "day counters disagree",
+            day=day.isoformat(),
+            shards_n=shards.n,
+            users_n=sums.total.n,
+        )
     stored = _stored_logs(db, start, end, report)
     doc = {
         "period_id": daily_id(day),
@@ -150,8 +164,14 @@ def rollup_day(db: firestore.Client, day: date, *, now: Now,
     return report
 
 
-def recheck_days(db: firestore.Client, day: date, *, now: Now,
-                 report: RollupReport | None = None, days: int = RECHECK_DAYS) -> RollupReport:
+def recheck_days(
+    db: firestore.Client,
+    day: date,
+    *,
+    now: Now,
+    report: RollupReport | None = None,
+    days: int = RECHECK_DAYS,
+) -> RollupReport:
     """Rerun any of the ``days`` closed days before ``day`` whose counters moved (late data)."""
     report = report or RollupReport()
     for back in range(days, 0, -1):
@@ -165,8 +185,13 @@ def recheck_days(db: firestore.Client, day: date, *, now: Now,
                 continue
         elif shards.n == 0:
             continue
-        log(logger, logging.INFO, "late usage: rerunning a closed day", day=other.isoformat(),
-            counted=shards.n)
+        log(
+            logger,
+            logging.INFO,
+            "late usage: rerunning a closed day",
+            day=other.isoformat(),
+            counted=shards.n,
+        )
         report.rechecked.append(other.isoformat())
         rollup_day(db, other, now=now, report=report)
     return report
@@ -182,8 +207,13 @@ def _expected_from(doc: dict[str, Any]) -> int:
     return int((Decimal(count) * 100 / pct).to_integral_value())
 
 
-def _users_of_period(db: firestore.Client, counter_period: str, after_month: str | None,
-                     until: str, report: RollupReport) -> list[UserUsage]:
+def _users_of_period(
+    db: firestore.Client,
+    counter_period: str,
+    after_month: str | None,
+    until: str,
+    report: RollupReport,
+) -> list[UserUsage]:
     """Per-user usage of a counter period less its months after ``after_month`` (not yet
     rolled up), so the distinct-user figures cover exactly the months the sums cover."""
     users = {u.user_id: u for u in _users_of(db, USER_PERIODS, "period", counter_period, report)}
@@ -205,9 +235,20 @@ def _users_of_period(db: firestore.Client, counter_period: str, after_month: str
     return list(users.values())
 
 
-def _combine(db: firestore.Client, *, period_id: str, period_type: str, start: datetime,
-             end: datetime, parts: list[dict[str, Any]], counter_period: str,
-             after_month: str | None, until: str, now: Now, report: RollupReport) -> None:
+def _combine(
+    db: firestore.Client,
+    *,
+    period_id: str,
+    period_type: str,
+    start: datetime,
+    end: datetime,
+    parts: list[dict[str, Any]],
+    counter_period: str,
+    after_month: str | None,
+    until: str,
+    now: Now,
+    report: RollupReport,
+) -> None:
     began = time.perf_counter()
     sums = Breakdown()
     expected = 0
@@ -231,8 +272,15 @@ def _combine(db: firestore.Client, *, period_id: str, period_type: str, start: d
     _write(db, period_id, doc, report)
 
 
-def rollup_month(db: firestore.Client, year: int, month: int, *, now: Now,
-                 as_of: date | None = None, report: RollupReport | None = None) -> RollupReport:
+def rollup_month(
+    db: firestore.Client,
+    year: int,
+    month: int,
+    *,
+    now: Now,
+    as_of: date | None = None,
+    report: RollupReport | None = None,
+) -> RollupReport:
     """``monthly_YYYY_MM`` (building any missing closed day first), then year and all time."""
     report = report or RollupReport()
     days = days_of_month(year, month)
@@ -248,15 +296,26 @@ def rollup_month(db: firestore.Client, year: int, month: int, *, now: Now,
         report.documents_read += 1
     parts = [by_id[daily_id(d)].to_dict() or {} for d in days if by_id[daily_id(d)].exists]
     start, end = month_bounds(year, month)
-    _combine(db, period_id=monthly_id(year, month), period_type="monthly", start=start, end=end,
-             parts=parts, counter_period=f"{year:04d}-{month:02d}", after_month=None, until="",
-             now=now, report=report)
+    _combine(
+        db,
+        period_id=monthly_id(year, month),
+        period_type="monthly",
+        start=start,
+        end=end,
+        parts=parts,
+        counter_period=f"{year:04d}-{month:02d}",
+        after_month=None,
+        until="",
+        now=now,
+        report=report,
+    )
     rollup_year(db, year, now=now, report=report)
     return report
 
 
-def rollup_year(db: firestore.Client, year: int, *, now: Now,
-                report: RollupReport | None = None) -> RollupReport:
+def rollup_year(
+    db: firestore.Client, year: int, *, now: Now, report: RollupReport | None = None
+) -> RollupReport:
     """``yearly_YYYY`` from the year's monthly aggregates, then ``all_time``."""
     report = report or RollupReport()
     refs = [db.collection(AGGREGATES).document(monthly_id(year, m)) for m in range(1, 13)]
@@ -269,15 +328,26 @@ def rollup_year(db: firestore.Client, year: int, *, now: Now,
             last = max(last, int(snap.id[-2:]))
     start, _ = month_bounds(year, 1)
     _, end = month_bounds(year, 12)
-    _combine(db, period_id=yearly_id(year), period_type="yearly", start=start, end=end,
-             parts=parts, counter_period=f"{year:04d}", after_month=f"{year:04d}-{last:02d}",
-             until=f"{year:04d}-12", now=now, report=report)
+    _combine(
+        db,
+        period_id=yearly_id(year),
+        period_type="yearly",
+        start=start,
+        end=end,
+        parts=parts,
+        counter_period=f"{year:04d}",
+        after_month=f"{year:04d}-{last:02d}",
+        until=f"{year:04d}-12",
+        now=now,
+        report=report,
+    )
     rollup_all_time(db, now=now, report=report)
     return report
 
 
-def rollup_all_time(db: firestore.Client, *, now: Now,
-                    report: RollupReport | None = None) -> RollupReport:
+def rollup_all_time(
+    db: firestore.Client, *, now: Now, report: RollupReport | None = None
+) -> RollupReport:
     """``all_time`` from every yearly aggregate."""
     report = report or RollupReport()
     query = db.collection(AGGREGATES).where(filter=FieldFilter("period_type", "==", "yearly"))
@@ -293,16 +363,27 @@ def rollup_all_time(db: firestore.Client, *, now: Now,
     last = ""
     for snap in months.select(["period_id"]).stream():
         report.documents_read += 1
-        key = snap.id[len("monthly_"):].replace("_", "-")
+        key = snap.id[len("monthly_") :].replace("_", "-")
         last = max(last, key)
-    _combine(db, period_id=ALL_TIME_ID, period_type="all_time", start=start, end=end,
-             parts=parts, counter_period="all", after_month=last or None, until="9999-12",
-             now=now, report=report)
+    _combine(
+        db,
+        period_id=ALL_TIME_ID,
+        period_type="all_time",
+        start=start,
+        end=end,
+        parts=parts,
+        counter_period="all",
+        after_month=last or None,
+        until="9999-12",
+        now=now,
+        report=report,
+    )
     return report
 
 
-def _cascade(db: firestore.Client, year: int, month: int, *, now: Now,
-             report: RollupReport) -> None:
+def _cascade(
+    db: firestore.Client, year: int, month: int, *, now: Now, report: RollupReport
+) -> None:
     """A rerun of a day in a month already rolled up brings the month, year, all time along."""
     snap = db.collection(AGGREGATES).document(monthly_id(year, month)).get()
     report.documents_read += 1

@@ -32,9 +32,7 @@ def to_micros(value: Any) -> int:
         return 0
     if isinstance(value, float):
         number = Decimal(repr(value))  # the shortest repr is the decimal that was written
-    elif isinstance(value, int | Decimal):
-        number = Decimal(value)
-    elif isinstance(value, str):
+    elif isinstance(value, int | Decimal | str):
         number = Decimal(value)
     else:
         raise TypeError(f"not a money amount: {value!r}")
@@ -172,8 +170,8 @@ def worst_engine(engines: Mapping[str, Tally]) -> str | None:
     if not used:
         return None
     return min(
-        used, key=lambda item: (margin_percent(item[1].revenue, item[1].cost), item[1].profit,
-                                item[0])
+        used,
+        key=lambda item: (margin_percent(item[1].revenue, item[1].cost), item[1].profit, item[0]),
     )[0]
 
 

@@ -35,7 +35,9 @@ class TokenHistoryReport:
 
 def roll_token_day(db: firestore.Client, day: date) -> TokenHistoryReport:
     """Fold every user's ``daily_token_usage`` of ``day`` into their month's history."""
-    query = db.collection(DAILY_TOKEN_USAGE).where(filter=FieldFilter("date", "==", day.isoformat()))
+    query = db.collection(DAILY_TOKEN_USAGE).where(
+        filter=FieldFilter("date", "==", day.isoformat())
+    )
     daily: dict[str, dict[str, Any]] = {}
     read = 0
     for snap in query.stream():

@@ -32,8 +32,14 @@ Q6 = Decimal("0.000001")
 Q2 = Decimal("0.01")
 
 
-def make_log(rng: random.Random, *, user_id: str, at: datetime, engine: str | None = None,
-             plan: str | None = None) -> dict[str, Any]:
+def make_log(
+    rng: random.Random,
+    *,
+    user_id: str,
+    at: datetime,
+    engine: str | None = None,
+    plan: str | None = None,
+) -> dict[str, Any]:
     """One usage log with every field of 002 (financial fields as the metering writes them)."""
     engine = engine or rng.choice(sorted(ENGINES))
     plan = plan or rng.choice(sorted(PLANS))
@@ -63,12 +69,16 @@ def make_log(rng: random.Random, *, user_id: str, at: datetime, engine: str | No
     }
 
 
-def random_logs(rng: random.Random, start: datetime, days: int, count: int,
-                users: list[str]) -> list[dict[str, Any]]:
+def random_logs(
+    rng: random.Random, start: datetime, days: int, count: int, users: list[str]
+) -> list[dict[str, Any]]:
     span = days * 86400
     return [
-        make_log(rng, user_id=rng.choice(users),
-                 at=start + timedelta(seconds=rng.randrange(span), microseconds=rng.randrange(10**6)))
+        make_log(
+            rng,
+            user_id=rng.choice(users),
+            at=start + timedelta(seconds=rng.randrange(span), microseconds=rng.randrange(10**6)),
+        )
         for _ in range(count)
     ]
 
@@ -77,7 +87,9 @@ def log_id(log: dict[str, Any]) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, log["request_id"]))
 
 
-def write_logs(db: firestore.Client, logs: Iterable[dict[str, Any]], *, per_unit: int = 150) -> None:
+def write_logs(
+    db: firestore.Client, logs: Iterable[dict[str, Any]], *, per_unit: int = 150
+) -> None:
     """Each log created with its counters (``count_usage``), many logs per atomic unit."""
     chunk: list[dict[str, Any]] = []
 
@@ -147,14 +159,22 @@ def brute_force(logs: list[dict[str, Any]]) -> dict[str, Any]:
         by_user[x["user_id"]].append(x)
 
     def sums(items: list[dict[str, Any]]) -> tuple[Decimal, Decimal]:
-        return (sum((_m(x["real_cost_usd"]) for x in items), Decimal(0)),
-                sum((_m(x["revenue_estimated_usd"]) for x in items), Decimal(0)))
+        return (
+            sum((_m(x["real_cost_usd"]) for x in items), Decimal(0)),
+            sum((_m(x["revenue_estimated_usd"]) for x in items), Decimal(0)),
+        )
 
     engine_sums = {e: sums(items) for e, items in by_engine.items()}
     worst = None
     if engine_sums:
-        worst = min(engine_sums, key=lambda e: (_margin(engine_sums[e][1], engine_sums[e][0]),
-                                                engine_sums[e][1] - engine_sums[e][0], e))
+        worst = min(
+            engine_sums,
+            key=lambda e: (
+                _margin(engine_sums[e][1], engine_sums[e][0]),
+                engine_sums[e][1] - engine_sums[e][0],
+                e,
+            ),
+        )
     users = len(by_user)
     out: dict[str, Any] = {
         "total_cost_usd": float(cost),
@@ -162,26 +182,36 @@ def brute_force(logs: list[dict[str, Any]]) -> dict[str, Any]:
         "total_profit_usd": float(rev - cost),
         "profit_margin_percent": _margin(rev, cost),
         "cost_by_engine": {
-            e: {"cost_usd": float(c), "usage_count": len(by_engine[e]),
-                "avg_cost_per_use": _avg(c, len(by_engine[e]))}
+            e: {
+                "cost_usd": float(c),
+                "usage_count": len(by_engine[e]),
+                "avg_cost_per_use": _avg(c, len(by_engine[e])),
+            }
             for e, (c, _r) in engine_sums.items()
         },
         "revenue_by_plan": {
-            p: {"revenue_usd": float(sums(items)[1]),
+            p: {
+                "revenue_usd": float(sums(items)[1]),
                 "user_count": len({x["user_id"] for x in items}),
-                "generation_count": len(items)}
+                "generation_count": len(items),
+            }
             for p, items in by_plan.items()
         },
         "profit_by_plan": {
-            p: {"profit_usd": float(sums(items)[1] - sums(items)[0]),
+            p: {
+                "profit_usd": float(sums(items)[1] - sums(items)[0]),
                 "profit_margin_percent": _margin(sums(items)[1], sums(items)[0]),
-                "cost_usd": float(sums(items)[0]), "revenue_usd": float(sums(items)[1])}
+                "cost_usd": float(sums(items)[0]),
+                "revenue_usd": float(sums(items)[1]),
+            }
             for p, items in by_plan.items()
         },
-        "loss_users_count": sum(1 for items in by_user.values()
-                                if sums(items)[1] - sums(items)[0] < 0),
-        "loss_plans": sorted(p for p, items in by_plan.items()
-                             if sums(items)[1] - sums(items)[0] < 0),
+        "loss_users_count": sum(
+            1 for items in by_user.values() if sums(items)[1] - sums(items)[0] < 0
+        ),
+        "loss_plans": sorted(
+            p for p, items in by_plan.items() if sums(items)[1] - sums(items)[0] < 0
+        ),
         "total_generations": len(logs),
         "total_users": users,
         "avg_cost_per_user": _avg(cost, users),
@@ -202,9 +232,19 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 METRICS = (
-    "total_cost_usd", "total_revenue_usd", "total_profit_usd", "profit_margin_percent",
-    "cost_by_engine", "revenue_by_plan", "profit_by_plan", "loss_users_count", "loss_plans",
-    "total_generations", "total_users", "avg_cost_per_user", "avg_revenue_per_user",
+    "total_cost_usd",
+    "total_revenue_usd",
+    "total_profit_usd",
+    "profit_margin_percent",
+    "cost_by_engine",
+    "revenue_by_plan",
+    "profit_by_plan",
+    "loss_users_count",
+    "loss_plans",
+    "total_generations",
+    "total_users",
+    "avg_cost_per_user",
+    "avg_revenue_per_user",
     "worst_performing_engine",
 )
 

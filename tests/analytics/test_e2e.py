@@ -24,17 +24,24 @@ def test_usage_events_are_counted_once_and_rolled_up(demo, stack) -> None:
     db = demo
     rng = random.Random(4)
     for user in ("eu1", "eu2", "eu3"):
-        db.collection("users").document(user).set({"email": f"{user}@example.com",
-                                                   "credits_balance": 0})
+        db.collection("users").document(user).set(
+            {"email": f"{user}@example.com", "credits_balance": 0}
+        )
     start = datetime(2026, 1, 4, tzinfo=UTC)
     events = []
     for i in range(15):
-        events.append({
-            "request_id": f"e2e-{i}", "user_id": rng.choice(["eu1", "eu2", "eu3"]),
-            "engine_id": rng.choice(ENGINES), "usage_units": rng.choice([1, 2.5, 10]),
-            "subscription_plan": rng.choice(PLANS),
-            "created_at": (start + timedelta(minutes=97 * i)).isoformat().replace("+00:00", "Z"),
-        })
+        events.append(
+            {
+                "request_id": f"e2e-{i}",
+                "user_id": rng.choice(["eu1", "eu2", "eu3"]),
+                "engine_id": rng.choice(ENGINES),
+                "usage_units": rng.choice([1, 2.5, 10]),
+                "subscription_plan": rng.choice(PLANS),
+                "created_at": (start + timedelta(minutes=97 * i))
+                .isoformat()
+                .replace("+00:00", "Z"),
+            }
+        )
     for event in events + events[:4]:  # duplicates change nothing
         stack.publish("usage-events", json.dumps(event).encode())
     wait_for(lambda: len(list(db.collection("usage_logs").stream())) == 15, timeout_s=60)
@@ -48,11 +55,13 @@ def test_usage_events_are_counted_once_and_rolled_up(demo, stack) -> None:
 
 def test_schedule_topics_bad_input_writes_nothing(db, stack) -> None:
     before = all_documents(db)
-    for topic, body in (("cron-daily-rollup", b'{"date": "2026-02-30"}'),
-                        ("cron-daily-rollup", b"not json"),
-                        ("cron-monthly-rollup", b'{"month": "2026-1"}'),
-                        ("cron-hourly-loss-scan", b'{"at": "x"}'),
-                        ("cron-retention", b'{"date": 7}')):
+    for topic, body in (
+        ("cron-daily-rollup", b'{"date": "2026-02-30"}'),
+        ("cron-daily-rollup", b"not json"),
+        ("cron-monthly-rollup", b'{"month": "2026-1"}'),
+        ("cron-hourly-loss-scan", b'{"at": "x"}'),
+        ("cron-retention", b'{"date": 7}'),
+    ):
         stack.publish(topic, body)
     stack.publish("cron-daily-rollup", json.dumps({"date": "2026-01-05"}).encode())
     wait_for(lambda: _doc(db, "profit_aggregates/daily_2026_01_05"), timeout_s=60)
@@ -74,16 +83,31 @@ def test_monthly_schedule_without_a_period_rolls_up_the_month_that_ended(db, sta
 def test_cost_and_pricing_changes_are_audited(db) -> None:
     t1 = datetime(2026, 1, 4, 9, tzinfo=UTC)
     engine = db.collection("ai_engine_costs").document("dalle_3_standard")
-    engine.set({"engine_id": "dalle_3_standard", "cost_per_unit": 0.04, "updated_by": "admin_a",
-                "updated_at": t1, "is_active": True})
-    engine.update({"cost_per_unit": 0.05, "updated_by": "admin_b",
-                   "updated_at": t1 + timedelta(hours=1), "notes": "vendor price rise"})
+    engine.set(
+        {
+            "engine_id": "dalle_3_standard",
+            "cost_per_unit": 0.04,
+            "updated_by": "admin_a",
+            "updated_at": t1,
+            "is_active": True,
+        }
+    )
+    engine.update(
+        {
+            "cost_per_unit": 0.05,
+            "updated_by": "admin_b",
+            "updated_at": t1 + timedelta(hours=1),
+            "notes": "vendor price rise",
+        }
+    )
     db.collection("plan_pricing").document("pro").set(
-        {"default_markup": 2.5, "updated_by": "admin_c", "updated_at": t1, "reason": "launch"})
+        {"default_markup": 2.5, "updated_by": "admin_c", "updated_at": t1, "reason": "launch"}
+    )
 
     def entries(kind: str) -> list[dict]:
         query = db.collection("profit_audit_log").where(
-            filter=firestore.FieldFilter("action_type", "==", kind))
+            filter=firestore.FieldFilter("action_type", "==", kind)
+        )
         return sorted((s.to_dict() for s in query.stream()), key=lambda e: e["changed_at"])
 
     costs = wait_for(lambda: (found := entries("cost_updated")) and len(found) == 2 and found)

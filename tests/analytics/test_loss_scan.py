@@ -18,10 +18,26 @@ def _audits(db) -> list[dict]:
 def test_loss_episode_lifecycle(db) -> None:
     rng = random.Random(11)
     db.collection("users").document("loser").set({"email": "loser@example.com"})
-    losing = [make_log(rng, user_id="loser", at=T1 - timedelta(days=d, hours=1),
-                       plan="free", engine="seddream_video") for d in range(0, 40, 3)]
-    winning = [make_log(rng, user_id="winner", at=T1 - timedelta(days=d, hours=1),
-                        plan="pro", engine="dalle_3_standard") for d in range(0, 20, 2)]
+    losing = [
+        make_log(
+            rng,
+            user_id="loser",
+            at=T1 - timedelta(days=d, hours=1),
+            plan="free",
+            engine="seddream_video",
+        )
+        for d in range(0, 40, 3)
+    ]
+    winning = [
+        make_log(
+            rng,
+            user_id="winner",
+            at=T1 - timedelta(days=d, hours=1),
+            plan="pro",
+            engine="dalle_3_standard",
+        )
+        for d in range(0, 20, 2)
+    ]
     write_logs(db, losing + winning)
 
     report = scan_losses(db, T1)
@@ -57,8 +73,9 @@ def test_loss_episode_lifecycle(db) -> None:
     assert db.collection("loss_users").document("loser").get().to_dict() == doc
 
     # Recovery: profitable usage brings the 30-day profit above zero.
-    big = make_log(rng, user_id="loser", at=T1 + timedelta(hours=25), plan="pro",
-                   engine="dalle_3_standard")
+    big = make_log(
+        rng, user_id="loser", at=T1 + timedelta(hours=25), plan="pro", engine="dalle_3_standard"
+    )
     big["revenue_estimated_usd"] = 100000.0
     write_log_one_by_one(db, big)
     report = scan_losses(db, T1 + timedelta(hours=26))

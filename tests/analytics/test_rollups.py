@@ -71,13 +71,16 @@ def test_randomized_months_equal_brute_force(db) -> None:
     assert empty["profit_margin_percent"] == 0.0 and "worst_performing_engine" not in empty
     y2024 = _agg(db, "yearly_2024")
     assert metrics(y2024) == brute_force(
-        in_period(raw, datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)))
+        in_period(raw, datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC))
+    )
     y2023 = _agg(db, "yearly_2023")
     assert metrics(y2023) == brute_force(
-        in_period(raw, datetime(2023, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)))
+        in_period(raw, datetime(2023, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC))
+    )
     all_time = _agg(db, "all_time")
     assert metrics(all_time) == brute_force(
-        in_period(raw, datetime(2023, 1, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)))
+        in_period(raw, datetime(2023, 1, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC))
+    )
 
 
 def test_rerun_is_identical_and_late_data_flows_up(db) -> None:
@@ -91,10 +94,16 @@ def test_rerun_is_identical_and_late_data_flows_up(db) -> None:
     again = _agg(db, "daily_2025_12_31")
     drop = ("calculation_duration_ms",)
     assert {k: v for k, v in first.items() if k not in drop} == {
-        k: v for k, v in again.items() if k not in drop}
+        k: v for k, v in again.items() if k not in drop
+    }
     # Late usage for the closed day: the next nightly run (for Jan 1) reruns Dec 31.
-    late = make_log(rng, user_id="late-user", at=start + timedelta(hours=23), plan="pro",
-                    engine="seddream_video")
+    late = make_log(
+        rng,
+        user_id="late-user",
+        at=start + timedelta(hours=23),
+        plan="pro",
+        engine="seddream_video",
+    )
     write_log_one_by_one(db, late)
     report = daily_rollup(db, date(2026, 1, 1), now=now)
     assert "2025-12-31" in report.rechecked
@@ -109,8 +118,12 @@ def test_rerun_is_identical_and_late_data_flows_up(db) -> None:
 def test_single_user_one_engine_zero_revenue_plan(db) -> None:
     rng = random.Random(3)
     at = datetime(2026, 1, 4, 10, tzinfo=UTC)
-    logs = [make_log(rng, user_id="solo", at=at + timedelta(minutes=i), engine="openai_tts",
-                     plan="free") for i in range(5)]
+    logs = [
+        make_log(
+            rng, user_id="solo", at=at + timedelta(minutes=i), engine="openai_tts", plan="free"
+        )
+        for i in range(5)
+    ]
     write_logs(db, logs)
     rollup_day(db, date(2026, 1, 4), now=now)
     doc = _agg(db, "daily_2026_01_04")

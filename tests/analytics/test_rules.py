@@ -68,14 +68,23 @@ def test_worst_engine_and_loss_plans() -> None:
     assert fields["loss_plans"] == ["free"]
     assert fields["worst_performing_engine"] == "b"
     assert fields["loss_users_count"] == 1
-    assert fields["revenue_by_plan"]["free"] == {"revenue_usd": 0.0, "user_count": 1,
-                                                 "generation_count": 1}
+    assert fields["revenue_by_plan"]["free"] == {
+        "revenue_usd": 0.0,
+        "user_count": 1,
+        "generation_count": 1,
+    }
 
 
 def test_counter_writes_of_one_log() -> None:
-    log = {"user_id": "u1", "subscription_plan": "pro", "engine_id": "e", "request_id": "r",
-           "created_at": datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC),
-           "real_cost_usd": 0.04, "revenue_estimated_usd": 0.1}
+    log = {
+        "user_id": "u1",
+        "subscription_plan": "pro",
+        "engine_id": "e",
+        "request_id": "r",
+        "created_at": datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC),
+        "real_cost_usd": 0.04,
+        "revenue_estimated_usd": 0.1,
+    }
     writes = {(c, d): data for c, d, data in counter_writes(log)}
     assert set(writes) == {
         ("usage_user_days", "2024-02-29_u1"),
@@ -109,8 +118,10 @@ def test_banking_rule() -> None:
     assert banked_seconds_next(seconds_used=600, banked_seconds=900, **kw) == 1800  # capped
     assert banked_seconds_next(seconds_used=2000, banked_seconds=300, **kw) == 100
     assert banked_seconds_next(seconds_used=5000, banked_seconds=0, **kw) == 0
-    assert banked_seconds_next(seconds_used=0, banked_seconds=0,
-                               **{**kw, "banking_enabled": False}) == 0
+    assert (
+        banked_seconds_next(seconds_used=0, banked_seconds=0, **{**kw, "banking_enabled": False})
+        == 0
+    )
 
 
 def test_periods_come_from_the_schedule_time() -> None:
@@ -138,17 +149,44 @@ def test_audit_entry() -> None:
     t = datetime(2026, 1, 4, tzinfo=UTC)
     before = {"cost_per_unit": 0.04, "updated_by": "a"}
     after = {"cost_per_unit": 0.05, "updated_by": "b", "notes": "vendor raise", "updated_at": t}
-    entry = audit_entry(action_type="cost_updated", entity_type="engine", entity_id="e",
-                        before=before, after=after, event_time=datetime(2030, 1, 1, tzinfo=UTC))
+    entry = audit_entry(
+        action_type="cost_updated",
+        entity_type="engine",
+        entity_id="e",
+        before=before,
+        after=after,
+        event_time=datetime(2030, 1, 1, tzinfo=UTC),
+    )
     assert entry is not None
     assert entry["changed_by"] == "b" and entry["changed_at"] == t
     assert entry["reason"] == "vendor raise"
     assert entry["before_value"] == before and entry["after_value"] == after
-    assert audit_entry(action_type="x", entity_type="engine", entity_id="e", before=after,
-                       after=after, event_time=t) is None
-    deleted = audit_entry(action_type="cost_updated", entity_type="engine", entity_id="e",
-                          before=before, after=None, event_time=t)
+    assert (
+        audit_entry(
+            action_type="x",
+            entity_type="engine",
+            entity_id="e",
+            before=after,
+            after=after,
+            event_time=t,
+        )
+        is None
+    )
+    deleted = audit_entry(
+        action_type="cost_updated",
+        entity_type="engine",
+        entity_id="e",
+        before=before,
+        after=None,
+        event_time=t,
+    )
     assert deleted is None
-    created = audit_entry(action_type="cost_updated", entity_type="engine", entity_id="e",
-                          before=None, after={"updated_by": "a"}, event_time=t)
+    created = audit_entry(
+        action_type="cost_updated",
+        entity_type="engine",
+        entity_id="e",
+        before=None,
+        after={"updated_by": "a"},
+        event_time=t,
+    )
     assert created is not None and created["reason"] == "created" and created["changed_at"] == t
