@@ -31,6 +31,7 @@ def lifecycle(user_id: str = "u_sub", *, new_shape: bool = True) -> list[dict[st
     """created, invoice.paid (P1), updated (upgrade), updated (renewal P2, cancel at period
     end), invoice.paid (P2), deleted — in the order Stripe created them."""
     t0 = P1 + 600
+    version = fx.API_VERSION_NEW if new_shape else fx.API_VERSION_OLD
     sub, cus = "sub_life1", "cus_life1"
 
     def subscription(price: str, start: int, end: int, **kw: Any) -> dict[str, Any]:
@@ -63,18 +64,21 @@ def lifecycle(user_id: str = "u_sub", *, new_shape: bool = True) -> list[dict[st
         fx.event(
             "customer.subscription.created",
             subscription("price_kites_pro_monthly", P1, P2),
+            api_version=version,
             created=t0,
             event_id="evt_life_1",
         ),
         fx.event(
             "invoice.paid",
             invoice("in_life1", "price_kites_pro_monthly", P1, P2, "subscription_create"),
+            api_version=version,
             created=t0 + 1,
             event_id="evt_life_2",
         ),
         fx.event(
             "customer.subscription.updated",
             subscription("price_kites_pro_plus_monthly", P1, P2),
+            api_version=version,
             created=t0 + 2,
             event_id="evt_life_3",
             previous_attributes={"items": {}},
@@ -82,6 +86,7 @@ def lifecycle(user_id: str = "u_sub", *, new_shape: bool = True) -> list[dict[st
         fx.event(
             "customer.subscription.updated",
             subscription("price_kites_pro_plus_monthly", P2, P3, cancel_at_period_end=True),
+            api_version=version,
             created=t0 + 3,
             event_id="evt_life_4",
             previous_attributes={"cancel_at_period_end": False},
@@ -89,6 +94,7 @@ def lifecycle(user_id: str = "u_sub", *, new_shape: bool = True) -> list[dict[st
         fx.event(
             "invoice.paid",
             invoice("in_life2", "price_kites_pro_plus_monthly", P2, P3, "subscription_cycle"),
+            api_version=version,
             created=t0 + 4,
             event_id="evt_life_5",
         ),
@@ -97,6 +103,7 @@ def lifecycle(user_id: str = "u_sub", *, new_shape: bool = True) -> list[dict[st
             subscription(
                 "price_kites_pro_plus_monthly", P2, P3, status="canceled", cancel_at_period_end=True
             ),
+            api_version=version,
             created=t0 + 5,
             event_id="evt_life_6",
         ),
