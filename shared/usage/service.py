@@ -25,7 +25,7 @@ from shared.analytics.counters import count_usage
 from shared.atomic import Unit
 from shared.clock import ensure_utc, get_clock
 from shared.errors import Conflict, InvalidInput, NotFound
-from shared.ledger import Refs, ledger_for
+from shared.ledger import Refs, ledger_for, transaction_id_for
 from shared.logs import get_logger, log
 from shared.settings import get_settings
 from shared.usage import config
@@ -80,6 +80,7 @@ def meter_usage(
     now = clock.now()
     at = event_time(event, publish_time, now)
     log_id = usage_log_id(event.request_id)
+    usage_key = f"usage:{event.request_id}"
     digest = fingerprint(event.model_dump(mode="json"))
     day, reset_at = token_day(at, settings.token_day_timezone)
     period, _ = month_period(at, settings.token_day_timezone)
@@ -87,9 +88,14 @@ def meter_usage(
     def work(unit: Unit) -> Metered:
         log_ref = r.log(log_id)
         user_ref = ledger.user_ref(event.user_id)
-        log_snap, user_snap, engine_snap = unit.get_all(
-            [log_ref, user_ref, r.engine(event.engine_id)]
-        )
+        # One round trip for everything this unit may read (later gets hit the unit's cache).
+        prefetch = [log_ref, user_ref, r.engine(event.engine_id)]
+        prefetch += [r.token_limit(t) for t in config.USER_TYPES]
+        if event.credits_used > 0:
+            prefetch.append(ledger.posting_ref(transaction_id_for(usage_key)))
+        if event.subscription_plan:
+            prefetch.append(r.plan(event.subscription_plan))
+        log_snap, user_snap, engine_snap = unit.get_all(prefetch)[:3]
         if log_snap.exists:
             found = log_snap.to_dict() or {}
             if found.get("message_sha256") not in (None, digest):
@@ -123,7 +129,7 @@ def meter_usage(
                 unit,
                 user_id=event.user_id,
                 amount=event.credits_used,
-                key=f"usage:{event.request_id}",
+                key=usage_key,
                 description=f"Usage of {event.engine_id} ({event.request_id})"
                 + _shortfall_note(shortfall),
                 refs=Refs(reference_id=event.request_id),
