@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast lint format bench chaos deploy deploy-plan check-tools clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
 	@$(PY) -m pip install --quiet -r requirements-dev.txt
+	@$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 check-tools:
@@ -38,6 +39,20 @@ format: $(STAMP)
 
 bench: $(STAMP) check-tools
 	$(PY) -m bench
+
+# The seeded randomized fault run, larger: make chaos N=5000 [SEED=7]
+chaos: $(STAMP) check-tools
+	CHAOS_N=$(or $(N),2000) CHAOS_SEED=$(or $(SEED),20260104) $(PY) -m pytest tests/chaos -q --timeout=0
+
+# Deploy every registered function, topic, schedule, rules, indexes and TTL policy.
+PROFILE ?= kitesforu
+deploy: $(STAMP)
+	@test -n "$(PROJECT)" && test -n "$(REGION)" || { echo "usage: make deploy PROJECT=<id> REGION=<region> [PROFILE=kitesforu|bigeye|kaiwa] [FIRESTORE_LOCATION=nam5]" >&2; exit 2; }
+	$(PY) -m devstack.deploy --project $(PROJECT) --region $(REGION) --profile $(PROFILE) $(if $(FIRESTORE_LOCATION),--firestore-location $(FIRESTORE_LOCATION)) --execute
+
+# Print every deploy command without running anything (no credentials needed).
+deploy-plan: $(STAMP)
+	@$(PY) -m devstack.deploy --project $(or $(PROJECT),my-project) --region $(or $(REGION),us-central1) --profile $(PROFILE) $(if $(FIRESTORE_LOCATION),--firestore-location $(FIRESTORE_LOCATION))
 
 clean:
 	rm -rf $(VENV) .stack build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,352 @@
+"""The deploy, generated from the function registry (``shared/registry.py``).
+
+``python -m devstack.deploy --project P --region R`` prints every command (``make
+deploy-plan``: no credentials needed); ``--execute`` runs them in order (``make deploy``).
+The plan, in order:
+
+1. enable the APIs the suite uses;
+2. check that every secret the functions name exists in Secret Manager;
+3. create the Pub/Sub topics (an existing topic is fine);
+4. build one bundle per function in ``build/functions/<name>/`` (``main.py`` = the
+   function's module, the ``shared`` package, the pinned ``requirements.txt``) and deploy
+   it as its own 2nd-gen function with its trigger, retry policy, limits and secrets;
+   only ``stripe-webhook`` and ``credit-api`` accept unauthenticated calls;
+5. one Cloud Scheduler job per schedule (UTC), created or updated;
+6. the Firestore rules and indexes (Firebase CLI, reading ``firebase.json``);
+7. the TTL policy on ``usage_logs.expires_at`` (see docs/runbook.md: a TTL on
+   ``created_at`` would delete every log as soon as it is written).
+
+Commands are argument vectors (never a shell string), printed with ``shlex.join``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.registry import REGISTRY, Document, FunctionSpec, Http, Schedule, Topic, topics
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_DIR = ROOT / "build" / "functions"
+RUNTIME = "python312"
+PUBLIC_FUNCTIONS = frozenset({"stripe-webhook", "credit-api"})
+PROFILES = ("kitesforu", "bigeye", "kaiwa")
+TTL_COLLECTION = "usage_logs"
+TTL_FIELD = "expires_at"
+APIS = (
+    "cloudfunctions.googleapis.com",
+    "run.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "eventarc.googleapis.com",
+    "pubsub.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "firestore.googleapis.com",
+    "secretmanager.googleapis.com",
+    "logging.googleapis.com",
+)
+
+
+class DeployError(Exception):
+    """A deploy that cannot go ahead; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One step: an argument vector, what it does, and how to treat "already exists"."""
+
+    argv: tuple[str, ...]
+    what: str
+    exists_ok: bool = False
+    on_exists: tuple[str, ...] | None = None  # run this instead when the thing exists
+
+    def __str__(self) -> str:
+        import shlex
+
+        return shlex.join(self.argv)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and as which app to deploy."""
+
+    project: str
+    region: str
+    profile: str = "kitesforu"
+    firestore_location: str | None = None  # Eventarc location of the database
+    log_level: str = "INFO"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def trigger_location(self) -> str:
+        return self.firestore_location or self.region
+
+
+def check_registry(specs: Iterable[FunctionSpec]) -> None:
+    """Refuse a registry that would deploy something unsafe or ambiguous."""
+    names: set[str] = set()
+    for spec in specs:
+        if spec.name in names:
+            raise DeployError(f"function {spec.name} is registered twice")
+        names.add(spec.name)
+        public = isinstance(spec.trigger, Http) and spec.trigger.public
+        if public and spec.name not in PUBLIC_FUNCTIONS:
+            raise DeployError(
+                f"{spec.name} is marked public; only {sorted(PUBLIC_FUNCTIONS)} may be"
+            )
+        if not spec.source.exists():
+            raise DeployError(f"{spec.name}: {spec.source} does not exist")
+
+
+def bundle_dir(spec: FunctionSpec, build_dir: Path = BUILD_DIR) -> Path:
+    return build_dir / spec.name
+
+
+def build_bundle(spec: FunctionSpec, build_dir: Path = BUILD_DIR) -> Path:
+    """``build/functions/<name>/``: main.py, the shared package, requirements.txt."""
+    out = bundle_dir(spec, build_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    shutil.copyfile(spec.source, out / "main.py")
+    shutil.copytree(
+        ROOT / "shared",
+        out / "shared",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache"),
+    )
+    shutil.copyfile(ROOT / "requirements.txt", out / "requirements.txt")
+    (out / ".gcloudignore").write_text("__pycache__/\n*.pyc\n")
+    return out
+
+
+def build_all(specs: Iterable[FunctionSpec], build_dir: Path = BUILD_DIR) -> list[Path]:
+    return [build_bundle(spec, build_dir) for spec in specs]
+
+
+def _env_vars(spec: FunctionSpec, target: Target) -> str:
+    env = {
+        "SCHEMA_PROFILE": target.profile,
+        "GOOGLE_CLOUD_PROJECT": target.project,
+        "LOG_LEVEL": target.log_level,
+        **target.extra_env,
+    }
+    return ",".join(f"{k}={v}" for k, v in env.items())
+
+
+def function_command(spec: FunctionSpec, target: Target, build_dir: Path = BUILD_DIR) -> Command:
+    """``gcloud functions deploy`` for one registered function."""
+    argv = [
+        "gcloud",
+        "functions",
+        "deploy",
+        spec.name,
+        "--gen2",
+        f"--runtime={RUNTIME}",
+        f"--region={target.region}",
+        f"--project={target.project}",
+        f"--source={bundle_dir(spec, build_dir)}",
+        f"--entry-point={spec.entry_point}",
+    ]
+    trigger = spec.trigger
+    if isinstance(trigger, Http):
+        argv.append("--trigger-http")
+        public = trigger.public and spec.name in PUBLIC_FUNCTIONS
+        argv.append("--allow-unauthenticated" if public else "--no-allow-unauthenticated")
+    elif isinstance(trigger, Topic | Schedule):
+        argv.append(f"--trigger-topic={trigger.topic}")
+    elif isinstance(trigger, Document):
+        argv += [
+            f"--trigger-event-filters=type={trigger.event_type}",
+            "--trigger-event-filters=database=(default)",
+            f"--trigger-event-filters-path-pattern=document={trigger.pattern}",
+            f"--trigger-location={target.trigger_location}",
+        ]
+    if not isinstance(trigger, Http):
+        argv.append("--retry" if spec.retry else "--no-retry")
+    argv += [
+        f"--memory={spec.memory}",
+        f"--timeout={spec.timeout_s}s",
+        f"--max-instances={spec.max_instances}",
+    ]
+    if spec.concurrency > 1:
+        argv += ["--cpu=1", f"--concurrency={spec.concurrency}"]
+    argv.append(f"--set-env-vars={_env_vars(spec, target)}")
+    if spec.secrets:
+        argv.append("--set-secrets=" + ",".join(f"{s}={s}:latest" for s in spec.secrets))
+    argv.append("--quiet")
+    return Command(tuple(argv), f"deploy {spec.name} ({type(trigger).__name__.lower()})")
+
+
+def scheduler_job_name(spec: FunctionSpec) -> str:
+    return spec.name
+
+
+def scheduler_command(spec: FunctionSpec, target: Target) -> Command:
+    """``gcloud scheduler jobs create pubsub`` (``update`` when the job exists)."""
+    assert isinstance(spec.trigger, Schedule)
+    schedule = spec.trigger
+    common = [
+        scheduler_job_name(spec),
+        f"--location={target.region}",
+        f"--project={target.project}",
+        f"--schedule={schedule.cron}",
+        f"--time-zone={schedule.time_zone}",
+        f"--topic={schedule.topic}",
+        "--message-body={}",
+    ]
+    return Command(
+        ("gcloud", "scheduler", "jobs", "create", "pubsub", *common),
+        f"schedule {schedule.topic} at '{schedule.cron}' {schedule.time_zone}",
+        on_exists=("gcloud", "scheduler", "jobs", "update", "pubsub", *common),
+    )
+
+
+def plan(
+    target: Target,
+    specs: Sequence[FunctionSpec] = REGISTRY,
+    build_dir: Path = BUILD_DIR,
+) -> list[Command]:
+    """Every command of the deploy, in order."""
+    if target.profile not in PROFILES:
+        raise DeployError(f"unknown profile {target.profile!r}; one of {', '.join(PROFILES)}")
+    if not target.project or not target.region:
+        raise DeployError("a project and a region are required (PROJECT=... REGION=...)")
+    check_registry(specs)
+    p = f"--project={target.project}"
+    commands = [
+        Command(("gcloud", "services", "enable", *APIS, p), "enable the APIs"),
+    ]
+    secrets = sorted({s for spec in specs for s in spec.secrets})
+    commands += [
+        Command(
+            ("gcloud", "secrets", "describe", secret, p, "--format=value(name)"),
+            f"check secret {secret} exists (create it first: docs/runbook.md)",
+        )
+        for secret in secrets
+    ]
+    commands += [
+        Command(
+            ("gcloud", "pubsub", "topics", "create", topic, p),
+            f"topic {topic}",
+            exists_ok=True,
+        )
+        for topic in topics_of(specs)
+    ]
+    commands += [function_command(spec, target, build_dir) for spec in specs]
+    commands += [
+        scheduler_command(spec, target) for spec in specs if isinstance(spec.trigger, Schedule)
+    ]
+    commands.append(
+        Command(
+            (
+                "firebase",
+                "deploy",
+                "--only",
+                "firestore:rules,firestore:indexes",
+                "--project",
+                target.project,
+                "--non-interactive",
+            ),
+            "Firestore security rules and composite indexes",
+        )
+    )
+    commands.append(
+        Command(
+            (
+                "gcloud",
+                "firestore",
+                "fields",
+                "ttls",
+                "update",
+                TTL_FIELD,
+                f"--collection-group={TTL_COLLECTION}",
+                "--enable-ttl",
+                p,
+                "--async",
+            ),
+            f"TTL policy on {TTL_COLLECTION}.{TTL_FIELD}",
+        )
+    )
+    return commands
+
+
+def topics_of(specs: Sequence[FunctionSpec]) -> list[str]:
+    if specs is REGISTRY:
+        return topics()
+    seen: list[str] = []
+    for spec in specs:
+        if spec.topic and spec.topic not in seen:
+            seen.append(spec.topic)
+    return seen
+
+
+def _already_exists(output: str) -> bool:
+    text = output.lower()
+    return "already exists" in text or "already_exists" in text
+
+
+def execute(commands: Sequence[Command], *, echo: bool = True) -> None:
+    """Run the commands in order; stop at the first failure with its output."""
+    for tool in sorted({c.argv[0] for c in commands}):
+        if shutil.which(tool) is None:
+            raise DeployError(f"{tool} is not on PATH (needed for the deploy)")
+    for command in commands:
+        if echo:
+            print(f"# {command.what}\n{command}", flush=True)
+        done = subprocess.run(command.argv, capture_output=True, text=True)
+        output = (done.stdout or "") + (done.stderr or "")
+        if done.returncode == 0:
+            continue
+        if _already_exists(output) and command.on_exists is not None:
+            again = subprocess.run(command.on_exists, capture_output=True, text=True)
+            if again.returncode == 0:
+                continue
+            output = (again.stdout or "") + (again.stderr or "")
+        elif _already_exists(output) and command.exists_ok:
+            continue
+        raise DeployError(f"failed: {command}\n{output.strip()}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.deploy",
+        description="Print (default) or run (--execute) the deploy generated from the registry.",
+    )
+    parser.add_argument("--project", required=True, help="Google Cloud project id")
+    parser.add_argument("--region", required=True, help="region of the functions and jobs")
+    parser.add_argument("--profile", default="kitesforu", choices=PROFILES, help="SCHEMA_PROFILE")
+    parser.add_argument(
+        "--firestore-location",
+        default=None,
+        help="location of the Firestore database for document triggers (default: region)",
+    )
+    parser.add_argument("--execute", action="store_true", help="run the commands")
+    parser.add_argument("--build-dir", type=Path, default=BUILD_DIR)
+    args = parser.parse_args(argv)
+    target = Target(
+        project=args.project,
+        region=args.region,
+        profile=args.profile,
+        firestore_location=args.firestore_location,
+    )
+    try:
+        commands = plan(target, REGISTRY, args.build_dir)
+        build_all(REGISTRY, args.build_dir)
+        if args.execute:
+            execute(commands)
+        else:
+            for command in commands:
+                print(f"# {command.what}\n{command}")
+    except DeployError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The deploy plan generated from the registry, and every bundle imported in isolation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.deploy import (
+    PUBLIC_FUNCTIONS,
+    Command,
+    DeployError,
+    Target,
+    build_bundle,
+    check_registry,
+    main,
+    plan,
+)
+from shared.registry import REGISTRY, Document, FunctionSpec, Http, Schedule, Topic, topics
+
+TARGET = Target(project="acme-prod", region="europe-west1", profile="bigeye")
+
+
+def _deploys(commands: list[Command]) -> dict[str, tuple[str, ...]]:
+    return {c.argv[3]: c.argv for c in commands if c.argv[:3] == ("gcloud", "functions", "deploy")}
+
+
+def _flag(argv: tuple[str, ...], name: str) -> list[str]:
+    return [a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")]
+
+
+def test_every_registered_function_is_deployed_on_its_own(tmp_path: Path) -> None:
+    deploys = _deploys(plan(TARGET, REGISTRY, tmp_path))
+    assert sorted(deploys) == sorted(s.name for s in REGISTRY)
+    for spec in REGISTRY:
+        argv = deploys[spec.name]
+        assert "--gen2" in argv and "--runtime=python312" in argv
+        assert _flag(argv, "region") == ["europe-west1"]
+        assert _flag(argv, "project") == ["acme-prod"]
+        assert _flag(argv, "source") == [str(tmp_path / spec.name)]
+        assert _flag(argv, "entry-point") == [spec.entry_point]
+        assert _flag(argv, "memory") == [spec.memory]
+        assert _flag(argv, "timeout") == [f"{spec.timeout_s}s"]
+        assert _flag(argv, "max-instances") == [str(spec.max_instances)]
+        env = dict(kv.split("=", 1) for kv in _flag(argv, "set-env-vars")[0].split(","))
+        assert env["SCHEMA_PROFILE"] == "bigeye"
+        assert env["GOOGLE_CLOUD_PROJECT"] == "acme-prod"
+        secrets = _flag(argv, "set-secrets")
+        if spec.secrets:
+            assert secrets == [",".join(f"{s}={s}:latest" for s in spec.secrets)]
+        else:
+            assert secrets == []
+        trigger = spec.trigger
+        if isinstance(trigger, Http):
+            assert "--trigger-http" in argv
+            public = "--allow-unauthenticated" in argv
+            assert public == (spec.name in PUBLIC_FUNCTIONS)
+            assert public or "--no-allow-unauthenticated" in argv
+            assert "--retry" not in argv
+        elif isinstance(trigger, Topic | Schedule):
+            assert _flag(argv, "trigger-topic") == [trigger.topic]
+            assert "--retry" in argv
+        else:
+            assert isinstance(trigger, Document)
+            assert _flag(argv, "trigger-event-filters") == [
+                f"type={trigger.event_type}",
+                "database=(default)",
+            ]
+            assert _flag(argv, "trigger-event-filters-path-pattern") == [
+                f"document={trigger.pattern}"
+            ]
+            assert _flag(argv, "trigger-location") == ["europe-west1"]
+            assert "--retry" in argv
+        if spec.concurrency > 1:
+            assert "--cpu=1" in argv and f"--concurrency={spec.concurrency}" in argv
+
+
+def test_only_the_webhook_and_the_credit_api_are_public(tmp_path: Path) -> None:
+    deploys = _deploys(plan(TARGET, REGISTRY, tmp_path))
+    public = {n for n, argv in deploys.items() if "--allow-unauthenticated" in argv}
+    assert public <= PUBLIC_FUNCTIONS
+    registered = {s.name for s in REGISTRY}
+    assert public == PUBLIC_FUNCTIONS & registered
+    rogue = FunctionSpec(
+        name="usage-limits-public",
+        module="usage_limits"
+        if (REGISTRY[0].source.parent / "usage_limits.py").exists()
+        else REGISTRY[0].module,
+        entry_point="x",
+        trigger=Http(public=True),
+        description="would be public",
+    )
+    with pytest.raises(DeployError, match="only"):
+        check_registry([rogue])
+
+
+def test_topics_schedules_rules_indexes_and_ttl(tmp_path: Path) -> None:
+    commands = plan(TARGET, REGISTRY, tmp_path)
+    created = [
+        c.argv[4] for c in commands if c.argv[:4] == ("gcloud", "pubsub", "topics", "create")
+    ]
+    assert created == topics()
+    jobs = {
+        c.argv[5]: c
+        for c in commands
+        if c.argv[:5] == ("gcloud", "scheduler", "jobs", "create", "pubsub")
+    }
+    schedules = [s for s in REGISTRY if isinstance(s.trigger, Schedule)]
+    assert sorted(jobs) == sorted(s.name for s in schedules)
+    for spec in schedules:
+        assert isinstance(spec.trigger, Schedule)
+        job = jobs[spec.name]
+        assert _flag(job.argv, "schedule") == [spec.trigger.cron]
+        assert _flag(job.argv, "time-zone") == ["UTC"]
+        assert _flag(job.argv, "topic") == [spec.trigger.topic]
+        assert job.on_exists is not None and job.on_exists[3] == "update"
+    texts = [str(c) for c in commands]
+    assert any("firebase deploy --only firestore:rules,firestore:indexes" in t for t in texts)
+    ttl = [c for c in commands if c.argv[:4] == ("gcloud", "firestore", "fields", "ttls")]
+    assert len(ttl) == 1 and "--collection-group=usage_logs" in ttl[0].argv
+    secrets = sorted({s for spec in REGISTRY for s in spec.secrets})
+    checked = [c.argv[3] for c in commands if c.argv[:3] == ("gcloud", "secrets", "describe")]
+    assert checked == secrets
+    # Functions deploy after their topics exist; schedules after the functions.
+    order = [c.argv[:3] for c in commands]
+    assert order.index(("gcloud", "pubsub", "topics")) < order.index(
+        ("gcloud", "functions", "deploy")
+    )
+
+
+def test_plan_prints_without_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--project", "p1", "--region", "us-central1", "--build-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.count("gcloud functions deploy ") == len(REGISTRY)
+    assert "'--message-body={}'" in out
+    bad = main(["--project", "p1", "--region", "", "--build-dir", str(tmp_path)])
+    assert bad == 2
+
+
+def test_every_bundle_imports_in_a_clean_interpreter(tmp_path: Path) -> None:
+    bundles = {spec.name: (spec, build_bundle(spec, tmp_path)) for spec in REGISTRY}
+    for name, (_, path) in bundles.items():
+        assert sorted(p.name for p in path.iterdir()) == [
+            ".gcloudignore",
+            "main.py",
+            "requirements.txt",
+            "shared",
+        ], name
+        assert (path / "shared" / "__init__.py").exists()
+        assert not list(path.rglob("__pycache__"))
+        requirements = (path / "requirements.txt").read_text().splitlines()
+        pinned = [r for r in requirements if r and not r.startswith("#")]
+        assert all("==" in r for r in pinned)
+        assert any(r.startswith("functions-framework==") for r in pinned)
+
+    probe = (
+        "import sys, json; sys.path.insert(0, {path!r}); import main; "
+        "fns = [getattr(main, e) for e in {entries!r}]; "
+        "leaks = sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('devstack', 'tests', 'bench')); "
+        "print(json.dumps({{'callable': all(map(callable, fns)), 'file': main.__file__, "
+        "'shared': sys.modules['shared'].__file__, 'leaks': leaks}}))"
+    )
+
+    entries: dict[str, list[str]] = {}
+    for spec in REGISTRY:
+        entries.setdefault(spec.module, []).append(spec.entry_point)
+
+    def check(item: tuple[FunctionSpec, Path]) -> tuple[str, dict[str, Any]]:
+        spec, path = item
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-I",
+                "-c",
+                probe.format(path=str(path), entries=entries[spec.module]),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        )
+        assert done.returncode == 0, f"{spec.name}: {done.stderr[-2000:]}"
+        return spec.name, json.loads(done.stdout.strip().splitlines()[-1])
+
+    # Functions sharing a module have identical bundles: one interpreter per module.
+    one_per_module = {spec.module: (spec, path) for spec, path in bundles.values()}
+    with ThreadPoolExecutor(2) as pool:
+        results = dict(pool.map(check, one_per_module.values()))
+    assert len(results) == len(one_per_module)
+    for name, found in results.items():
+        path = bundles[name][1]
+        assert found["callable"], name
+        assert found["file"] == str(path / "main.py"), name
+        assert found["shared"] == str(path / "shared" / "__init__.py"), name
+        assert found["leaks"] == [], name
