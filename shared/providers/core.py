@@ -103,8 +103,9 @@ class Thresholds(BaseModel):
     degraded_latency_ms: float = Field(default=10_000, gt=0)
     health_min_events: int = Field(default=5, ge=1, le=10_000)
     recovery_margin: float = Field(default=0.02, ge=0, le=0.5)
-    # Bookkeeping.
+    # Bookkeeping: calls kept in the history's tail; calls a window holds at most.
     history_max: int = Field(default=200, ge=10, le=1000)
+    window_max_calls: int = Field(default=200, ge=10, le=1000)
     # Quotas (percent of the limit used).
     quota_warning_pct: int = Field(default=80, ge=1, le=100)
     quota_critical_pct: int = Field(default=95, ge=1, le=100)
@@ -198,7 +199,7 @@ class Alert:
             "provider": self.provider,
             "model_id": self.model_id,
             "message": self.message,
-            "context": dict(self.context),
+            "context": {**self.context, "retracted": False},
             "acknowledged": False,
             "created_at": self.created_at,
             "resolved_at": self.resolved_at,
@@ -284,10 +285,16 @@ def replay(
     base: ProviderState,
     observations: Sequence[Observation],
     th: Thresholds,
+    context: Sequence[Observation] = (),
 ) -> Replay:
-    """Apply ``observations`` (sorted by key, after ``base.last_key``) to ``base``."""
+    """Apply ``observations`` (sorted by key, after ``base.last_key``) to ``base``.
+
+    ``context`` holds the calls already folded into ``base`` that are still within the
+    window, so that a replay from a checkpoint sees the same window as a replay from the
+    start would.
+    """
     state = base
-    window: deque[Observation] = deque()
+    window: deque[Observation] = deque(context)
     out = Replay(state, WindowStats(0, 0, 0.0, 0), {}, {}, [])
     span = timedelta(seconds=th.window_s)
     cooldown = timedelta(seconds=th.cooldown_s)
@@ -307,7 +314,7 @@ def replay(
         t = obs.at
         if not obs.is_tick:
             window.append(obs)
-        while window and window[0].at <= t - span:
+        while window and (window[0].at <= t - span or len(window) > th.window_max_calls):
             window.popleft()
 
         # Open -> half-open once the cooldown has elapsed (by event time).
@@ -485,6 +492,7 @@ class History:
 
     base: ProviderState = ProviderState()
     tail: tuple[Observation, ...] = ()
+    context: tuple[Observation, ...] = ()  # folded calls still inside the window
     error_buckets: dict[str, int] = field(default_factory=dict)
     tracked: dict[str, datetime | None] = field(default_factory=dict)
 
@@ -540,6 +548,7 @@ def admit(provider: str, history: History, obs: Observation, th: Thresholds) -> 
     tail = list(history.tail)
     ids = {o.event_id for o in tail}
     base = history.base
+    context = history.context
     buckets = dict(history.error_buckets)
     duplicate = obs.event_id in ids
     late = not duplicate and base.last_key is not None and obs.key <= base.last_key
@@ -549,14 +558,23 @@ def admit(provider: str, history: History, obs: Observation, th: Thresholds) -> 
     if not duplicate and not late:
         tail.append(obs)
         tail.sort(key=lambda o: o.key)
-    frozen: set[str] = set()
+    frozen: dict[str, datetime | None] = {}
     if len(tail) > th.history_max:
         cut = len(tail) - th.history_max
-        folded = replay(provider, base, tail[:cut], th)
+        folded = replay(provider, base, tail[:cut], th, context)
         base = folded.state
-        frozen = set(folded.alerts)
+        # Transitions folded into the checkpoint are final: their alerts leave the bookkeeping.
+        frozen = {aid: a.resolved_at for aid, a in folded.alerts.items()}
+        frozen.update(folded.resolved)
+        folded_as_of = base.as_of
+        horizon = None if folded_as_of is None else folded_as_of - timedelta(seconds=th.window_s)
+        context = tuple(
+            o
+            for o in (*context, *tail[:cut])
+            if not o.is_tick and (horizon is None or o.at > horizon)
+        )[-th.window_max_calls :]
         tail = tail[cut:]
-    result = replay(provider, base, tail, th)
+    result = replay(provider, base, tail, th, context)
     as_of = tail[-1].at if tail else base.as_of
     if as_of is not None and buckets:
         oldest = hour_key(as_of - timedelta(hours=47))
@@ -576,12 +594,15 @@ def admit(provider: str, history: History, obs: Observation, th: Thresholds) -> 
         elif history.tracked[aid] != resolved_at:
             writes.append(AlertWrite(aid, "update", {"resolved_at": resolved_at}))
     for aid in history.tracked:
-        if aid not in desired and aid not in frozen:
+        if aid in frozen and aid not in desired:
+            if history.tracked[aid] != frozen[aid]:
+                writes.append(AlertWrite(aid, "update", {"resolved_at": frozen[aid]}))
+        elif aid not in desired:
             # A late event changed the history: this transition no longer happened.
             writes.append(
                 AlertWrite(aid, "update", {"resolved_at": as_of, "context": {"retracted": True}})
             )
-    new_history = History(base, tuple(tail), buckets, desired)
+    new_history = History(base, tuple(tail), context, buckets, desired)
     return Admission(new_history, result, duplicate, late, tuple(writes))
 
 

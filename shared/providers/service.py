@@ -146,20 +146,32 @@ def _state_from(d: dict[str, Any]) -> ProviderState:
     )
 
 
+def _obs_doc(o: Observation) -> dict[str, Any]:
+    return {
+        "id": o.event_id,
+        "at": o.at,
+        "outcome": None if o.outcome is None else o.outcome.value,
+        "latency_ms": o.latency_ms,
+        "error": None if o.error is None else o.error[:120],
+    }
+
+
+def _obs_from(o: dict[str, Any]) -> Observation:
+    return Observation(
+        at=ensure_utc(o["at"]),
+        event_id=str(o["id"]),
+        outcome=None if o.get("outcome") is None else Outcome(o["outcome"]),
+        latency_ms=o.get("latency_ms"),
+        error=o.get("error"),
+    )
+
+
 def history_to_doc(provider: str, h: History) -> dict[str, Any]:
     return {
         "provider": provider,
         "base": _state_doc(h.base),
-        "tail": [
-            {
-                "id": o.event_id,
-                "at": o.at,
-                "outcome": None if o.outcome is None else o.outcome.value,
-                "latency_ms": o.latency_ms,
-                "error": None if o.error is None else o.error[:120],
-            }
-            for o in h.tail
-        ],
+        "tail": [_obs_doc(o) for o in h.tail],
+        "context": [_obs_doc(o) for o in h.context],
         "error_buckets": dict(h.error_buckets),
         "alerts": dict(h.tracked),
         "as_of": h.as_of,
@@ -169,19 +181,10 @@ def history_to_doc(provider: str, h: History) -> dict[str, Any]:
 def history_from_doc(d: dict[str, Any] | None) -> History:
     if not d:
         return History()
-    tail = tuple(
-        Observation(
-            at=ensure_utc(o["at"]),
-            event_id=str(o["id"]),
-            outcome=None if o.get("outcome") is None else Outcome(o["outcome"]),
-            latency_ms=o.get("latency_ms"),
-            error=o.get("error"),
-        )
-        for o in d.get("tail") or []
-    )
     return History(
         base=_state_from(d.get("base") or {}),
-        tail=tail,
+        tail=tuple(_obs_from(o) for o in d.get("tail") or []),
+        context=tuple(_obs_from(o) for o in d.get("context") or []),
         error_buckets={str(k): int(v) for k, v in (d.get("error_buckets") or {}).items()},
         tracked=dict(d.get("alerts") or {}),
     )
