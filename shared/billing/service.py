@@ -85,6 +85,7 @@ PROCESSED_INVOICES = "processed_invoices"
 KAIWA_PAYMENTS = "payments"
 KAIWA_TIERS = "tiers"
 
+_PERMANENT_ERROR_ATTEMPTS = 3
 _STRIPE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
 _USER_FIELD = {"kitesforu": "stripe_customer_id", "kaiwa": "stripeCustomerId"}
 
@@ -219,14 +220,22 @@ def process_event(
             )
         return outcome
 
-    try:
-        outcome = run_atomically(db, work, max_attempts=settings.ledger_max_attempts)
-    except Unresolvable as exc:
-        outcome = _park(ctx, exc.reason)
-    except CreditsError as exc:
-        if is_transient(exc):
-            raise
-        outcome = _park(ctx, f"{exc.code}: {exc.detail}")
+    outcome: Outcome | None = None
+    for attempt in range(_PERMANENT_ERROR_ATTEMPTS):
+        try:
+            outcome = run_atomically(db, work, max_attempts=settings.ledger_max_attempts)
+            break
+        except Unresolvable as exc:
+            outcome = _park(ctx, exc.reason)
+            break
+        except CreditsError as exc:
+            if is_transient(exc):
+                raise
+            # A rejection may come from reads taken while another unit committed (reads
+            # are not a snapshot): try again on fresh reads before parking.
+            if attempt + 1 == _PERMANENT_ERROR_ATTEMPTS:
+                outcome = _park(ctx, f"{exc.code}: {exc.detail}")
+    assert outcome is not None
     _log_outcome(outcome)
     if outcome.status not in {"duplicate", "parked"} and ctx.linked and not replay:
         _replay_related(db, ctx.linked, profile)
@@ -315,7 +324,9 @@ def _prefetch(ctx: _Context, parsed: Any) -> list[firestore.DocumentReference]:
     elif isinstance(parsed, Charge | Dispute):
         refs = [(PAYMENTS, parsed.payment_intent)]
     found = [db.collection(c).document(i) for c, i in refs if i and _STRIPE_ID.match(i)]
-    found += [ctx.ledger.user_ref(str(u)) for u in users[:1] if _valid_doc_id(u)]
+    first_user = next((u for u in users if u), None)
+    if first_user is not None and _valid_doc_id(first_user):
+        found.append(ctx.ledger.user_ref(first_user))
     found += [ctx.ledger.posting_ref(transaction_id_for(k)) for k in postings]
     return found
 
@@ -844,6 +855,14 @@ def _claw_back(
     kaiwa_status: str,
 ) -> Outcome:
     user_id = str(pay["user_id"])
+    # Reads in one attempt are not a snapshot: clamp to what the original's posting record
+    # (read now, in this unit) says is still refundable. If the payment record read earlier
+    # is older, the commit's precondition fails and the unit re-runs on fresh reads.
+    posting = unit.get(ctx.ledger.posting_ref(str(pay["transaction_id"])))
+    if posting.exists:
+        record = posting.to_dict() or {}
+        left = abs(int(record.get("amount") or 0)) - int(record.get("refunded_amount") or 0)
+        amount = max(0, min(amount, left))
     if amount <= 0:
         unit.update(pay_ref, updates)
         return _done(

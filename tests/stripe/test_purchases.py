@@ -220,3 +220,44 @@ def test_unknown_price_is_parked_not_rejected(billing: Any, stack: Any) -> None:
 
 def _session_of(db: Any, pi: str) -> str:
     return str(docs(db, "stripe_payments")[pi]["checkout_session_id"])
+
+
+def test_unknown_user_and_ledger_rejections_are_parked(billing: Any, stack: Any) -> None:
+    ghost = _purchase("u_does_not_exist")
+    assert deliver_ok(stack, ghost) == "parked"
+    make_user(billing, "u1")
+    too_many = _purchase("u1", price="price_credits_10000", quantity=1_000_000)
+    assert deliver_ok(stack, too_many) == "parked"  # above the ledger's maximum amount
+    reasons = {p["event_id"]: p["reason"] for p in list_parked_events(billing)}
+    assert "unknown user u_does_not_exist" in reasons[ghost["id"]]
+    assert reasons[too_many["id"]].startswith("invalid_input")
+    assert transactions(billing) == []
+    # The user appears later: the operator replays.
+    make_user(billing, "u_does_not_exist")
+    assert replay_parked_event(billing, ghost["id"]).status == "applied"
+    assert user(billing, "u_does_not_exist")["credits_balance"] == 500
+
+
+def test_concurrent_partial_refunds_and_a_dispute_never_take_more_than_bought(
+    billing: Any, stack: Any
+) -> None:
+    make_user(billing, "u1", balance=0)
+    deliver_ok(stack, _purchase("u1", price="price_credits_2000", pi="pi_c1", amount=1800))
+    deliver_ok(stack, _purchase("u1", pi="pi_other"))  # 500 credits from another payment
+    refunds = [
+        fx.event(
+            "charge.refunded",
+            fx.charge(payment_intent="pi_c1", amount=1800, amount_refunded=cumulative),
+        )
+        for cumulative in (300, 900, 1200)
+    ]
+    disputed = fx.event("charge.dispute.created", fx.dispute(payment_intent="pi_c1", amount=1800))
+    deliveries = [e for e in [*refunds, disputed] for _ in range(3)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda e: deliver_ok(stack, e), deliveries))
+    payment = docs(billing, "stripe_payments")["pi_c1"]
+    assert payment["clawed_credits"] == 2000 and payment["shortfall"] == 0
+    assert user(billing, "u1")["credits_balance"] == 500
+    refunded = sum(t["amount"] for t in transactions(billing) if t["type"] == "REFUND")
+    assert refunded == -2000
+    assert_balance_is_sum(billing, "u1")

@@ -461,3 +461,39 @@ def test_invoice_before_the_customer_link_waits_parked_then_applies(
     assert docs(billing, "stripe_parked_events")[paid["id"]]["status"] == "replayed"
     assert deliver_ok(stack, paid) == "duplicate"
     assert_balance_is_sum(billing, "u_late")
+
+
+def test_kaiwa_subscription_end_and_reordering(billing: Any, stack: Any) -> None:
+    seed_kaiwa_tiers(billing)
+
+    def sub_event(kind: str, price: str, created: int, **kw: Any) -> dict[str, Any]:
+        return fx.event(
+            kind,
+            fx.subscription(
+                subscription_id="sub_k1",
+                customer="cus_k1",
+                price_id=price,
+                period_start=P1,
+                period_end=P2,
+                user_id="u_k",
+                **kw,
+            ),
+            created=created,
+        )
+
+    created = sub_event("customer.subscription.created", "price_kaiwa_plus_monthly", P1)
+    upgraded = sub_event("customer.subscription.updated", "price_kaiwa_premium_annual", P1 + 5)
+    deleted = sub_event(
+        "customer.subscription.deleted", "price_kaiwa_premium_annual", P1 + 9, status="canceled"
+    )
+    with override_settings(schema_profile="kaiwa"):
+        make_user(billing, "u_k", profile="kaiwa")
+        assert deliver_ok(stack, upgraded) == "applied"
+        assert deliver_ok(stack, created) == "stale"  # older than what is stored
+        doc = docs(billing, "subscriptions")[kaiwa_id("subscription", "sub_k1")]
+        assert (doc["tierId"], doc["stripePriceId"]) == ("premium", "price_kaiwa_premium_annual")
+        assert deliver_ok(stack, deleted) == "applied"
+        assert deliver_ok(stack, upgraded) == "duplicate"
+    doc = docs(billing, "subscriptions")[kaiwa_id("subscription", "sub_k1")]
+    assert doc["status"] == "canceled" and doc["isActive"] is False
+    assert set(doc) == KAIWA_SUB
