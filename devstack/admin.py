@@ -1,0 +1,712 @@
+"""``credits-admin``: the operator's console command (also ``python -m devstack.admin``).
+
+Against the emulators when ``FIRESTORE_EMULATOR_HOST`` is set (``make run`` prints it);
+otherwise against production with Application Default Credentials
+(``gcloud auth application-default login``) and ``--project`` / ``GOOGLE_CLOUD_PROJECT``.
+In production every command that writes asks for confirmation unless ``--yes``.
+
+Exit codes: 0 done, 1 drift found by ``reconcile``, 2 bad usage or a refused action.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import click
+
+T = TypeVar("T")
+
+PROFILES = ("kitesforu", "bigeye", "kaiwa")
+MAX_BACKFILL_DAYS = 800
+
+
+class AdminError(click.ClickException):
+    """A refused or failed action: printed as ``error: ...``, exit code 2."""
+
+    exit_code = 2
+
+    def format_message(self) -> str:
+        return self.message
+
+
+class Env:
+    """Where the command runs: project, profile, emulator or production."""
+
+    def __init__(self, project: str | None, profile: str | None, yes: bool) -> None:
+        from shared.settings import get_settings
+
+        if project and project != get_settings().google_cloud_project:
+            # A one-shot process: point the settings and clients at the named project.
+            from shared.clients import reset_clients
+            from shared.settings import reset_settings
+
+            os.environ["GOOGLE_CLOUD_PROJECT"] = project
+            reset_settings()
+            reset_clients()
+        settings = get_settings()
+        self.project = settings.google_cloud_project
+        self.profile = profile or settings.schema_profile
+        self.emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
+        self.yes = yes
+
+    def describe(self) -> str:
+        where = f"emulator {self.emulator}" if self.emulator else "PRODUCTION"
+        return f"{where}, project {self.project}, profile {self.profile}"
+
+    def db(self) -> Any:
+        from shared.clients import firestore_client
+
+        return call(firestore_client)
+
+    def ledger(self) -> Any:
+        from shared.ledger import ledger_for
+
+        return call(ledger_for, self.profile)
+
+    def now(self) -> datetime:
+        from shared.clock import get_clock
+
+        return get_clock().now()
+
+    def confirm_write(self, what: str) -> None:
+        """In production, ask before writing (``--yes`` skips the question)."""
+        if self.emulator or self.yes:
+            return
+        click.confirm(f"{what} on {self.describe()}?", abort=True, err=True)
+
+
+def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a service, turning its errors into clear CLI errors."""
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+
+    from shared.errors import CreditsError
+
+    try:
+        return fn(*args, **kwargs)
+    except CreditsError as exc:
+        raise AdminError(f"{exc.detail} ({exc.code})") from None
+    except auth_exc.DefaultCredentialsError:
+        raise AdminError(
+            "no Google credentials: set FIRESTORE_EMULATOR_HOST for the emulators, or run "
+            "`gcloud auth application-default login` for production"
+        ) from None
+    except gexc.GoogleAPICallError as exc:
+        raise AdminError(f"Firestore refused the request: {exc.message}") from None
+
+
+def emit(data: Any, as_json: bool, lines: Callable[[], Iterator[str]]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, default=str, ensure_ascii=False, indent=2))
+    else:
+        for line in lines():
+            click.echo(line)
+
+
+def posting_view(result: Any, key: str) -> dict[str, Any]:
+    return {
+        "user_id": result.user_id,
+        "transaction_id": result.transaction_id,
+        "type": result.kind.value if result.kind else None,
+        "amount": result.amount,
+        "balance_after": result.balance_after,
+        "shortfall": result.shortfall,
+        "replayed": result.replayed,
+        "key": key,
+    }
+
+
+def print_posting(view: dict[str, Any], as_json: bool) -> None:
+    def lines() -> Iterator[str]:
+        state = "already applied earlier (replay, nothing written)" if view["replayed"] else "done"
+        yield f"{state}: {view['amount']:+d} credits to {view['user_id']}"
+        yield f"balance after: {view['balance_after']}"
+        yield f"transaction: {view['transaction_id']}"
+        if view["shortfall"]:
+            yield f"shortfall (could not take back): {view['shortfall']}"
+        yield f"idempotency key: {view['key']}"
+
+    emit(view, as_json, lines)
+
+
+pass_env = click.make_pass_decorator(Env)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+actor_option = click.option(
+    "--actor", required=True, help="Who does this (an operator id or e-mail), recorded."
+)
+reason_option = click.option("--reason", required=True, help="Why, recorded with the change.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--project", envvar="GOOGLE_CLOUD_PROJECT", help="Google Cloud project id.")
+@click.option(
+    "--profile",
+    envvar="SCHEMA_PROFILE",
+    type=click.Choice(PROFILES),
+    help="Schema profile of the app (SCHEMA_PROFILE).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask before writing to production.")
+@click.pass_context
+def cli(ctx: click.Context, project: str | None, profile: str | None, yes: bool) -> None:
+    """Operate the credit ledger: balances, corrections, reconciliation, replays, rollups,
+    engine costs and promotions.
+
+    Uses the emulators when FIRESTORE_EMULATOR_HOST is set, otherwise production with
+    Application Default Credentials.
+    """
+    ctx.obj = Env(project, profile, yes)
+
+
+@cli.command()
+@click.argument("user_id")
+@json_option
+@pass_env
+def balance(env: Env, user_id: str, as_json: bool) -> None:
+    """Show USER_ID's balance and counters."""
+    ledger = env.ledger()
+    snap = call(lambda: ledger.user_ref(user_id).get())
+    if not snap.exists:
+        raise AdminError(f"unknown user {user_id}")
+    data = snap.to_dict() or {}
+    p = ledger.profile
+    view = {
+        "user_id": user_id,
+        "balance": int(data.get(p.balance_field) or 0),
+        "total_credits_used": data.get(p.used_field),
+        "profile": p.name,
+    }
+    if p.purchased_field:
+        view["total_credits_purchased"] = data.get(p.purchased_field)
+    emit(view, as_json, lambda: iter(f"{k}: {v}" for k, v in view.items()))
+
+
+@cli.command()
+@click.argument("user_id")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@json_option
+@pass_env
+def history(env: Env, user_id: str, limit: int, as_json: bool) -> None:
+    """Show USER_ID's latest transactions, newest first."""
+    from google.cloud import firestore
+
+    ledger = env.ledger()
+    query = (
+        env.db()
+        .collection(ledger.profile.transactions_collection)
+        .where(filter=firestore.FieldFilter("user_id", "==", user_id))
+        .order_by("created_at", direction=firestore.Query.DESCENDING)
+        .limit(limit)
+    )
+    rows = [
+        {"transaction_id": s.id, **(s.to_dict() or {})} for s in call(lambda: list(query.stream()))
+    ]
+
+    def lines() -> Iterator[str]:
+        if not rows:
+            yield f"no transactions for {user_id}"
+        for r in rows:
+            when = r.get("created_at")
+            stamp = when.strftime("%Y-%m-%d %H:%M:%S") if isinstance(when, datetime) else "?"
+            yield (
+                f"{stamp}  {r.get('type', '?'):<18} {int(r.get('amount') or 0):>+9d}  "
+                f"-> {int(r.get('balance_after') or 0):>9d}  {r['transaction_id']}  "
+                f"{r.get('description', '')}"
+            )
+
+    emit(rows, as_json, lines)
+
+
+@cli.command()
+@click.argument("user_id")
+@click.argument("amount", type=click.IntRange(min=1))
+@actor_option
+@reason_option
+@click.option("--key", help="Idempotency key (default: derived from the arguments and today).")
+@json_option
+@pass_env
+def grant(
+    env: Env, user_id: str, amount: int, actor: str, reason: str, key: str | None, as_json: bool
+) -> None:
+    """Give AMOUNT bonus credits to USER_ID (audited).
+
+    Running the same command again the same day replays it instead of granting twice;
+    pass a distinct --key to grant the same amount twice on purpose.
+    """
+    from shared.admin import operations
+
+    now = env.now()
+    key = key or operations.default_key("grant", user_id, amount, actor, reason, now.date())
+    env.confirm_write(f"Grant {amount} credits to {user_id}")
+    done = call(
+        operations.grant,
+        env.ledger(),
+        user_id=user_id,
+        amount=amount,
+        actor=actor,
+        reason=reason,
+        key=key,
+        now=now,
+    )
+    print_posting(posting_view(done.result, done.key), as_json)
+
+
+@cli.command()
+@click.argument("user_id")
+@click.argument("amount", type=int)
+@actor_option
+@reason_option
+@click.option("--key", help="Idempotency key (default: derived from the arguments and today).")
+@json_option
+@pass_env
+def adjust(
+    env: Env, user_id: str, amount: int, actor: str, reason: str, key: str | None, as_json: bool
+) -> None:
+    """Correct USER_ID's balance by AMOUNT (negative to remove; audited).
+
+    Use `--` before a negative amount: credits-admin adjust u1 --actor a --reason r -- -50
+    """
+    from shared.admin import operations
+
+    if amount == 0:
+        raise AdminError("amount must not be zero")
+    now = env.now()
+    key = key or operations.default_key("adjust", user_id, amount, actor, reason, now.date())
+    env.confirm_write(f"Adjust {user_id} by {amount:+d}")
+    done = call(
+        operations.adjust,
+        env.ledger(),
+        user_id=user_id,
+        amount=amount,
+        actor=actor,
+        reason=reason,
+        key=key,
+        now=now,
+    )
+    print_posting(posting_view(done.result, done.key), as_json)
+
+
+@cli.command()
+@click.argument("transaction_id")
+@actor_option
+@reason_option
+@click.option("--amount", type=click.IntRange(min=1), help="Refund part (default: all left).")
+@click.option("--key", help="Idempotency key (default: derived from the arguments).")
+@json_option
+@pass_env
+def refund(
+    env: Env,
+    transaction_id: str,
+    actor: str,
+    reason: str,
+    amount: int | None,
+    key: str | None,
+    as_json: bool,
+) -> None:
+    """Refund TRANSACTION_ID (never more than the original in total; audited)."""
+    from shared.admin import operations
+
+    key = key or operations.default_key("refund", transaction_id, amount, actor, reason)
+    env.confirm_write(f"Refund transaction {transaction_id}")
+    done = call(
+        operations.refund,
+        env.ledger(),
+        transaction_id=transaction_id,
+        actor=actor,
+        reason=reason,
+        amount=amount,
+        key=key,
+        now=env.now(),
+    )
+    print_posting(posting_view(done.result, done.key), as_json)
+
+
+@cli.command()
+@click.argument("user_ids", nargs=-1)
+@click.option("--all", "all_users", is_flag=True, help="Every user (default without USER_IDS).")
+@json_option
+@pass_env
+def reconcile(env: Env, user_ids: tuple[str, ...], all_users: bool, as_json: bool) -> None:
+    """Prove balances from transactions; exit 1 when anything does not add up.
+
+    Writes one ledger_reconciliations report; never changes a balance.
+    """
+    from dataclasses import asdict
+
+    from shared.ledger.reconcile import reconcile as run
+
+    if user_ids and all_users:
+        raise AdminError("give USER_IDS or --all, not both")
+    now = env.now()
+    ledger = env.ledger()
+    report = call(
+        run,
+        env.db(),
+        ledger.profile,
+        run_id=f"admin_{now.strftime('%Y%m%dT%H%M%S%f')}",
+        now=now,
+        user_ids=list(user_ids) or None,
+    )
+    view = {
+        "run_id": report.run_id,
+        "clean": report.clean,
+        "users_checked": report.users_checked,
+        "transactions_checked": report.transactions_checked,
+        "discrepancies": [asdict(d) for d in report.discrepancies],
+    }
+
+    def lines() -> Iterator[str]:
+        yield (
+            f"{'clean' if report.clean else 'DRIFT'}: {report.users_checked} users, "
+            f"{report.transactions_checked} transactions, "
+            f"{len(report.discrepancies)} discrepancies (report {report.run_id})"
+        )
+        for d in report.discrepancies:
+            yield f"  {d.user_id}: {d.problem}: {d.detail}"
+
+    emit(view, as_json, lines)
+    if not report.clean:
+        sys.exit(1)
+
+
+@cli.group()
+def stripe() -> None:
+    """Stripe events that could not be attributed (parked) and their replay."""
+
+
+@stripe.command("parked")
+@click.option("--all", "include_replayed", is_flag=True, help="Include replayed events.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
+@json_option
+@pass_env
+def stripe_parked(env: Env, include_replayed: bool, limit: int, as_json: bool) -> None:
+    """List parked Stripe events, oldest first."""
+    from shared.billing.service import list_parked_events
+
+    rows = call(list_parked_events, env.db(), include_replayed=include_replayed, limit=limit)
+
+    def lines() -> Iterator[str]:
+        if not rows:
+            yield "no parked events"
+        for r in rows:
+            yield (
+                f"{r['event_id']}  {r.get('type', '?')}  {r.get('status', '?')}  "
+                f"{r.get('reason', '')}"
+            )
+
+    emit(rows, as_json, lines)
+
+
+@stripe.command("replay")
+@click.argument("event_ids", nargs=-1, required=True)
+@json_option
+@pass_env
+def stripe_replay(env: Env, event_ids: tuple[str, ...], as_json: bool) -> None:
+    """Process parked EVENT_IDS again (after fixing the user link or price mapping)."""
+    from shared.billing.service import replay_parked_event
+
+    env.confirm_write(f"Replay {len(event_ids)} parked Stripe event(s)")
+    outcomes = [
+        call(replay_parked_event, env.db(), event_id, profile=env.profile).as_dict()
+        for event_id in event_ids
+    ]
+
+    def lines() -> Iterator[str]:
+        for o in outcomes:
+            yield (
+                f"{o['event_id']}: {o['status']}"
+                + (f" ({o['credits']:+d} credits to {o['user_id']})" if o.get("credits") else "")
+                + (f" {o['detail']}" if o.get("detail") else "")
+            )
+
+    emit(outcomes, as_json, lines)
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@cli.command()
+@click.option("--from", "start", required=True, help="First day, YYYY-MM-DD (UTC).")
+@click.option("--to", "end", required=True, help="Last day, YYYY-MM-DD (UTC), inclusive.")
+@click.option("--months", is_flag=True, help="Also rebuild the monthly/yearly/all-time rollups.")
+@pass_env
+def backfill(env: Env, start: str, end: str, months: bool) -> None:
+    """Rebuild the daily rollups (profit aggregates, token history) over a date range.
+
+    Reruns give identical results, so a backfill can be interrupted and run again.
+    """
+    from shared.analytics.jobs import daily_rollup, monthly_rollup
+    from shared.clock import get_clock
+
+    first, last = _day(start), _day(end)
+    today = env.now().date()
+    if last < first:
+        raise AdminError("--to is before --from")
+    if last >= today:
+        raise AdminError(f"--to must be a day that has ended (before {today.isoformat()})")
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    if len(days) > MAX_BACKFILL_DAYS:
+        raise AdminError(f"at most {MAX_BACKFILL_DAYS} days per run")
+    env.confirm_write(f"Rebuild {len(days)} daily rollups")
+    db, clock = env.db(), get_clock()
+    written = 0
+    with click.progressbar(days, label="daily rollups", item_show_func=_show_day) as bar:
+        for day in bar:
+            report = call(daily_rollup, db, day, now=clock.now)
+            written += len(getattr(report, "written", []) or [])
+    month_keys = sorted({(d.year, d.month) for d in days})
+    closed = [
+        (y, m)
+        for y, m in month_keys
+        if (date(y, m, 1) + timedelta(days=32)).replace(day=1) <= today
+    ]
+    if months and closed:
+        with click.progressbar(closed, label="monthly rollups") as bar:
+            for year, month in bar:
+                call(monthly_rollup, db, year, month, now=clock.now, as_of=today)
+    click.echo(
+        f"rebuilt {len(days)} days ({first.isoformat()}..{last.isoformat()})"
+        + (f" and {len(closed)} months" if months else "")
+    )
+
+
+def _show_day(day: date | None) -> str:
+    return day.isoformat() if day else ""
+
+
+@cli.command("engine-cost")
+@click.argument("engine_id")
+@click.argument("cost_per_unit")
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def engine_cost(
+    env: Env, engine_id: str, cost_per_unit: str, actor: str, reason: str, as_json: bool
+) -> None:
+    """Set ENGINE_ID's cost_per_unit (USD per unit_type); profit_audit_log records it."""
+    from shared.admin import operations
+
+    cost: Decimal = call(operations.parse_cost, cost_per_unit)
+    env.confirm_write(f"Set {engine_id} cost to {cost} USD per unit")
+    doc = call(
+        operations.set_engine_cost,
+        env.db(),
+        engine_id=engine_id,
+        cost_per_unit=cost,
+        actor=actor,
+        reason=reason,
+        now=env.now(),
+    )
+    emit(
+        {"engine_id": engine_id, **doc},
+        as_json,
+        lambda: iter(
+            [f"{engine_id}: {doc['cost_per_unit']} USD per {doc.get('unit_type', 'unit')}"]
+        ),
+    )
+
+
+@cli.group()
+def promotions() -> None:
+    """BigEye promotions: list, create, pause."""
+
+
+@promotions.command("list")
+@click.option("--status", type=click.Choice(["DRAFT", "ACTIVE", "PAUSED", "EXPIRED", "CANCELLED"]))
+@json_option
+@pass_env
+def promotions_list(env: Env, status: str | None, as_json: bool) -> None:
+    """List promotions, highest priority first."""
+    from shared.admin import operations
+
+    rows = call(operations.list_promotions, env.db(), status)
+
+    def lines() -> Iterator[str]:
+        if not rows:
+            yield "no promotions"
+        for p in rows:
+            stats = p.get("stats") or {}
+            yield (
+                f"{p['promo_id']}  {p.get('status', '?'):<9} {p.get('type', '?'):<14} "
+                f"priority {p.get('priority', 0)}  {p.get('name', '')}  "
+                f"redemptions {stats.get('total_redemptions', 0)}"
+            )
+
+    emit(rows, as_json, lines)
+
+
+def _tiers(text: str | None) -> list[dict[str, Any]] | None:
+    """``100-299:400,300-499:1300,500-:2200`` -> reward.tiers."""
+    if not text:
+        return None
+    tiers = []
+    for part in text.split(","):
+        try:
+            span, credits = part.split(":")
+            low, high = span.split("-")
+            tiers.append(
+                {
+                    "min_baht": int(low),
+                    "max_baht": int(high) if high else None,
+                    "credits": int(credits),
+                }
+            )
+        except ValueError:
+            raise click.BadParameter(f"tier {part!r} is not MIN-MAX:CREDITS") from None
+    return tiers
+
+
+def _instant(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    from shared.clock import parse_instant
+
+    try:
+        return parse_instant(value)
+    except ValueError:
+        raise click.BadParameter(f"{name} {value!r} is not an ISO 8601 instant") from None
+
+
+@promotions.command("create")
+@click.argument("promo_id")
+@click.option("--name", required=True)
+@click.option(
+    "--type",
+    "type_",
+    required=True,
+    type=click.Choice(
+        ["RATE_BOOST", "TIERED_BONUS", "FLAT_BONUS", "WELCOME_BONUS", "FIRST_TOPUP", "USAGE_REWARD"]
+    ),
+)
+@click.option(
+    "--status", default="DRAFT", show_default=True, type=click.Choice(["DRAFT", "ACTIVE"])
+)
+@click.option("--priority", default=0, show_default=True, type=int)
+@click.option("--start", help="conditions.start_date (ISO 8601, UTC).")
+@click.option("--end", help="conditions.end_date (ISO 8601, UTC).")
+@click.option("--code", help="Promo code (sets conditions.require_code).")
+@click.option("--min-baht", type=click.IntRange(min=0))
+@click.option("--max-baht", type=click.IntRange(min=0))
+@click.option("--max-redemptions", type=click.IntRange(min=1))
+@click.option("--max-per-user", type=click.IntRange(min=1))
+@click.option("--new-users-only", is_flag=True)
+@click.option("--first-topup-only", is_flag=True)
+@click.option("--bonus-credits", type=click.IntRange(min=1), help="reward BONUS_CREDITS.")
+@click.option(
+    "--bonus-percentage", type=click.FloatRange(min=0, max=1000), help="PERCENTAGE_BONUS."
+)
+@click.option("--override-rate", type=click.FloatRange(min=0), help="RATE_OVERRIDE.")
+@click.option("--tiers", help="TIERED_BONUS tiers: 100-299:400,300-499:1300,500-:2200")
+@click.option("--banner-text", default="", help="display.banner_text")
+@click.option("--banner-color", default="#FF4560", show_default=True)
+@actor_option
+@json_option
+@pass_env
+def promotions_create(
+    env: Env, promo_id: str, type_: str, actor: str, as_json: bool, **o: Any
+) -> None:
+    """Create promotion PROMO_ID (DRAFT unless --status ACTIVE)."""
+    from shared.admin import operations
+
+    tiers = _tiers(o["tiers"])
+    if tiers:
+        reward_type = "TIERED_BONUS"
+    elif o["override_rate"] is not None:
+        reward_type = "RATE_OVERRIDE"
+    elif o["bonus_percentage"] is not None:
+        reward_type = "PERCENTAGE_BONUS"
+    elif o["bonus_credits"] is not None:
+        reward_type = "BONUS_CREDITS"
+    else:
+        raise AdminError(
+            "give a reward: --bonus-credits, --bonus-percentage, --override-rate or --tiers"
+        )
+    document = {
+        "name": o["name"],
+        "code": o["code"],
+        "type": type_,
+        "status": o["status"],
+        "priority": o["priority"],
+        "conditions": {
+            "start_date": _instant(o["start"], "--start"),
+            "end_date": _instant(o["end"], "--end"),
+            "min_topup_baht": o["min_baht"],
+            "max_topup_baht": o["max_baht"],
+            "max_redemptions": o["max_redemptions"],
+            "max_per_user": o["max_per_user"],
+            "new_users_only": o["new_users_only"],
+            "first_topup_only": o["first_topup_only"],
+            "require_code": bool(o["code"]),
+        },
+        "reward": {
+            "type": reward_type,
+            "bonus_credits": o["bonus_credits"],
+            "override_rate": o["override_rate"],
+            "bonus_percentage": o["bonus_percentage"],
+            "tiers": tiers,
+        },
+        "display": {
+            "banner_text": o["banner_text"],
+            "banner_color": o["banner_color"],
+            "show_in_client": True,
+            "show_in_topup": True,
+        },
+    }
+    env.confirm_write(f"Create promotion {promo_id} ({o['status']})")
+    doc = call(
+        operations.create_promotion,
+        env.db(),
+        promo_id=promo_id,
+        document=document,
+        actor=actor,
+        now=env.now(),
+    )
+    emit(
+        {"promo_id": promo_id, **doc},
+        as_json,
+        lambda: iter([f"created {promo_id} ({doc['status']})"]),
+    )
+
+
+@promotions.command("pause")
+@click.argument("promo_id")
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def promotions_pause(env: Env, promo_id: str, actor: str, reason: str, as_json: bool) -> None:
+    """Pause PROMO_ID (no new redemptions; existing ones stand)."""
+    from shared.admin import operations
+
+    env.confirm_write(f"Pause promotion {promo_id}")
+    doc = call(
+        operations.pause_promotion,
+        env.db(),
+        promo_id=promo_id,
+        actor=actor,
+        reason=reason,
+        now=env.now(),
+    )
+    emit({"promo_id": promo_id, **doc}, as_json, lambda: iter([f"{promo_id} is {doc['status']}"]))
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="credits-admin")
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["cli", "main"]

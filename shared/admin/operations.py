@@ -1,0 +1,326 @@
+"""Operator actions as services: the CLI parses, calls one of these, prints the result.
+
+Ledger actions take an idempotency key derived from their cause (``admin:grant:...``), so
+re-running the same command replays the first result instead of moving credits twice.
+Every effective action writes ``admin_actions/{action_id}`` (actor, reason, what, when)
+in the same atomic commit as the change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from google.cloud import firestore
+
+from shared.atomic import Unit, run_atomically
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.ledger import Kind, Ledger, PostingResult
+
+ACTIONS_COLLECTION = "admin_actions"
+ENGINE_COSTS = "ai_engine_costs"
+PROMOTIONS = "promotions"
+MAX_COST_PER_UNIT_USD = Decimal("1000")
+
+
+def default_key(action: str, *parts: object) -> str:
+    """A deterministic idempotency key for an operator action (same inputs, same key)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:24]
+    return f"admin:{action}:{digest}"
+
+
+def _text(value: str | None, name: str, limit: int = 500) -> str:
+    if value is None or not value.strip():
+        raise InvalidInput(f"{name} is required")
+    if len(value) > limit:
+        raise InvalidInput(f"{name} is longer than {limit} characters")
+    return value.strip()
+
+
+def _audit(unit: Unit, action_id: str, record: dict[str, Any]) -> None:
+    unit.create(unit.db.collection(ACTIONS_COLLECTION).document(action_id), record)
+
+
+@dataclass(frozen=True)
+class LedgerAction:
+    """What a ledger action did (``replayed``: an identical earlier run already did it)."""
+
+    result: PostingResult
+    key: str
+
+
+def grant(
+    ledger: Ledger,
+    *,
+    user_id: str,
+    amount: int,
+    actor: str,
+    reason: str,
+    key: str,
+    now: datetime,
+) -> LedgerAction:
+    """Give credits (a BONUS posting) with actor and reason."""
+    actor, reason = _text(actor, "actor"), _text(reason, "reason")
+
+    def work(unit: Unit) -> PostingResult:
+        result = ledger.credit(
+            unit,
+            user_id=user_id,
+            kind=Kind.BONUS,
+            amount=amount,
+            key=key,
+            description=f"Grant by {actor}: {reason}",
+        )
+        if not result.replayed:
+            _audit(
+                unit,
+                str(result.transaction_id),
+                {
+                    "action": "grant",
+                    "actor": actor,
+                    "reason": reason,
+                    "user_id": user_id,
+                    "amount": amount,
+                    "transaction_id": result.transaction_id,
+                    "key": key,
+                    "profile": ledger.profile.name,
+                    "created_at": now,
+                },
+            )
+        return result
+
+    return LedgerAction(ledger.run(work), key)
+
+
+def adjust(
+    ledger: Ledger,
+    *,
+    user_id: str,
+    amount: int,
+    actor: str,
+    reason: str,
+    key: str,
+    now: datetime,
+) -> LedgerAction:
+    """Correct a balance up or down (ADJUSTMENT / ADMIN_ADJUSTMENT), never below zero."""
+    actor, reason = _text(actor, "actor"), _text(reason, "reason")
+
+    def work(unit: Unit) -> PostingResult:
+        result = ledger.adjust(
+            unit, user_id=user_id, amount=amount, actor=actor, reason=reason, key=key
+        )
+        if not result.replayed:
+            _audit(
+                unit,
+                str(result.transaction_id),
+                {
+                    "action": "adjust",
+                    "actor": actor,
+                    "reason": reason,
+                    "user_id": user_id,
+                    "amount": amount,
+                    "transaction_id": result.transaction_id,
+                    "key": key,
+                    "profile": ledger.profile.name,
+                    "created_at": now,
+                },
+            )
+        return result
+
+    return LedgerAction(ledger.run(work), key)
+
+
+def refund(
+    ledger: Ledger,
+    *,
+    transaction_id: str,
+    actor: str,
+    reason: str,
+    key: str,
+    now: datetime,
+    amount: int | None = None,
+) -> LedgerAction:
+    """Refund a transaction (all that remains, or ``amount``), linked to the original."""
+    actor, reason = _text(actor, "actor"), _text(reason, "reason")
+
+    def work(unit: Unit) -> PostingResult:
+        result = ledger.refund(
+            unit,
+            original_transaction_id=transaction_id,
+            key=key,
+            reason=reason,
+            amount=amount,
+            description=f"Refund by {actor}: {reason}",
+        )
+        if not result.replayed:
+            _audit(
+                unit,
+                str(result.transaction_id),
+                {
+                    "action": "refund",
+                    "actor": actor,
+                    "reason": reason,
+                    "user_id": result.user_id,
+                    "amount": result.amount,
+                    "original_transaction_id": transaction_id,
+                    "transaction_id": result.transaction_id,
+                    "key": key,
+                    "profile": ledger.profile.name,
+                    "created_at": now,
+                },
+            )
+        return result
+
+    return LedgerAction(ledger.run(work), key)
+
+
+def parse_cost(text: str) -> Decimal:
+    """A cost per unit in USD: a non-negative decimal below a sanity ceiling."""
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, TypeError):
+        raise InvalidInput(f"cost {text!r} is not a decimal number") from None
+    if not value.is_finite() or value < 0 or value > MAX_COST_PER_UNIT_USD:
+        raise InvalidInput(f"cost must be between 0 and {MAX_COST_PER_UNIT_USD} USD per unit")
+    return value
+
+
+def set_engine_cost(
+    db: firestore.Client,
+    *,
+    engine_id: str,
+    cost_per_unit: Decimal,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Update ``ai_engine_costs/{engine_id}.cost_per_unit``; the audit trigger records it.
+
+    ``updated_by`` = actor and ``notes`` = reason are what the ``profit_audit_log`` entry
+    (on-engine-cost-audit) reads as ``changed_by`` and ``reason``.
+    """
+    actor, reason = _text(actor, "actor"), _text(reason, "reason")
+    ref = db.collection(ENGINE_COSTS).document(_text(engine_id, "engine id", 200))
+
+    def work(unit: Unit) -> dict[str, Any]:
+        snap = unit.get(ref)
+        if not snap.exists:
+            raise NotFound(f"no engine {engine_id} in {ENGINE_COSTS}")
+        before = snap.to_dict() or {}
+        # Firestore stores numbers as doubles: the schema's type for cost_per_unit.
+        fields = {
+            "cost_per_unit": float(cost_per_unit),
+            "updated_at": now,
+            "updated_by": actor,
+            "notes": reason,
+        }
+        unit.update(ref, fields)
+        _audit(
+            unit,
+            f"engine_cost_{engine_id}_{now.strftime('%Y%m%dT%H%M%S%f')}",
+            {
+                "action": "engine_cost",
+                "actor": actor,
+                "reason": reason,
+                "engine_id": engine_id,
+                "before": before.get("cost_per_unit"),
+                "after": float(cost_per_unit),
+                "created_at": now,
+            },
+        )
+        return {**before, **fields}
+
+    return run_atomically(db, work)
+
+
+def list_promotions(db: firestore.Client, status: str | None = None) -> list[dict[str, Any]]:
+    """Every promotion (or those with ``status``), highest priority first."""
+    query: Any = db.collection(PROMOTIONS)
+    if status:
+        query = query.where(filter=firestore.FieldFilter("status", "==", status))
+    found = [{"promo_id": s.id, **(s.to_dict() or {})} for s in query.stream()]
+    found.sort(key=lambda p: (-float(p.get("priority") or 0), p["promo_id"]))
+    return found
+
+
+def create_promotion(
+    db: firestore.Client, *, promo_id: str, document: dict[str, Any], actor: str, now: datetime
+) -> dict[str, Any]:
+    """Create ``promotions/{promo_id}`` after the engine proves it can read it."""
+    from shared.bigeye.promotions import InvalidPromotion, parse_promotion
+
+    actor = _text(actor, "actor")
+    doc = {
+        **document,
+        "stats": {
+            "total_redemptions": 0,
+            "total_bonus_credits": 0,
+            "total_baht_collected": 0,
+            "unique_users": 0,
+        },
+        "created_at": now,
+        "created_by": actor,
+        "updated_at": now,
+    }
+    try:
+        parse_promotion(promo_id, doc)
+    except InvalidPromotion as exc:
+        raise InvalidInput(f"the promotion is not valid: {exc}") from None
+    ref = db.collection(PROMOTIONS).document(_text(promo_id, "promotion id", 200))
+
+    def work(unit: Unit) -> dict[str, Any]:
+        if unit.get(ref).exists:
+            raise Conflict(f"promotion {promo_id} already exists")
+        unit.create(ref, doc)
+        _audit(
+            unit,
+            f"promotion_create_{promo_id}",
+            {
+                "action": "promotion_create",
+                "actor": actor,
+                "promo_id": promo_id,
+                "reason": "created",
+                "created_at": now,
+            },
+        )
+        return doc
+
+    return run_atomically(db, work)
+
+
+def pause_promotion(
+    db: firestore.Client, *, promo_id: str, actor: str, reason: str, now: datetime
+) -> dict[str, Any]:
+    """ACTIVE (or DRAFT) -> PAUSED; pausing a paused promotion changes nothing."""
+    actor, reason = _text(actor, "actor"), _text(reason, "reason")
+    ref = db.collection(PROMOTIONS).document(_text(promo_id, "promotion id", 200))
+
+    def work(unit: Unit) -> dict[str, Any]:
+        snap = unit.get(ref)
+        if not snap.exists:
+            raise NotFound(f"no promotion {promo_id}")
+        data = snap.to_dict() or {}
+        status = data.get("status")
+        if status == "PAUSED":
+            return data
+        if status not in {"ACTIVE", "DRAFT"}:
+            raise Conflict(f"promotion {promo_id} is {status}; only ACTIVE or DRAFT can pause")
+        unit.update(ref, {"status": "PAUSED", "updated_at": now})
+        _audit(
+            unit,
+            f"promotion_pause_{promo_id}_{now.strftime('%Y%m%dT%H%M%S%f')}",
+            {
+                "action": "promotion_pause",
+                "actor": actor,
+                "reason": reason,
+                "promo_id": promo_id,
+                "before": status,
+                "created_at": now,
+            },
+        )
+        return {**data, "status": "PAUSED"}
+
+    return run_atomically(db, work)
