@@ -184,12 +184,23 @@ def run_atomically(
         if not unit.has_writes:
             return result
         try:
+            if fault_hook is not None:
+                fault_hook("before_commit")
             unit.commit()
-            return result
         except _RETRYABLE:
             ceiling = min(max_delay_s, base_delay_s * (2 ** min(attempt, 10)))
             time.sleep(random.uniform(0, ceiling))
+            continue
+        if fault_hook is not None:
+            fault_hook("after_commit")
+        return result
     raise Transient("too much contention on the same documents; retry later")
+
+
+# Fault injection for the randomized fault run (tests/chaos); always None in production.
+# Called with "before_commit" / "after_commit" around each commit; raising simulates a
+# crash before the write, or a lost acknowledgement after it.
+fault_hook: Callable[[str], None] | None = None
 
 
 def chunked(items: Iterable[T], size: int) -> Iterable[list[T]]:
