@@ -84,7 +84,10 @@ def daily_rollup(db: firestore.Client, day: date, *, now: Now) -> RollupReport:
     tokens = roll_token_day(db, day)
     report = rollup_day(db, day, now=now)
     report.documents_read += tokens.documents_read
+    before = len(report.rechecked)
     recheck_days(db, day, now=now, report=report)
+    for other in report.rechecked[before:]:  # late usage may carry late tokens too
+        report.documents_read += roll_token_day(db, parse_day(other)).documents_read
     log(
         logger,
         logging.INFO,

@@ -105,6 +105,9 @@ def test_rerun_is_identical_and_late_data_flows_up(db) -> None:
         engine="seddream_video",
     )
     write_log_one_by_one(db, late)
+    db.collection("daily_token_usage").document("late-user_2025-12-31").set(
+        {"userId": "late-user", "date": "2025-12-31", "tokensUsed": 500, "userType": "trial"}
+    )
     report = daily_rollup(db, date(2026, 1, 1), now=now)
     assert "2025-12-31" in report.rechecked
     raw = stored_logs(db)
@@ -113,6 +116,8 @@ def test_rerun_is_identical_and_late_data_flows_up(db) -> None:
     assert metrics(_agg(db, "monthly_2025_12")) == brute_force(dec)
     assert metrics(_agg(db, "yearly_2025")) == brute_force(dec)
     assert _agg(db, "all_time")["total_generations"] == len(dec)
+    history = db.collection("token_usage_history").document("late-user_2025_12").get()
+    assert history.get("dailyUsage")["31"] == 500
 
 
 def test_single_user_one_engine_zero_revenue_plan(db) -> None:
