@@ -239,6 +239,11 @@ def process_event(
     _log_outcome(outcome)
     if outcome.status not in {"duplicate", "parked"} and ctx.linked and not replay:
         _replay_related(db, ctx.linked, profile)
+    waiting = outcome.detail.startswith(("no user for customer", "no credited payment"))
+    if outcome.status == "parked" and waiting and not replay and _now_resolvable(ctx):
+        # The link or payment this event waited for committed while it was being parked
+        # (after that unit looked for parked events): replay it now, so none is left behind.
+        return replay_parked_event(db, event.id, profile=profile)
     return outcome
 
 
@@ -1065,6 +1070,17 @@ def _replay_related(db: firestore.Client, keys: list[tuple[str, str]], profile: 
                 replay_parked_event(db, snap.id, profile=profile)
             except Exception as exc:  # a replay must never fail the event that enabled it
                 log(logger, logging.WARNING, f"automatic replay failed: {exc!r}", event_id=snap.id)
+
+
+def _now_resolvable(ctx: _Context) -> bool:
+    """Whether what a just-parked event lacked (customer link, credited payment) exists now."""
+    keys = _park_keys(ctx)
+    pi, customer = keys["payment_intent_id"], keys["customer_id"]
+    if ctx.event.type.startswith("charge.") and pi and _STRIPE_ID.match(pi):
+        return bool(ctx.db.collection(PAYMENTS).document(pi).get().exists)
+    if customer and _STRIPE_ID.match(customer):
+        return bool(ctx.db.collection(CUSTOMERS).document(customer).get().exists)
+    return False
 
 
 def _log_outcome(outcome: Outcome) -> None:

@@ -261,3 +261,19 @@ def test_concurrent_partial_refunds_and_a_dispute_never_take_more_than_bought(
     refunded = sum(t["amount"] for t in transactions(billing) if t["type"] == "REFUND")
     assert refunded == -2000
     assert_balance_is_sum(billing, "u1")
+
+
+def test_refund_racing_its_purchase_is_never_left_parked(billing: Any, stack: Any) -> None:
+    make_user(billing, "u1")
+    for n in range(4):
+        pi = f"pi_race{n}"
+        buy = _purchase("u1", pi=pi)
+        refund = fx.event(
+            "charge.refunded", fx.charge(payment_intent=pi, amount=500, amount_refunded=500)
+        )
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda e: deliver_ok(stack, e), [refund, buy]))
+        assert docs(billing, "stripe_events")[refund["id"]]["status"] == "applied"
+    assert list_parked_events(billing) == []
+    assert user(billing, "u1")["credits_balance"] == 0
+    assert_balance_is_sum(billing, "u1")
