@@ -11,8 +11,8 @@ from shared.settings import override_settings
 from tests.bigeye_api.client import write_app_settings
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _fast_settings(stack: Any) -> Iterator[None]:
+@pytest.fixture(scope="session")
+def fast_settings(stack: Any) -> Iterator[None]:
     # bcrypt's cheapest cost keeps registrations fast; limits are lowered per test.
     with override_settings(
         bcrypt_rounds=4,
@@ -25,7 +25,7 @@ def _fast_settings(stack: Any) -> Iterator[None]:
 
 
 @pytest.fixture
-def bigeye(db: Any) -> Any:
+def bigeye(db: Any, fast_settings: None) -> Any:
     """A wiped emulator with ``system_config/app_settings`` written."""
     write_app_settings(db)
     return db

@@ -19,7 +19,7 @@ from tests.bigeye_api.client import api_url, give_credits, register_and_login, r
 from tests.helpers import all_documents
 
 FUZZ = settings(
-    max_examples=20,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
