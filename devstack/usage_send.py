@@ -1,0 +1,105 @@
+"""Publish one usage event to a running ``make run`` stack and show what it became.
+
+    python -m devstack.usage_send                       # the CONTRACT.md example message
+    python -m devstack.usage_send --engine dalle_3_standard --units 3 --credits 2
+
+The Pub/Sub and Firestore emulators are found through ``PUBSUB_EMULATOR_HOST`` and
+``FIRESTORE_EMULATOR_HOST`` (defaults 127.0.0.1:8085 / 127.0.0.1:8080, project
+``demo-credits``). The demo user (``demo_usage_user``, created with a 100-credit BONUS the
+first time) is metered; the command prints the usage log, the deduction and the daily
+token counter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+DEMO_USER = "demo_usage_user"
+
+
+def _ensure_user(user_id: str) -> None:
+    from shared.ledger import Kind, ledger_for
+
+    ledger = ledger_for()
+    ref = ledger.user_ref(user_id)
+    if not ref.get().exists:
+        fields: dict[str, Any] = {"email": f"{user_id}@example.com", "tier": "PRO"}
+        fields[ledger.profile.balance_field] = 0
+        ref.set(fields)
+    ledger.run(
+        lambda unit: ledger.credit(
+            unit,
+            user_id=user_id,
+            kind=Kind.BONUS,
+            amount=100,
+            key=f"demo:{user_id}:welcome",
+            description="Demo credits for usage metering",
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m devstack.usage_send")
+    parser.add_argument("--user", default=DEMO_USER)
+    parser.add_argument("--engine", default="openai_chat_gpt4")
+    parser.add_argument("--units", type=float, default=2.5)
+    parser.add_argument("--credits", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=2500)
+    parser.add_argument("--request-id", default=None)
+    args = parser.parse_args()
+    os.environ.setdefault("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8080")
+    os.environ.setdefault("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085")
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "demo-credits")
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+    from shared.clients import firestore_client, publisher_client
+    from shared.ledger import ledger_for
+    from shared.settings import get_settings
+    from shared.usage.config import refs
+    from shared.usage.pricing import token_day, usage_log_id
+
+    _ensure_user(args.user)
+    request_id = args.request_id or f"gen-{uuid.uuid4().hex[:8]}"
+    message = {
+        "request_id": request_id,
+        "user_id": args.user,
+        "engine_id": args.engine,
+        "usage_units": args.units,
+        "credits_used": args.credits,
+        "tokens": args.tokens,
+        "request_meta": {"country_code": "TH", "device_type": "web", "generation_time_ms": 812},
+    }
+    publisher = publisher_client()
+    topic = publisher.topic_path(get_settings().google_cloud_project, "usage-events")
+    publisher.publish(topic, json.dumps(message).encode()).result(timeout=30)
+    print(f"published to usage-events: {json.dumps(message)}")
+    db = firestore_client()
+    log_ref = refs(db).log(usage_log_id(request_id))
+    deadline = time.monotonic() + 30
+    while not (snap := log_ref.get()).exists:
+        if time.monotonic() > deadline:
+            raise SystemExit("no usage log after 30 s: is `make run` running?")
+        time.sleep(0.2)
+    log = snap.to_dict() or {}
+    print(f"usage_logs/{snap.id}: " + json.dumps(log, default=str, sort_keys=True))
+    ledger = ledger_for()
+    if log.get("transaction_id"):
+        tx = ledger.transaction_ref(log["transaction_id"]).get().to_dict()
+        print(
+            f"{ledger.profile.transactions_collection}/{log['transaction_id']}: "
+            + json.dumps(tx, default=str, sort_keys=True)
+        )
+    day, _ = token_day(log["created_at"], get_settings().token_day_timezone)
+    daily = refs(db).daily(args.user, day).get()
+    print(
+        f"daily_token_usage/{daily.id}: " + json.dumps(daily.to_dict(), default=str, sort_keys=True)
+    )
+    print(f"balance of {args.user}: {ledger.balance(args.user)}")
+
+
+if __name__ == "__main__":
+    main()
