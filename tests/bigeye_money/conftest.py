@@ -72,7 +72,7 @@ def standin(stack) -> Iterator[Slip2GoStandIn]:  # type: ignore[no-untyped-def]
     found.reset()
 
 
-def settle(db: Any, *, quiet_s: float = 0.3, timeout_s: float = 15.0) -> None:
+def settle(db: Any, *, quiet_s: float = 0.2, timeout_s: float = 15.0) -> None:
     """Wait until the triggers fired by earlier writes have stopped writing."""
     deadline = time.monotonic() + timeout_s
     last = all_documents(db)
@@ -86,10 +86,13 @@ def settle(db: Any, *, quiet_s: float = 0.3, timeout_s: float = 15.0) -> None:
 
 
 @pytest.fixture
-def money(demo, standin):  # type: ignore[no-untyped-def]
-    """Demo configuration seeded (and its triggers settled), the stand-in reset."""
-    settle(demo)
-    return demo
+def money(db, standin):  # type: ignore[no-untyped-def]
+    """A wiped emulator with the BigEye demo configuration (app settings, 004's promotion)."""
+    from devstack.demo import bigeye
+
+    settle(db)
+    bigeye.seed(db, datetime.now(UTC))
+    return db
 
 
 @pytest.fixture
