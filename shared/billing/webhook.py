@@ -29,6 +29,10 @@ def verify_signature(raw: bytes, header: str | None, secrets: list[str], toleran
         raise InvalidInput("missing Stripe-Signature header")
     if not secrets:
         raise InvalidInput("no webhook secret is configured")
+    try:
+        raw.decode("utf-8")  # stripe's verify_header decodes it and would raise
+    except UnicodeDecodeError:
+        raise InvalidInput("the body is not UTF-8") from None
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(raw, header, secret, tolerance_s)

@@ -145,3 +145,19 @@ def _unchanged_ok(db: Any, send: Any) -> httpx.Response:
     assert response.status_code == 200
     assert all_documents(db) == before
     return response
+
+
+def test_non_utf8_body_is_400(billing: Any, stack: Any) -> None:
+    import hashlib
+    import hmac
+
+    body = b'{"id": "evt_x", "type": "invoice.paid", "note": "\xff\xfe"}'
+    ts = int(time.time())
+    mac = hmac.new(SECRET.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    response = _unchanged(
+        billing,
+        lambda: httpx.post(
+            url(stack), content=body, headers={"Stripe-Signature": f"t={ts},v1={mac}"}, timeout=10
+        ),
+    )
+    assert response.status_code == 400
