@@ -588,3 +588,47 @@ def test_published_messages_without_time_use_publish_time(usage_db, stack) -> No
     )
     log = wait_for(lambda: _log(db, "no-time"))
     assert abs(log["created_at"] - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def test_transient_contention_is_retried_not_acknowledged(usage_db, stack) -> None:
+    """With one attempt per unit, racing events on one user fail with 5xx (Pub/Sub
+    redelivers them); redelivering until acknowledged meters each exactly once."""
+    db = usage_db
+    make_user(db, "hot", credits=1_000, tier="pro")
+    bodies = {
+        i: usage_message(
+            request_id=f"hot-{i}",
+            user_id="hot",
+            engine_id="dalle_3_standard",
+            usage_units=1,
+            credits_used=2,
+            tokens=10,
+            created_at=EVENT_TIME,
+        )
+        for i in range(12)
+    }
+    pending = set(bodies)
+    seen: list[int] = []
+    with override_settings(ledger_max_attempts=1):
+        for _ in range(40):
+            if not pending:
+                break
+            statuses: dict[int, int] = {}
+
+            def send(i: int, out: dict[int, int] = statuses) -> None:
+                out[i] = push(stack, "usage-events", bodies[i])
+
+            threads = [threading.Thread(target=send, args=(i,)) for i in sorted(pending)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            seen += statuses.values()
+            assert all(200 <= s < 300 or s >= 500 for s in statuses.values())
+            pending = {i for i, s in statuses.items() if s >= 500}
+    assert not pending
+    assert _balance(db, "hot") == 1_000 - 2 * len(bodies)
+    assert len(list(db.collection("usage_logs").stream())) == len(bodies)
+    daily = db.collection("daily_token_usage").document("hot_2026-01-04").get().to_dict()
+    assert daily["tokensUsed"] == 10 * len(bodies)
+    assert any(s >= 500 for s in seen) or len(seen) == len(bodies)
