@@ -10,7 +10,8 @@ Documents (one key per group, so the rollups read O(groups), never O(logs)):
 - ``usage_user_days/{YYYY-MM-DD}_{user_id}``: one user's usage on one UTC day;
 - ``usage_user_periods/{period}_{user_id}`` with period ``YYYY-MM``, ``YYYY`` and ``all``:
   one user's usage over a month, a year and all time (distinct-user figures of the
-  monthly, yearly and all-time aggregates, and the loss scan);
+  monthly, yearly and all-time aggregates); the month document also holds each day under
+  ``days.{DD}`` (read by the hourly loss scan);
 - ``usage_day_shards/{YYYY-MM-DD}_{shard}``: the day's totals, spread over
   ``DAY_SHARDS`` documents by a hash of the request id because every log of the day
   touches them (the only globally hot counter); the rollup reconciles them with the
@@ -102,7 +103,19 @@ def counter_writes(log: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
         }
 
     writes = [(USER_DAYS, user_day_id(day, user_id), {**per_user(), "day": day.isoformat()})]
-    for period in periods_of(day):
+    month, year, all_time = periods_of(day)
+    # The month document also keeps each day (``days.DD``), so the hourly loss scan reads
+    # at most two documents per user for its 30-day window.
+    day_entry = per_user()
+    del day_entry["user_id"]
+    writes.append(
+        (
+            USER_PERIODS,
+            user_period_id(month, user_id),
+            {**per_user(), "period": month, "days": {f"{day.day:02d}": day_entry}},
+        )
+    )
+    for period in (year, all_time):
         writes.append(
             (USER_PERIODS, user_period_id(period, user_id), {**per_user(), "period": period})
         )

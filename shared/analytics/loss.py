@@ -1,7 +1,8 @@
 """The hourly loss-user scan: ``loss_users/{user_id}`` for users losing money over 30 days.
 
 The window is the 30 UTC days ending with the scan's day (29 closed days plus today so
-far), read from the per-user day counters (``usage_user_days``), never from the logs.
+far), read from the per-user month counters (``usage_user_periods``, whose ``days.{DD}``
+keep each day): at most two documents per user, never the logs.
 
 An episode: the first scan that finds a user's 30-day profit negative creates the
 ``loss_users`` document (``detected_at`` = that scan's time), writes ``profit_audit_log``
@@ -28,7 +29,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.analytics.counters import USER_DAYS
+from shared.analytics.counters import USER_PERIODS
 from shared.analytics.rules import Breakdown, Tally, margin_percent, usd
 from shared.atomic import chunked
 from shared.clock import ensure_utc
@@ -97,12 +98,10 @@ def scan_losses(db: firestore.Client, scan_at: datetime) -> LossScanReport:
     """Run one scan as of ``scan_at`` (the schedule's time, so a rerun is identical)."""
     scan_at = ensure_utc(scan_at)
     scan_day = scan_at.date()
-    first = window_start(scan_day).isoformat()
-    query = (
-        db.collection(USER_DAYS)
-        .where(filter=FieldFilter("day", ">=", first))
-        .where(filter=FieldFilter("day", "<=", scan_day.isoformat()))
-    )
+    first_day = window_start(scan_day)
+    first, last = first_day.isoformat(), scan_day.isoformat()
+    months = sorted({f"{first_day:%Y-%m}", f"{scan_day:%Y-%m}"})
+    query = db.collection(USER_PERIODS).where(filter=FieldFilter("period", "in", months))
     windows: dict[str, _UserWindow] = {}
     read = 0
     for snap in query.stream():
@@ -110,11 +109,14 @@ def scan_losses(db: firestore.Client, scan_at: datetime) -> LossScanReport:
         data = snap.to_dict() or {}
         user_id = str(data.get("user_id") or "")
         window = windows.setdefault(user_id, _UserWindow())
-        day_usage = Breakdown.from_counter(data)
-        window.usage.add(day_usage)
-        day = str(data.get("day") or "")
-        if day > window.latest_day:
-            window.latest_day, window.latest_plans = day, day_usage.plans
+        for dd, entry in (data.get("days") or {}).items():
+            day = f"{data.get('period')}-{dd}"
+            if not first <= day <= last:
+                continue
+            day_usage = Breakdown.from_counter(entry)
+            window.usage.add(day_usage)
+            if day > window.latest_day:
+                window.latest_day, window.latest_plans = day, day_usage.plans
     losing = {u: w for u, w in windows.items() if u and w.usage.total.profit < 0}
     existing: dict[str, dict[str, Any]] = {}
     for snap in db.collection(LOSS_USERS).stream():
