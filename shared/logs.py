@@ -43,7 +43,7 @@ def configure(level: str | None = None) -> None:
         root.addHandler(handler)
         root.setLevel((level or get_settings().log_level).upper())
         # The Google clients are chatty at DEBUG/INFO.
-        for noisy in ("urllib3", "google", "grpc", "werkzeug"):
+        for noisy in ("urllib3", "google", "grpc", "werkzeug", "httpx", "httpcore"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         _configured = True
 

@@ -48,7 +48,7 @@ def test_run_serves_health_and_stops_everything_on_sigint(tmp_path: Path) -> Non
             except httpx.HTTPError:
                 return False
 
-        wait_for(healthy, timeout_s=90, interval_s=0.2)
+        wait_for(healthy, timeout_s=240, interval_s=0.2)
         start = time.monotonic()
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
