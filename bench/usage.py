@@ -112,9 +112,9 @@ def run(ctx: BenchContext) -> list[Result]:
         for snap in coll.stream():
             written.append((f"raw_{coll.id}", {**(snap.to_dict() or {}), "_id": snap.id}))
     raw_start = time.perf_counter()
-    for chunk in chunked(written, 500):
+    for group in chunked(written, 500):
         batch = db.batch()
-        for coll_id, doc in chunk:
+        for coll_id, doc in group:
             batch.set(db.collection(coll_id).document(), doc)
         batch.commit()
     raw_s = time.perf_counter() - raw_start

@@ -63,6 +63,9 @@ def test_scenario_metadata_follows_progress_writes(db) -> None:
     assert [p for p in final if p.startswith("userScenarioProgress/")] == [
         "userScenarioProgress/u1_s1"
     ]
+    # Leave nothing behind whose deletion (the next wipe) would fire this trigger again.
+    progress.document("u1_s1").delete()
+    wait_for(lambda: (_meta(db, "s1") or {}).get("totalAttempts") == 0)
 
 
 def test_scenario_event_delivered_twice_applies_once(db, stack) -> None:
