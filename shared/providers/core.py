@@ -191,6 +191,11 @@ class Alert:
     def severity(self) -> Severity:
         return SEVERITY[self.type]
 
+    def digest(self) -> str:
+        """A short fingerprint of what the alert says (its figures may move with late events)."""
+        text = repr((self.message, sorted((k, repr(v)) for k, v in self.context.items())))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def document(self) -> dict[str, Any]:
         """The document fields exactly as seed 000 names them."""
         return {
@@ -494,7 +499,7 @@ class History:
     tail: tuple[Observation, ...] = ()
     context: tuple[Observation, ...] = ()  # folded calls still inside the window
     error_buckets: dict[str, int] = field(default_factory=dict)
-    tracked: dict[str, datetime | None] = field(default_factory=dict)
+    tracked: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def as_of(self) -> datetime | None:
@@ -580,22 +585,33 @@ def admit(provider: str, history: History, obs: Observation, th: Thresholds) -> 
         oldest = hour_key(as_of - timedelta(hours=47))
         buckets = {k: n for k, n in buckets.items() if k >= oldest}
 
-    desired: dict[str, datetime | None] = {aid: a.resolved_at for aid, a in result.alerts.items()}
+    # Bookkeeping per alert id: when it was resolved and a digest of what it says, so that a
+    # late event that changes an alert's figures (not its transition) rewrites it.
+    desired: dict[str, dict[str, Any]] = {
+        aid: {"resolved_at": a.resolved_at, "digest": a.digest()}
+        for aid, a in result.alerts.items()
+    }
     for aid in (base.breaker_alert_id, base.health_alert_id):
         if aid is not None:
-            desired[aid] = result.resolved.get(aid)
+            digest = (history.tracked.get(aid) or {}).get("digest")
+            desired[aid] = {"resolved_at": result.resolved.get(aid), "digest": digest}
     writes: list[AlertWrite] = []
-    for aid, resolved_at in desired.items():
-        if aid not in history.tracked:
+    for aid, want in desired.items():
+        had = history.tracked.get(aid)
+        if had is None:
             if aid in result.alerts:
                 writes.append(AlertWrite(aid, "create", result.alerts[aid].document()))
-            elif resolved_at is not None:
-                writes.append(AlertWrite(aid, "update", {"resolved_at": resolved_at}))
-        elif history.tracked[aid] != resolved_at:
-            writes.append(AlertWrite(aid, "update", {"resolved_at": resolved_at}))
-    for aid in history.tracked:
+            elif want["resolved_at"] is not None:
+                writes.append(AlertWrite(aid, "update", {"resolved_at": want["resolved_at"]}))
+        elif aid in result.alerts and had.get("digest") != want["digest"]:
+            fields = result.alerts[aid].document()
+            del fields["acknowledged"]  # an operator's acknowledgement stays
+            writes.append(AlertWrite(aid, "update", fields))
+        elif had.get("resolved_at") != want["resolved_at"]:
+            writes.append(AlertWrite(aid, "update", {"resolved_at": want["resolved_at"]}))
+    for aid, had in history.tracked.items():
         if aid in frozen and aid not in desired:
-            if history.tracked[aid] != frozen[aid]:
+            if had.get("resolved_at") != frozen[aid]:
                 writes.append(AlertWrite(aid, "update", {"resolved_at": frozen[aid]}))
         elif aid not in desired:
             # A late event changed the history: this transition no longer happened.

@@ -186,7 +186,7 @@ def history_from_doc(d: dict[str, Any] | None) -> History:
         tail=tuple(_obs_from(o) for o in d.get("tail") or []),
         context=tuple(_obs_from(o) for o in d.get("context") or []),
         error_buckets={str(k): int(v) for k, v in (d.get("error_buckets") or {}).items()},
-        tracked=dict(d.get("alerts") or {}),
+        tracked={str(k): dict(v) for k, v in (d.get("alerts") or {}).items()},
     )
 
 

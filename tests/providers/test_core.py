@@ -279,7 +279,7 @@ def test_health_and_breaker_documents_have_the_seed_fields() -> None:
 
 
 def test_a_duplicate_changes_nothing() -> None:
-    h, adm = run(opened())
+    h, _adm = run(opened())
     again = admit("openai", h, opened()[1], TH)
     assert again.duplicate and not again.alert_writes
     assert again.history == h
@@ -304,7 +304,7 @@ def test_folding_keeps_the_state_and_late_events_are_counted_only_as_errors() ->
     h, adm = run(seq, th)
     assert len(h.tail) == 10
     # Replaying everything from scratch with a large history gives the same state.
-    big, adm_big = run(seq, th.model_copy(update={"history_max": 1000}))
+    _big, adm_big = run(seq, th.model_copy(update={"history_max": 1000}))
     assert adm[-1].state == adm_big[-1].state
     assert adm[-1].replay.stats == adm_big[-1].replay.stats
     late = admit("openai", h, call(99, False, 2.5), th)
