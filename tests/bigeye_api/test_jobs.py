@@ -273,9 +273,12 @@ def test_cron_expire_jobs_refunds_in_full_through_pubsub(stack, funded, bigeye) 
     [entry] = _docs(bigeye, "audit_logs", event_type="JOB_EXPIRED_AUTO_REFUND")
     assert entry["details"]["job_token"] == token and entry["user_id"] == funded.user_id
     assert _sum_of_transactions(bigeye, funded.user_id) == 497
-    # A redelivered or second run changes nothing.
-    stack.publish("cron-expire-jobs", json.dumps({}).encode())
-    assert len(_docs(bigeye, "transactions", type="REFUND")) == 1
+    # Later runs expire only what has come due since, and each job once.
+    assert expire_due_jobs(bigeye, SystemClock().now() + timedelta(days=3)).expired == 1
+    assert bigeye.collection("jobs").document(fresh).get().get("status") == "EXPIRED"
+    assert expire_due_jobs(bigeye, SystemClock().now() + timedelta(days=3)).expired == 0
+    assert len(_docs(bigeye, "transactions", type="REFUND")) == 2
+    assert _credits(bigeye, funded.user_id) == 500 == _sum_of_transactions(bigeye, funded.user_id)
     response = funded.post("job/finalize", {"job_token": token, **SEED_FINALIZE})
     assert response.status_code == 410
 
