@@ -20,9 +20,15 @@ arrive as an id string or as an expanded object; both are reduced to the id.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Epoch seconds up to 9999-12-31T23:59:59Z (anything beyond is not a date Stripe sends).
+EPOCH_S_MAX = 253_402_300_799
+Epoch = Annotated[int, Field(ge=0, le=EPOCH_S_MAX)]
+# Amounts in minor units (cents), bounded like everything else.
+Minor = Annotated[int, Field(ge=0, le=10**15)]
 
 
 def ref_id(value: Any) -> str | None:
@@ -83,8 +89,8 @@ class LineItem(_Lenient):
     price: PriceRef | None = None
     quantity: int = 1
     proration: bool = False
-    period_start: int | None = None
-    period_end: int | None = None
+    period_start: Epoch | None = None
+    period_end: Epoch | None = None
     subscription_id: str | None = None
     amount: int | None = None
 
@@ -119,7 +125,9 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= EPOCH_S_MAX:
+        return value
+    return None
 
 
 def _lines(value: Any) -> list[LineItem]:
@@ -142,7 +150,7 @@ class CheckoutSession(_Lenient):
     payment_intent: str | None = None
     invoice: str | None = None
     subscription: str | None = None
-    amount_total: int | None = None
+    amount_total: Minor | None = None
     currency: str | None = None
     line_items: list[LineItem] = Field(default_factory=list)
 
@@ -171,10 +179,10 @@ class Subscription(_Lenient):
     cancel_at_period_end: bool = False
     metadata: dict[str, str] = Field(default_factory=dict)
     items: list[SubscriptionItem] = Field(default_factory=list)
-    current_period_start: int | None = None
-    current_period_end: int | None = None
-    ended_at: int | None = None
-    canceled_at: int | None = None
+    current_period_start: Epoch | None = None
+    current_period_end: Epoch | None = None
+    ended_at: Epoch | None = None
+    canceled_at: Epoch | None = None
 
     @field_validator("customer", mode="before")
     @classmethod
@@ -213,8 +221,8 @@ class SubscriptionItem(_Lenient):
     """One subscription item: its price and (API 2025-03-31 and later) its period."""
 
     price: PriceRef | None = None
-    current_period_start: int | None = None
-    current_period_end: int | None = None
+    current_period_start: Epoch | None = None
+    current_period_end: Epoch | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -235,16 +243,16 @@ class Invoice(_Lenient):
     customer: str | None = None
     status: str | None = None
     billing_reason: str | None = None
-    amount_paid: int = 0
-    amount_due: int = 0
+    amount_paid: Minor = 0
+    amount_due: Minor = 0
     currency: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     subscription_id: str | None = None
     subscription_metadata: dict[str, str] = Field(default_factory=dict)
     payment_intent: str | None = None
     lines: list[LineItem] = Field(default_factory=list)
-    period_start: int | None = None
-    period_end: int | None = None
+    period_start: Epoch | None = None
+    period_end: Epoch | None = None
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any]) -> Invoice:
@@ -300,8 +308,8 @@ class Charge(_Lenient):
     """``charge.refunded``: amounts are cumulative (``amount_refunded`` so far)."""
 
     id: str
-    amount: int
-    amount_refunded: int = 0
+    amount: Minor
+    amount_refunded: Minor = 0
     currency: str | None = None
     customer: str | None = None
     payment_intent: str | None = None
@@ -318,7 +326,7 @@ class Dispute(_Lenient):
     """``charge.dispute.created``."""
 
     id: str
-    amount: int
+    amount: Minor
     charge: str
     currency: str | None = None
     payment_intent: str | None = None
@@ -336,7 +344,7 @@ class StripeEvent(_Lenient):
 
     id: str = Field(min_length=1, max_length=255)
     type: str = Field(min_length=1, max_length=255)
-    created: int = Field(ge=0)
+    created: Epoch
     livemode: bool = False
     api_version: str | None = None
     data: EventData
