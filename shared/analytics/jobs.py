@@ -81,9 +81,12 @@ def scan_instant(request: DayRequest, scheduled_at: datetime) -> datetime:
 
 def daily_rollup(db: firestore.Client, day: date, *, now: Now) -> RollupReport:
     """Token history and the daily aggregate of ``day``; then late data of the week before."""
+    # Token days are dates in the metering's token-day time zone: one west of UTC ends
+    # after this run, so the day before is folded in again (a set: idempotent).
     tokens = roll_token_day(db, day)
+    earlier = roll_token_day(db, day - timedelta(days=1))
     report = rollup_day(db, day, now=now)
-    report.documents_read += tokens.documents_read
+    report.documents_read += tokens.documents_read + earlier.documents_read
     before = len(report.rechecked)
     recheck_days(db, day, now=now, report=report)
     for other in report.rechecked[before:]:  # late usage may carry late tokens too
