@@ -39,8 +39,7 @@ from shared.settings import get_settings
 
 ISSUER = "bigeye-credit-api"
 _ALGORITHM = "HS256"
-# A valid hash to compare against when the e-mail is unknown, so both paths cost the same.
-_DUMMY_HASH = bcrypt.hashpw(b"not-a-password", bcrypt.gensalt(rounds=4))
+_dummy_hashes: dict[int, bytes] = {}
 
 
 @dataclass(frozen=True)
@@ -56,18 +55,31 @@ def email_key(email: str) -> str:
     return hashlib.sha256(email.encode("utf-8")).hexdigest()
 
 
+def _rounds() -> int:
+    return max(4, min(16, get_settings().bcrypt_rounds))
+
+
 def hash_password(password: str) -> str:
-    rounds = max(4, min(16, get_settings().bcrypt_rounds))
-    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds=rounds)).decode()
+    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds=_rounds())).decode()
+
+
+def _dummy_hash() -> str:
+    """A hash of the configured cost to check against when the e-mail is unknown, so an
+    unknown address costs as much as a wrong password (no e-mail probing by timing)."""
+    rounds = _rounds()
+    if rounds not in _dummy_hashes:
+        _dummy_hashes[rounds] = bcrypt.hashpw(b"not-a-password", bcrypt.gensalt(rounds=rounds))
+    return _dummy_hashes[rounds].decode()
 
 
 def password_matches(password: str, password_hash: str | None) -> bool:
     try:
-        return bcrypt.checkpw(
-            password.encode("utf-8"), (password_hash or _DUMMY_HASH.decode()).encode()
-        ) and bool(password_hash)
+        matched = bcrypt.checkpw(
+            password.encode("utf-8"), (password_hash or _dummy_hash()).encode()
+        )
     except ValueError:
         return False
+    return matched and bool(password_hash)
 
 
 def issue_token(user_id: str, hardware_id: str, now: datetime) -> str:

@@ -325,3 +325,18 @@ def test_finalize_racing_expiry_has_exactly_one_winner(funded, bigeye) -> None:
     assert _sum_of_transactions(bigeye, funded.user_id) == expected_balance
     holds = [s.to_dict()["status"] for s in bigeye.collection("credit_holds").stream()]
     assert sorted(holds) == sorted(["EXPIRED"] * expired + ["SETTLED"] * (6 - expired))
+
+
+def test_the_demo_configuration_serves_the_seed_example(stack, demo, fast_settings) -> None:
+    session = register_and_login(stack.base_url)
+    give_credits(demo, session.user_id, 500)
+    body = session.post("job/reserve", SEED_RESERVE)
+    assert body.status_code == 200, body.text
+    assert body.json()["reserved_credits"] == 21
+    assert body.json()["blacklist"] == ["nike", "adidas", "iphone"]
+    token = body.json()["job_token"]
+    assert decrypt_config(body.json()["config"], token)["prompt"]
+    done = session.post("job/finalize", {"job_token": token, **SEED_FINALIZE})
+    assert done.json() == {"refunded": 6, "balance": 485}
+    promos = session.get("credit/balance").json()["active_promos"]
+    assert [p["type"] for p in promos] == ["TIERED_BONUS"]
