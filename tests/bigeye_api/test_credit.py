@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -17,8 +18,8 @@ SEED_TIERS = [
 ]
 
 
-def _promo(name: str, now: datetime, **changes) -> dict:
-    doc = {
+def _promo(name: str, now: datetime, **changes: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "name": name,
         "code": None,
         "type": "TIERED_BONUS",

@@ -170,6 +170,7 @@ def test_history_dates_use_the_display_time_zone() -> None:
 def _router():
     path = Path(__file__).resolve().parents[2] / "functions" / "credit_api.py"
     spec = importlib.util.spec_from_file_location("credit_api_router", path)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
