@@ -1,0 +1,264 @@
+"""Malformed input to every registered HTTP endpoint and Pub/Sub handler, over real HTTP.
+
+Targets come from the registry at test time, so a function added later is fuzzed too.
+Each target gets ``FUZZ_EXAMPLES`` (default 30) hypothesis examples against the demo data:
+never a 5xx (for Pub/Sub a 5xx means endless redelivery of a poison message), an error
+answer always carries ``{"detail": ...}``, and nothing is written. Rate-limit counters
+(``rate_limits/``) count rejected requests by design and are left out of the comparison.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import jwt
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.registry import REGISTRY, FunctionSpec, Http, Schedule, Topic
+from tests.helpers import all_documents
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+TRIED: dict[str, int] = {}
+
+HTTP_SPECS = [s for s in REGISTRY if isinstance(s.trigger, Http)]
+PUBSUB_SPECS = [s for s in REGISTRY if isinstance(s.trigger, Topic | Schedule)]
+
+KNOWN_PATHS = {
+    "credit-api": [
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/credit/balance",
+        "/api/v1/credit/topup",
+        "/api/v1/credit/history",
+        "/api/v1/job/reserve",
+        "/api/v1/job/finalize",
+        "/api/v1/system/check-update",
+    ],
+    "usage-limits": ["/check"],
+    "stripe-webhook": ["/"],
+}
+# Fields of each message (CONTRACT.md section 3 and the schedule requests).
+MESSAGE_FIELDS = {
+    "usage-events": ["request_id", "user_id", "engine_id", "usage_units"],
+    "provider-events": ["event_id", "provider", "model_id", "outcome"],
+}
+SCHEDULE_FIELDS = ["date", "month", "user_ids", "at"]
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+# Never coerced to a scalar by validation: a required scalar field with one is always invalid.
+wrong_types = st.lists(scalars, max_size=3) | st.dictionaries(
+    st.text(max_size=5), scalars, max_size=3
+)
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, allow_nan=True).encode()
+
+
+def forged_token(sub: str) -> str:
+    """A well-formed JWT signed with the wrong key (the API must answer 401)."""
+    now = int(time.time())
+    return jwt.encode(
+        {"sub": sub, "user_id": sub, "iat": now, "exp": now + 600},
+        "not-the-secret-but-long-enough-for-hs256!",
+        "HS256",
+    )
+
+
+@st.composite
+def http_requests(draw: st.DrawFn, name: str) -> dict[str, Any]:
+    known = KNOWN_PATHS.get(name, ["/"])
+    path = draw(
+        st.sampled_from(known) | st.text(max_size=30).map(lambda t: "/" + quote(t, safe="/"))
+    )
+    method = draw(st.sampled_from(["GET", "POST", "POST", "POST", "PUT", "PATCH", "DELETE"]))
+    headers: dict[str, str] = {}
+    auth = draw(st.sampled_from(["none", "garbage", "forged", "bearer-empty"]))
+    if auth == "garbage":
+        headers["Authorization"] = "Bearer " + draw(
+            st.text(alphabet="abcXYZ019.-_", min_size=1, max_size=60)
+        )
+    elif auth == "forged":
+        headers["Authorization"] = "Bearer " + forged_token(
+            draw(st.sampled_from(["u1", "demo_user", ""]))
+        )
+    elif auth == "bearer-empty":
+        headers["Authorization"] = "Bearer"
+    if draw(st.booleans()):
+        ts = draw(st.integers(min_value=0, max_value=2**40))
+        headers["Stripe-Signature"] = f"t={ts},v1=" + draw(
+            st.text(alphabet="0123456789abcdef", max_size=64)
+        )
+    headers["Content-Type"] = draw(
+        st.sampled_from(["application/json", "text/plain", "application/octet-stream"])
+    )
+    body = draw(
+        st.binary(max_size=300)
+        | json_values.map(_json_bytes)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "email",
+                    "password",
+                    "slip",
+                    "amount",
+                    "job_token",
+                    "user_id",
+                    "tokens",
+                    "type",
+                    "id",
+                    "data",
+                    "file_count",
+                    "mode",
+                    "version",
+                ]
+            ),
+            json_values,
+            max_size=5,
+        ).map(_json_bytes)
+    )
+    return {"method": method, "path": path, "headers": headers, "body": body}
+
+
+@st.composite
+def push_bodies(draw: st.DrawFn, spec: FunctionSpec) -> bytes:
+    """A Pub/Sub push request body that is malformed somewhere."""
+    kind = draw(st.sampled_from(["envelope", "data", "data", "data", "fields"]))
+    if kind == "envelope":  # not a push envelope at all, or one with broken data
+        return draw(
+            st.binary(max_size=200)
+            | json_values.map(_json_bytes)
+            | st.builds(
+                lambda d: _json_bytes(
+                    {"message": {"data": d, "messageId": "m"}, "subscription": "s"}
+                ),
+                st.text(max_size=20).filter(lambda t: t.strip() != ""),
+            )
+        )
+    if kind == "data":  # a valid envelope carrying bytes that are not a JSON object
+        data = draw(
+            st.binary(min_size=1, max_size=200).filter(lambda b: b.strip()[:1] != b"{")
+            | json_values.filter(lambda v: not isinstance(v, dict)).map(_json_bytes)
+        )
+    else:  # a JSON object whose known fields have the wrong types
+        fields = MESSAGE_FIELDS.get(spec.name, SCHEDULE_FIELDS)
+        bad = draw(st.sampled_from(fields))
+        message = draw(st.dictionaries(st.sampled_from(fields), json_values, max_size=4))
+        message[bad] = draw(wrong_types)
+        message["x_unknown_" + draw(st.text(alphabet="abc", min_size=1, max_size=3))] = 1
+        data = _json_bytes(message)
+    return _json_bytes(
+        {
+            "message": {
+                "data": base64.b64encode(data).decode(),
+                "messageId": str(draw(st.integers(min_value=1, max_value=10**9))),
+                "publishTime": "2026-01-04T10:00:00Z",
+                "attributes": {},
+            },
+            "subscription": f"projects/demo-test/subscriptions/{spec.name}-push",
+        }
+    )
+
+
+def _snapshot(db: Any) -> dict[str, Any]:
+    return {p: d for p, d in all_documents(db).items() if not p.startswith("rate_limits/")}
+
+
+def _settled(db: Any, timeout_s: float = 30.0) -> dict[str, Any]:
+    """The documents once the demo seed's own triggers (audit, cost history) are done."""
+    deadline = time.monotonic() + timeout_s
+    last = _snapshot(db)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _snapshot(db)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError("the demo data never settled")
+
+
+def _check(response: httpx.Response, name: str) -> None:
+    assert response.status_code < 500, f"{name}: {response.status_code} {response.text[:300]}"
+    if response.status_code >= 400 and response.headers.get("content-type", "").startswith(
+        "application/json"
+    ):
+        assert "detail" in response.json(), response.text[:300]
+
+
+@pytest.mark.parametrize("spec", HTTP_SPECS, ids=[s.name for s in HTTP_SPECS])
+def test_http_endpoint_rejects_malformed_input(demo: Any, stack: Any, spec: FunctionSpec) -> None:
+    before = _settled(demo)
+    client = httpx.Client(base_url=f"{stack.base_url}/{spec.name}", timeout=60)
+    count = 0
+
+    @FUZZ
+    @given(request=http_requests(spec.name))
+    def probe(request: dict[str, Any]) -> None:
+        nonlocal count
+        count += 1
+        response = client.request(
+            request["method"], request["path"], headers=request["headers"], content=request["body"]
+        )
+        _check(response, spec.name)
+
+    probe()
+    huge = client.post(KNOWN_PATHS.get(spec.name, ["/"])[0], content=b"{" + b" " * 3_000_000)
+    _check(huge, spec.name)
+    TRIED[spec.name] = count + 1
+    assert _snapshot(demo) == before
+
+
+@pytest.mark.parametrize("spec", PUBSUB_SPECS, ids=[s.name for s in PUBSUB_SPECS])
+def test_pubsub_handler_acks_malformed_messages(demo: Any, stack: Any, spec: FunctionSpec) -> None:
+    before = _settled(demo)
+    client = httpx.Client(base_url=stack.base_url, timeout=120)
+    count = 0
+
+    @FUZZ
+    @given(body=push_bodies(spec))
+    def probe(body: bytes) -> None:
+        nonlocal count
+        count += 1
+        response = client.post(
+            f"/{spec.name}/", content=body, headers={"Content-Type": "application/json"}
+        )
+        _check(response, spec.name)
+
+    probe()
+    TRIED[spec.name] = count
+    assert _snapshot(demo) == before
+
+
+def test_fuzz_covered_every_target() -> None:
+    """Runs last in this module: every registered HTTP and Pub/Sub function was fuzzed."""
+    wanted = {s.name for s in HTTP_SPECS + PUBSUB_SPECS}
+    assert set(TRIED) == wanted
+    print(f"\nfuzz inputs tried: {sum(TRIED.values())} over {len(TRIED)} targets: {TRIED}")
