@@ -62,7 +62,12 @@ def main() -> None:
                 print(_row(item), flush=True)
     finally:
         stack.stop()
-    OUT.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    rows = [r.as_dict() for r in results]
+    if args.only and OUT.exists():
+        # A partial run keeps the other sections' figures from the last full run.
+        fresh = {r["name"] for r in rows}
+        rows = [r for r in json.loads(OUT.read_text()) if r["name"] not in fresh] + rows
+    OUT.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"\nwrote {OUT}")
 
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
 
 import httpx
@@ -68,5 +69,12 @@ def wire_firestore(specs: Iterable[FunctionSpec], project: str, firestore_host: 
             "namespace": "(default)",
             "document": {"value": spec.trigger.pattern, "matchType": "PATH_PATTERN"},
         }
-        response = httpx.post(url, json=body, timeout=10)
-        response.raise_for_status()
+        for attempt in range(5):
+            try:
+                response = httpx.post(url, json=body, timeout=60)
+                response.raise_for_status()
+                break
+            except httpx.TransportError:
+                if attempt == 4:
+                    raise
+                time.sleep(1 + attempt)
