@@ -132,7 +132,7 @@ def run(ctx: BenchContext) -> list[Result]:
         result(
             "usage logs written (exactly the unique count)", logged, "docs", "unique events", unique
         ),
-        result("documents written per event", len(written) / unique, "docs"),
+        result("documents stored per unique event", len(written) / unique, "docs"),
     ]
 
 
