@@ -356,25 +356,27 @@ def expire_due_jobs(
         max_attempts=settings.ledger_max_attempts,
     )
     expired = refunded = skipped = 0
-    seen: set[str] = set()
-    while len(seen) < max_jobs:
-        query = (
-            db.collection(JOBS)
-            .where(filter=firestore.FieldFilter("status", "==", JobStatus.RESERVED.value))
-            .where(filter=firestore.FieldFilter("expires_at", "<=", now))
-            .order_by("expires_at")
-            .limit(batch_size)
-        )
-        tokens = [snap.id for snap in query.stream() if snap.id not in seen]
-        if not tokens:
+    base = (
+        db.collection(JOBS)
+        .where(filter=firestore.FieldFilter("status", "==", JobStatus.RESERVED.value))
+        .where(filter=firestore.FieldFilter("expires_at", "<=", now))
+        .order_by("expires_at")
+    )
+    last: Any = None
+    examined = 0
+    while examined < max_jobs:
+        query = base.start_after(last) if last is not None else base
+        snaps = list(query.limit(batch_size).stream())
+        if not snaps:
             break
-        for token in tokens:
-            seen.add(token)
+        last = snaps[-1]
+        for snap in snaps:
+            examined += 1
             try:
-                amount = expire_job(ledger, token, now)
+                amount = expire_job(ledger, snap.id, now)
             except (Conflict, NotFound) as exc:
                 # A job whose hold was closed some other way: report, never force.
-                log(logger, logging.ERROR, f"job not expired: {exc}", job_token=token)
+                log(logger, logging.ERROR, f"job not expired: {exc.detail}", job_token=snap.id)
                 skipped += 1
                 continue
             if amount is None:

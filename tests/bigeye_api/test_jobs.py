@@ -340,3 +340,13 @@ def test_the_demo_configuration_serves_the_seed_example(stack, demo, fast_settin
     assert done.json() == {"refunded": 6, "balance": 485}
     promos = session.get("credit/balance").json()["active_promos"]
     assert [p["type"] for p in promos] == ["TIERED_BONUS"]
+
+
+def test_the_sweep_pages_through_every_due_job(funded, bigeye) -> None:
+    tokens = [funded.post("job/reserve", SEED_RESERVE).json()["job_token"] for _ in range(5)]
+    later = SystemClock().now() + timedelta(seconds=get_settings().job_reserve_ttl_s + 1)
+    report = expire_due_jobs(bigeye, later, batch_size=2)
+    assert (report.expired, report.refunded_credits, report.skipped) == (5, 105, 0)
+    statuses = {bigeye.collection("jobs").document(t).get().get("status") for t in tokens}
+    assert statuses == {"EXPIRED"}
+    assert _credits(bigeye, funded.user_id) == 500 == _sum_of_transactions(bigeye, funded.user_id)
