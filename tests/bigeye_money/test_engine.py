@@ -330,3 +330,52 @@ def test_rate_override_credits_floor_of_the_boosted_rate(baht, rate, boost) -> N
     )
     quote = quote_topup([p], baht=baht, exchange_rate=Decimal(rate), now=NOW)
     assert quote.total_credits == max(math.floor(baht * rate), math.floor(baht * boost))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(amount=json_values, code=json_values, slip=json_values)
+def test_request_parsing_only_ever_raises_invalid_input(amount, code, slip) -> None:
+    from shared.bigeye.topup import MAX_TOPUP_BAHT, parse_amount, parse_promo_code, parse_slip
+    from shared.errors import InvalidInput
+
+    try:
+        baht = parse_amount(amount)
+    except InvalidInput:
+        baht = None
+    assert baht is None or (0 < baht <= MAX_TOPUP_BAHT and baht == baht.quantize(Decimal("0.01")))
+    try:
+        parsed_code = parse_promo_code(code)
+    except InvalidInput:
+        parsed_code = "invalid"
+    assert parsed_code is None or isinstance(parsed_code, str)
+    try:
+        url, image_url = parse_slip(slip)
+    except InvalidInput:
+        url, image_url = None, None
+    assert url is None or (url == slip and image_url.startswith("sha256:"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    doc=st.dictionaries(
+        st.sampled_from(
+            ["type", "status", "reward", "conditions", "code", "priority", "name", "display"]
+        ),
+        json_values,
+    )
+)
+def test_promotion_parsing_only_ever_raises_invalid_promotion(doc) -> None:
+    try:
+        parsed = parse_promotion("fuzz", doc)
+    except InvalidPromotion:
+        parsed = None
+    assert parsed is None or parsed.type.value == doc["type"]

@@ -159,3 +159,26 @@ def test_receiver_accounts_setting() -> None:
     for bad in ("", "{}", "[]", '[{"accountType": "01004"}]'):
         with pytest.raises(ValueError):
             configured_receivers(bad)
+
+
+def test_standin_starts_and_stops_cleanly_without_touching_a_set_base_url(monkeypatch) -> None:
+    import socket
+    from types import SimpleNamespace
+
+    from devstack.slip2go_standin import start
+
+    monkeypatch.setenv("SLIP2GO_BASE_URL", "https://connect.slip2go.com/api")
+    monkeypatch.delenv("SLIP2GO_STANDIN_PORT", raising=False)
+    started = start(SimpleNamespace(config=SimpleNamespace(host="127.0.0.1")))
+    port = started.standin.port
+    secret = get_settings().slip2go_api_secret.get_secret_value()
+    info = httpx.get(
+        f"{started.url}/account/info", headers={"Authorization": f"Bearer {secret}"}, timeout=10
+    )
+    assert info.status_code == 200
+    started.stop()
+    import os
+
+    assert os.environ["SLIP2GO_BASE_URL"] == "https://connect.slip2go.com/api"
+    with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
+        sock.connect(("127.0.0.1", port))  # nothing listens there any more
