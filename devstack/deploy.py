@@ -107,6 +107,14 @@ def bundle_dir(spec: FunctionSpec, build_dir: Path = BUILD_DIR) -> Path:
     return build_dir / spec.name
 
 
+def _shown(path: Path) -> str:
+    """A path relative to the repository when inside it (commands run from there)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def build_bundle(spec: FunctionSpec, build_dir: Path = BUILD_DIR) -> Path:
     """``build/functions/<name>/``: main.py, the shared package, requirements.txt."""
     out = bundle_dir(spec, build_dir)
@@ -149,7 +157,7 @@ def function_command(spec: FunctionSpec, target: Target, build_dir: Path = BUILD
         f"--runtime={RUNTIME}",
         f"--region={target.region}",
         f"--project={target.project}",
-        f"--source={bundle_dir(spec, build_dir)}",
+        f"--source={_shown(bundle_dir(spec, build_dir))}",
         f"--entry-point={spec.entry_point}",
     ]
     trigger = spec.trigger
@@ -298,12 +306,12 @@ def execute(commands: Sequence[Command], *, echo: bool = True) -> None:
     for command in commands:
         if echo:
             print(f"# {command.what}\n{command}", flush=True)
-        done = subprocess.run(command.argv, capture_output=True, text=True)
+        done = subprocess.run(command.argv, capture_output=True, text=True, cwd=ROOT)
         output = (done.stdout or "") + (done.stderr or "")
         if done.returncode == 0:
             continue
         if _already_exists(output) and command.on_exists is not None:
-            again = subprocess.run(command.on_exists, capture_output=True, text=True)
+            again = subprocess.run(command.on_exists, capture_output=True, text=True, cwd=ROOT)
             if again.returncode == 0:
                 continue
             output = (again.stdout or "") + (again.stderr or "")

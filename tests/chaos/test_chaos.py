@@ -110,7 +110,7 @@ class Tally:
         default_factory=dict
     )  # id -> user, charge, failed
     grants: dict[str, tuple[str, int]] = field(default_factory=dict)  # key -> user, amount
-    bigeye_finalized: dict[str, dict[str, int]] = field(default_factory=dict)
+    bigeye_finalized: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -171,16 +171,18 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
     # BigEye accounts through the API, with starting credits.
     sessions = [register_and_login(stack.base_url) for _ in range(max(2, N // 80))]
     for s in sessions:
-        bigeye.run(
-            lambda u, s=s: bigeye.credit(
+
+        def seed_credits(u: Any, user_id: str = s.user_id) -> Any:
+            return bigeye.credit(
                 u,
-                user_id=s.user_id,
+                user_id=user_id,
                 kind=Kind.BONUS,
                 amount=400,
-                key=f"chaos-seed:{s.user_id}",
+                key=f"chaos-seed:{user_id}",
                 description="Chaos starting credits",
             )
-        )
+
+        bigeye.run(seed_credits)
 
     def op_purchase() -> Any:
         uid, pi = rng.choice(users), f"pi_chaos_{rng.getrandbits(48):x}"
@@ -213,7 +215,7 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
 
     def op_usage() -> Any:
         uid = rng.choice(users)
-        message = {
+        message: dict[str, Any] = {
             "request_id": f"gen-{rng.getrandbits(48):x}",
             "user_id": uid,
             "engine_id": rng.choice(ENGINES),
