@@ -131,7 +131,7 @@ def credit_history(request: Any) -> Reply:
     now = _now()
     caller = _caller(request, now)
     limit = history.page_size(request.args.get("limit"))
-    cursor = request.args.get("cursor")
+    cursor = request.args.get("cursor") or None  # an empty cursor is the first page
     body, next_cursor = history.history(
         firestore_client(), user_id=caller.user_id, user=caller.user, limit=limit, cursor=cursor
     )
