@@ -81,6 +81,13 @@ class ProviderEvent(BaseModel):
     error: str | None = Field(default=None, max_length=10_000)
     occurred_at: datetime | None = None
 
+    @field_validator("event_id")
+    @classmethod
+    def _document_id(cls, value: str) -> str:
+        if value in (".", ".."):
+            raise ValueError("must be usable as a document id")
+        return value
+
     @field_validator("occurred_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:

@@ -71,7 +71,9 @@ def merge(into: dict[str, Any], fields: dict[str, Any]) -> None:
 
 def feed(observations: list[Observation], th: Thresholds = TH):
     """Admit in the given order; return the history, admissions and the alert store."""
-    history, store, admissions = History(), {}, []
+    history = History()
+    store: dict[str, dict[str, Any]] = {}
+    admissions = []
     seen: set[str] = set()  # processed_provider_events: each event_id counts once
     for obs in observations:
         if obs.event_id in seen and not obs.is_tick:
