@@ -20,7 +20,8 @@ CONFIG_TIME = datetime(2025, 12, 1, tzinfo=UTC)
 def usage_db(db: Any) -> Iterator[Any]:
     """The wiped emulator with the usage configuration effective since ``CONFIG_TIME``."""
     demo_usage.seed(db, CONFIG_TIME)
-    settled(db)  # other areas' triggers on ai_engine_costs (audit log) finish writing
+    # Other areas' triggers (cost audit, welcome bonus) write asynchronously after seeding:
+    # tests that compare whole snapshots take theirs with ``settled``.
     yield db
 
 
