@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.cloud import firestore
@@ -83,7 +83,7 @@ def meter_usage(
     usage_key = f"usage:{event.request_id}"
     digest = fingerprint(event.model_dump(mode="json"))
     day, reset_at = token_day(at, settings.token_day_timezone)
-    period, _ = month_period(at, settings.token_day_timezone)
+    period, period_end = month_period(at, settings.token_day_timezone)
 
     def work(unit: Unit) -> Metered:
         log_ref = r.log(log_id)
@@ -202,6 +202,8 @@ def meter_usage(
                             "period": period,
                             "conversationId": event.conversation_id,
                             "createdAt": now,
+                            # For a TTL policy: a marker matters only within its month.
+                            "expiresAt": period_end + timedelta(days=31),
                         },
                     )
             realtime = 1 if event.conversation_mode == "realtime" and new_conversation else 0
