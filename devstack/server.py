@@ -44,6 +44,14 @@ class Dispatcher:
                 signature_type=spec.signature_type,
             )
         self.ready = threading.Event()
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+
+    @property
+    def inflight(self) -> int:
+        """Requests being handled right now (tests wait for zero before wiping data)."""
+        with self._inflight_lock:
+            return self._inflight
 
     def _reply(self, start: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
         data = json.dumps(body).encode()
@@ -51,6 +59,21 @@ class Dispatcher:
         return [data]
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        with self._inflight_lock:
+            self._inflight += 1
+        try:
+            body = self._route(environ, start_response)
+            try:
+                return list(body)
+            finally:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+
+    def _route(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
         parts = [p for p in path.split("/") if p]
         if path == "/healthz":

@@ -215,6 +215,33 @@ class Stack:
         )
         httpx.delete(url, timeout=30).raise_for_status()
 
+    def quiesce(self, timeout_s: float = 10.0, settle_s: float = 0.03) -> None:
+        """Wait until no function is handling a request (triggers fire ~5 ms after writes)."""
+        deadline = time.monotonic() + timeout_s
+        dispatcher = self.server.dispatcher if self.server is not None else None
+        if dispatcher is None:
+            return
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            if dispatcher.inflight == 0:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle_s:
+                    return
+            else:
+                quiet_since = None
+            time.sleep(0.005)
+
+    def wipe_quiet(self) -> None:
+        """Wipe Firestore and absorb the writes that in-flight triggers make afterwards."""
+        from shared.clients import firestore_client
+
+        self.quiesce()
+        for _ in range(5):
+            self.wipe()
+            self.quiesce()
+            if not list(firestore_client().collections()):
+                return
+
     def wait_healthy(self, timeout_s: float = 30) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

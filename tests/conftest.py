@@ -43,8 +43,8 @@ def db(stack: Stack):  # type: ignore[no-untyped-def]
     """A Firestore client on a freshly wiped emulator, with the real clock."""
     from shared.clients import firestore_client
 
-    stack.wipe()
     set_clock(SystemClock())
+    stack.wipe_quiet()
     yield firestore_client()
     set_clock(SystemClock())
 
