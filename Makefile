@@ -43,6 +43,7 @@ bench: $(STAMP) check-tools
 # The seeded randomized fault run, larger: make chaos N=5000 [SEED=7]
 chaos: $(STAMP) check-tools
 	CHAOS_N=$(or $(N),2000) CHAOS_SEED=$(or $(SEED),20260104) $(PY) -m pytest tests/chaos -q --timeout=0
+	@cat build/reports/chaos.json
 
 # Deploy every registered function, topic, schedule, rules, indexes and TTL policy.
 PROFILE ?= kitesforu

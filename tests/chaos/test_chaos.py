@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -528,4 +529,7 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
         "doubled": 0,
     }
     print("\nchaos figures: " + json.dumps(figures))
+    figures_file = Path(__file__).resolve().parents[2] / "build" / "reports" / "chaos.json"
+    figures_file.parent.mkdir(parents=True, exist_ok=True)
+    figures_file.write_text(json.dumps(figures, indent=2) + "\n")
     assert faults.before + faults.after > 0 or N < 50
