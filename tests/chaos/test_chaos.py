@@ -106,6 +106,7 @@ class Tally:
     duplicates: int = 0
     retries_after_5xx: int = 0
     purchases: dict[str, str] = field(default_factory=dict)  # payment intent -> user
+    refunds: dict[str, str] = field(default_factory=dict)  # refund event id -> payment intent
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)  # request id -> message
     jobs: dict[str, tuple[str, int, bool]] = field(
         default_factory=dict
@@ -185,8 +186,25 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
 
         bigeye.run(seed_credits)
 
+    scheduled_purchases: list[tuple[str, str]] = []  # (payment intent, user), not refunded
+
+    def send_webhook(evt: dict[str, Any]) -> str:
+        payload = json.dumps(evt)
+        header = fx.signature_header(payload, WEBHOOK_SECRET)
+        r = post_until_ok(
+            client,
+            tally,
+            f"{stack.base_url}/stripe-webhook",
+            content=payload,
+            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 200, r.text
+        status: str = r.json().get("status", "")
+        return status
+
     def op_purchase() -> Any:
         uid, pi = rng.choice(users), f"pi_chaos_{rng.getrandbits(48):x}"
+        scheduled_purchases.append((pi, uid))
         session = fx.checkout_session(
             user_id=uid,
             price_id=PACK_PRICE,
@@ -264,6 +282,34 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
                 ref.update({"status": "completed"})
             with tally.lock:
                 tally.jobs[job_id] = (uid, charge, fails)
+
+        return send
+
+    def op_refund() -> Any:
+        """A full refund of an earlier purchase: may land before it (reordering)."""
+        if not scheduled_purchases:
+            return op_purchase()
+        pi, uid = scheduled_purchases.pop(rng.randrange(len(scheduled_purchases)))
+        charge = fx.charge(
+            payment_intent=pi, amount=500, amount_refunded=500, customer=f"cus_{uid}"
+        )
+        evt = fx.event("charge.refunded", charge)
+        evt["id"] = f"evt_chaos_{rng.getrandbits(48):x}"
+
+        def send() -> None:
+            send_webhook(evt)
+            with tally.lock:
+                tally.refunds[evt["id"]] = pi
+
+        return send
+
+    def op_limits() -> Any:
+        """The app's backend asking usage-limits before it spends (IAM-protected API)."""
+        body = {"user_id": rng.choice(users), "tokens": rng.randint(1, 5000)}
+
+        def send() -> None:
+            r = post_until_ok(client, tally, f"{stack.base_url}/usage-limits/check", json=body)
+            assert r.status_code in {200, 429}, r.text
 
         return send
 
@@ -372,6 +418,8 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
 
     kinds = [
         (op_purchase, 3),
+        (op_refund, 1),
+        (op_limits, 1),
         (op_usage, 6),
         (op_job, 3),
         (op_grant, 2),
@@ -386,7 +434,7 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
         name = maker.__name__[3:]
         send = maker()
         schedule.append((name, send))
-        if name in {"purchase", "usage", "grant"} and rng.random() < 0.2:
+        if name in {"purchase", "usage", "grant", "refund"} and rng.random() < 0.2:
             # The same event again, later in the run (or concurrently, in the same batch).
             schedule.insert(rng.randint(max(0, len(schedule) - 12), len(schedule)), (name, send))
             tally.duplicates += 1
@@ -451,6 +499,19 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
     for pi, uid in tally.purchases.items():
         assert by_pi[pi] == 1 and owner[pi] == uid, pi
     assert sum(by_pi.values()) == len(tally.purchases)
+    # Each refund event clawed back once: what was taken plus what was already spent
+    # (the shortfall) is the whole pack.
+    for event_id, pi in tally.refunds.items():
+        rec = (
+            db.collection("ledger_postings")
+            .document(transaction_id_for(f"stripe:{event_id}"))
+            .get()
+        )
+        assert rec.exists, f"refund {event_id} of {pi} never applied"
+        data = rec.to_dict() or {}
+        assert -int(data["amount"]) + int(data.get("shortfall") or 0) == PACK_CREDITS, event_id
+    refunded_pis = Counter(tally.refunds.values())
+    assert set(refunded_pis.values()) <= {1}
     # Each usage request metered once, each with its ledger posting.
     logs = [s.to_dict() or {} for s in db.collection("usage_logs").stream()]
     per_request = Counter(log["request_id"] for log in logs)
