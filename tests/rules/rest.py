@@ -67,7 +67,7 @@ class RulesClient:
     def __init__(self, host: str, project: str, token: str | None) -> None:
         self.base = f"http://{host}/v1/projects/{project}/databases/(default)/documents"
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(timeout=15)
+        self.http = httpx.Client(timeout=60)
 
     def get(self, path: str) -> httpx.Response:
         return self.http.get(f"{self.base}/{path}", headers=self.headers)
