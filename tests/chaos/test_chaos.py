@@ -14,9 +14,10 @@ trigger deliveries are spared: the emulator does not redeliver them (Eventarc do
 At the end: reconciliation is clean for every user of both ledgers; every external event
 (payment intent, usage request, failed job, grant, finalized BigEye job) was applied
 exactly once (after the runbook's replay of Stripe events left parked: the run counts
-them, see ``stripe_parked_stranded_replayed_by_operator``); daily token usage and the daily profit aggregate equal a recomputation from
-the usage logs. ``make chaos N=5000`` runs it larger. The operation schedule is a pure
-function of the seed; thread interleavings and so the exact fault placements are not.
+them, see ``stripe_parked_stranded_replayed_by_operator``); daily token usage and the
+daily profit aggregate equal a recomputation from the usage logs. ``make chaos N=5000``
+runs it larger. The operation schedule is a pure function of the seed; thread
+interleavings and so the exact fault placements are not.
 """
 
 from __future__ import annotations
