@@ -22,6 +22,7 @@ from typing import Any
 from google.cloud import firestore
 
 from shared.analytics.counters import count_usage
+from shared.analytics.retention import USAGE_LOG_DAYS_KEPT
 from shared.atomic import Unit
 from shared.clock import ensure_utc, get_clock
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -166,6 +167,8 @@ def meter_usage(
             "conversation_seconds": event.conversation_seconds,
             "processed_at": now,
             "message_sha256": digest,
+            # The Firestore TTL policy deletes the log at this time (002: 90 days).
+            "expires_at": at + timedelta(days=USAGE_LOG_DAYS_KEPT),
         }
         unit.create(log_ref, log_doc)
 
