@@ -13,6 +13,7 @@ them, so they never go backwards.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -247,6 +248,18 @@ def _create_alert(unit: Unit, db: firestore.Client, alert: Alert) -> None:
     unit.merge(db.collection(ALERTS).document(alert.alert_id), alert.document())
 
 
+_locks_guard = threading.Lock()
+_locks: dict[str, threading.Lock] = {}
+
+
+def _provider_lock(provider: str) -> threading.Lock:
+    with _locks_guard:
+        lock = _locks.get(provider)
+        if lock is None:
+            lock = _locks[provider] = threading.Lock()
+        return lock
+
+
 def record_event(
     db: firestore.Client,
     event: ProviderEvent,
@@ -319,7 +332,11 @@ def record_event(
             alerts_written=alerts,
         )
 
-    result = run_atomically(db, work, max_attempts=get_settings().ledger_max_attempts)
+    # Deliveries for the same provider in this process take turns instead of racing for the
+    # same history document (their losers would only burn round trips); other instances
+    # still meet at the optimistic precondition.
+    with _provider_lock(provider):
+        result = run_atomically(db, work, max_attempts=get_settings().ledger_max_attempts)
     if result.late:
         log(
             logger,
