@@ -108,7 +108,9 @@ def thresholds() -> Thresholds:
     try:
         return Thresholds(**overrides)
     except ValueError as exc:
-        raise InvalidInput(f"PROVIDER_THRESHOLDS is invalid: {exc}") from None
+        # Not InvalidInput: a configuration mistake must not make every event look poisonous
+        # (they would be acknowledged and lost); raising makes Pub/Sub redeliver until fixed.
+        raise RuntimeError(f"PROVIDER_THRESHOLDS is invalid: {exc}") from None
 
 
 # -- (de)serialisation of the history document --------------------------------------------
