@@ -160,3 +160,18 @@ def test_routing_disabled_takes_the_first_candidate() -> None:
     decision = choose("LLM", scored, T0, routing_enabled=False)
     assert decision.selected_model == "gpt-4o"
     assert "disabled" in decision.selection_reason
+
+
+def test_thresholds_come_from_settings_and_a_bad_value_is_a_retryable_fault() -> None:
+    from shared.providers.service import thresholds
+    from shared.settings import override_settings
+
+    with override_settings(provider_thresholds={"failure_threshold": 2, "cooldown_s": 5}):
+        th = thresholds()
+        assert (th.failure_threshold, th.cooldown_s, th.half_open_successes) == (2, 5, 3)
+    bad = {"failure_threshold": 0}
+    with override_settings(provider_thresholds=bad), pytest.raises(RuntimeError):
+        thresholds()
+    bad = {"no_such_threshold": 1}
+    with override_settings(provider_thresholds=bad), pytest.raises(RuntimeError):
+        thresholds()
