@@ -109,6 +109,15 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         max_instances=1,
     ),
     FunctionSpec(
+        name="cron-stripe-parked-sweep",
+        module="cron_stripe_parked_sweep",
+        entry_point="cron_stripe_parked_sweep",
+        trigger=Schedule(topic="cron-stripe-parked-sweep", cron="17 * * * *"),
+        description="Replay parked Stripe events whose user link or payment has arrived",
+        timeout_s=300,
+        max_instances=1,
+    ),
+    FunctionSpec(
         name="on-podcast-job-failed",
         module="on_job_failed",
         entry_point="on_podcast_job_failed",

@@ -277,3 +277,26 @@ def test_refund_racing_its_purchase_is_never_left_parked(billing: Any, stack: An
     assert list_parked_events(billing) == []
     assert user(billing, "u1")["credits_balance"] == 0
     assert_balance_is_sum(billing, "u1")
+
+
+def test_the_scheduled_sweep_replays_parked_events_once_resolvable(
+    billing: Any, stack: Any
+) -> None:
+    import json
+
+    from tests.helpers import wait_for
+
+    evt = _purchase(None, customer="cus_later")
+    assert deliver_ok(stack, evt) == "parked"
+    stack.publish("cron-stripe-parked-sweep", json.dumps({}).encode())
+    make_user(billing, "u7")
+    # Nothing to attribute yet: the sweep leaves it parked (it ran before or after the user
+    # existed, but the customer link is still missing).
+    billing.collection("users").document("u7").update({"stripe_customer_id": "cus_later"})
+    stack.publish("cron-stripe-parked-sweep", json.dumps({"limit": 10}).encode())
+    wait_for(lambda: user(billing, "u7").get("credits_balance") == 500)
+    assert list_parked_events(billing) == []
+    stack.publish("cron-stripe-parked-sweep", json.dumps({}).encode())
+    stack.quiesce()
+    assert user(billing, "u7")["credits_balance"] == 500
+    assert_balance_is_sum(billing, "u7")
