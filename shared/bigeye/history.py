@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 from google.cloud import firestore
 
 from shared.bigeye.appsettings import AppSettings
-from shared.bigeye.models import PROMOTIONS, TRANSACTIONS
+from shared.bigeye.models import TRANSACTIONS
+from shared.bigeye.promotions import active_for_client
 from shared.clock import ensure_utc
 from shared.errors import InvalidInput
 from shared.ledger.profiles import number
@@ -27,67 +28,6 @@ _RATE_KEYS = (
 )
 
 
-def iso_z(value: Any) -> Any:
-    """A timestamp as ``2026-02-28T23:59:59Z`` (other values unchanged)."""
-    if isinstance(value, datetime):
-        return ensure_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return value
-
-
-def promo_is_active(promo: dict[str, Any], now: datetime) -> bool:
-    """ACTIVE, inside its date window, and meant to be shown in the client."""
-    if promo.get("status") != "ACTIVE":
-        return False
-    conditions = promo.get("conditions") or {}
-    start, end = conditions.get("start_date"), conditions.get("end_date")
-    if isinstance(start, datetime) and ensure_utc(start) > now:
-        return False
-    if isinstance(end, datetime) and ensure_utc(end) < now:
-        return False
-    return (promo.get("display") or {}).get("show_in_client") is True
-
-
-def _priority(promo: dict[str, Any]) -> float:
-    value = promo.get("priority")
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def promo_view(promo: dict[str, Any]) -> dict[str, Any]:
-    """A promotion as the balance response shows it (the seed's keys; no promo code)."""
-    conditions = promo.get("conditions") or {}
-    reward = promo.get("reward") or {}
-    display = promo.get("display") or {}
-    shown_conditions: dict[str, Any] = {"min_topup_baht": conditions.get("min_topup_baht")}
-    if conditions.get("max_topup_baht") is not None:
-        shown_conditions["max_topup_baht"] = conditions.get("max_topup_baht")
-    shown_conditions["end_date"] = iso_z(conditions.get("end_date"))
-    shown_reward: dict[str, Any] = {"type": reward.get("type")}
-    for key in ("bonus_credits", "override_rate", "bonus_percentage", "tiers"):
-        if reward.get(key) is not None:
-            shown_reward[key] = reward[key]
-    return {
-        "name": promo.get("name"),
-        "type": promo.get("type"),
-        "display": {
-            "banner_text": display.get("banner_text", ""),
-            "banner_color": display.get("banner_color", ""),
-            "show_in_client": display.get("show_in_client") is True,
-            "show_in_topup": display.get("show_in_topup") is True,
-        },
-        "conditions": shown_conditions,
-        "reward": shown_reward,
-    }
-
-
-def active_promos(db: firestore.Client, now: datetime) -> list[dict[str, Any]]:
-    """Promotions to show in the client, highest ``priority`` first."""
-    query = db.collection(PROMOTIONS).where(filter=firestore.FieldFilter("status", "==", "ACTIVE"))
-    found = [snap.to_dict() or {} for snap in query.stream()]
-    shown = [p for p in found if promo_is_active(p, now)]
-    shown.sort(key=lambda p: -_priority(p))
-    return [promo_view(p) for p in shown]
-
-
 def balance(
     db: firestore.Client, *, user: dict[str, Any], settings: AppSettings, now: datetime
 ) -> dict[str, Any]:
@@ -97,7 +37,7 @@ def balance(
         "credits": int(user.get("credits") or 0),
         "credit_rates": {key: rates.get(key) for key in _RATE_KEYS},
         "exchange_rate": settings.exchange_rate,
-        "active_promos": active_promos(db, now),
+        "active_promos": active_for_client(db, now),
     }
 
 

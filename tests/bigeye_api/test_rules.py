@@ -15,9 +15,10 @@ from pydantic import SecretStr
 from shared.bigeye.appsettings import AppSettings
 from shared.bigeye.auth import issue_token, verify_token
 from shared.bigeye.configcrypt import decrypt_config, encrypt_config
-from shared.bigeye.history import display_date, promo_is_active, promo_view
+from shared.bigeye.history import display_date
 from shared.bigeye.jobs import actual_usage, reserved_credits
 from shared.bigeye.models import FinalizeRequest, Mode, ReserveRequest, TopupRequest
+from shared.bigeye.promotions import client_view, parse_promotion, visible_in_client
 from shared.entry import parse_model
 from shared.errors import InvalidInput, MethodNotAllowed, NotFound, Unauthenticated
 from shared.settings import override_settings
@@ -154,10 +155,11 @@ def test_promotion_window_and_view() -> None:
         "reward": {"type": "BONUS_CREDITS", "bonus_credits": 100, "tiers": None},
         "display": {"show_in_client": True},
     }
-    assert promo_is_active(promo, NOW)
-    assert not promo_is_active({**promo, "status": "PAUSED"}, NOW)
-    assert not promo_is_active(promo, NOW + timedelta(2))
-    view = promo_view(promo)
+    parsed = parse_promotion("p1", promo)
+    assert visible_in_client(parsed, NOW)
+    assert not visible_in_client(parse_promotion("p1", {**promo, "status": "PAUSED"}), NOW)
+    assert not visible_in_client(parsed, NOW + timedelta(2))
+    view = client_view(parsed)
     assert "code" not in view and view["reward"] == {"type": "BONUS_CREDITS", "bonus_credits": 100}
 
 
