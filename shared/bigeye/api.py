@@ -179,7 +179,9 @@ def job_finalize(request: Any) -> Reply:
     now = _now()
     caller = _caller(request, now)
     body = parse_model(FinalizeRequest, request_json(request, max_bytes=MAX_BODY_BYTES))
-    return Reply(jobs.finalize(firestore_client(), user_id=caller.user_id, request=body, now=now))
+    db = firestore_client()
+    reply = jobs.finalize(db, user_id=caller.user_id, request=body, now=now)
+    return Reply(jobs.with_usage_reward(db, reply, user_id=caller.user_id, request=body, now=now))
 
 
 def check_update(request: Any) -> Reply:

@@ -296,6 +296,33 @@ def finalize(
     return _run_fresh(ledger, work)
 
 
+def with_usage_reward(
+    db: firestore.Client,
+    reply: dict[str, Any],
+    *,
+    user_id: str,
+    request: FinalizeRequest,
+    now: datetime,
+) -> dict[str, Any]:
+    """Pay an ACTIVE USAGE_REWARD promotion for a finalized job, once per job.
+
+    The reward is its own idempotent posting (key ``usage-reward:{job_token}``) right after
+    the finalize commit; a repeated finalize replays it, so a reward lost to a crash between
+    the two is paid when the client retries. ``balance`` then includes the reward, the same
+    on every repeat.
+    """
+    from shared.bigeye.rewards import usage_reward
+
+    job = db.collection(JOBS).document(request.job_token).get().to_dict() or {}
+    used = int(job.get("actual_usage") or 0)
+    reward = usage_reward(
+        db, user_id=user_id, job_token=request.job_token, credits_used=used, now=now
+    )
+    if reward.credits <= 0:
+        return reply
+    return {**reply, "balance": int(reply["balance"]) + reward.credits}
+
+
 @dataclass(frozen=True)
 class ExpiryReport:
     """What one expiry sweep did."""

@@ -350,3 +350,63 @@ def test_the_sweep_pages_through_every_due_job(funded, bigeye) -> None:
     statuses = {bigeye.collection("jobs").document(t).get().get("status") for t in tokens}
     assert statuses == {"EXPIRED"}
     assert _credits(bigeye, funded.user_id) == 500 == _sum_of_transactions(bigeye, funded.user_id)
+
+
+def test_finalize_pays_a_usage_reward_once(funded, bigeye) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    bigeye.collection("promotions").document("cashback").set(
+        {
+            "name": "Cashback 10%",
+            "code": None,
+            "type": "USAGE_REWARD",
+            "status": "ACTIVE",
+            "priority": 10,
+            "conditions": {
+                "start_date": now - timedelta(days=1),
+                "end_date": now + timedelta(days=1),
+                "min_topup_baht": None,
+                "max_topup_baht": None,
+                "max_redemptions": None,
+                "max_per_user": None,
+                "new_users_only": False,
+                "first_topup_only": False,
+                "require_code": False,
+            },
+            "reward": {
+                "type": "PERCENTAGE_BONUS",
+                "bonus_credits": None,
+                "override_rate": None,
+                "bonus_percentage": 10,
+                "tiers": None,
+            },
+            "display": {
+                "banner_text": "",
+                "banner_color": "",
+                "show_in_client": False,
+                "show_in_topup": False,
+            },
+            "stats": {
+                "total_redemptions": 0,
+                "total_bonus_credits": 0,
+                "total_baht_collected": 0,
+                "unique_users": 0,
+            },
+            "created_at": now,
+            "created_by": "ops",
+            "updated_at": now,
+        }
+    )
+    reserve = {**SEED_RESERVE, "file_count": 40, "photo_count": 40, "video_count": 0}
+    token = funded.post("job/reserve", reserve).json()["job_token"]
+    body = {"job_token": token, "success": 40, "failed": 0, "photos": 40, "videos": 0}
+    first = funded.post("job/finalize", body)
+    assert first.status_code == 200, first.text
+    # 40 photos x 3 = 120 used; 10 % back = 12 credits, as one BONUS transaction.
+    assert first.json() == {"refunded": 0, "balance": 500 - 120 + 12}
+    again = funded.post("job/finalize", body)
+    assert again.json() == first.json()
+    bonuses = _docs(bigeye, "transactions", user_id=funded.user_id, reference_id=token)
+    assert sorted((b["type"], b["amount"]) for b in bonuses) == [("BONUS", 12), ("RESERVE", -120)]
+    assert _credits(bigeye, funded.user_id) == 392 == _sum_of_transactions(bigeye, funded.user_id)
