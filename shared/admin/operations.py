@@ -9,6 +9,7 @@ in the same atomic commit as the change.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -52,6 +53,41 @@ class LedgerAction:
     key: str
 
 
+def _audited(
+    ledger: Ledger,
+    *,
+    action: str,
+    actor: str,
+    reason: str,
+    key: str,
+    now: datetime,
+    post: Callable[[Unit, str, str], PostingResult],
+    extra: Callable[[PostingResult], dict[str, Any]] | None = None,
+) -> LedgerAction:
+    """Run one ledger posting and its ``admin_actions`` record in the same atomic unit."""
+    actor, reason = _text(actor, "actor"), _text(reason, "reason")
+
+    def work(unit: Unit) -> PostingResult:
+        result = post(unit, actor, reason)
+        if not result.replayed:
+            record = {
+                "action": action,
+                "actor": actor,
+                "reason": reason,
+                "user_id": result.user_id,
+                "amount": result.amount,
+                "transaction_id": result.transaction_id,
+                "key": key,
+                "profile": ledger.profile.name,
+                "created_at": now,
+            }
+            record.update(extra(result) if extra else {})
+            _audit(unit, str(result.transaction_id), record)
+        return result
+
+    return LedgerAction(ledger.run(work), key)
+
+
 def grant(
     ledger: Ledger,
     *,
@@ -63,36 +99,22 @@ def grant(
     now: datetime,
 ) -> LedgerAction:
     """Give credits (a BONUS posting) with actor and reason."""
-    actor, reason = _text(actor, "actor"), _text(reason, "reason")
-
-    def work(unit: Unit) -> PostingResult:
-        result = ledger.credit(
+    return _audited(
+        ledger,
+        action="grant",
+        actor=actor,
+        reason=reason,
+        key=key,
+        now=now,
+        post=lambda unit, who, why: ledger.credit(
             unit,
             user_id=user_id,
             kind=Kind.BONUS,
             amount=amount,
             key=key,
-            description=f"Grant by {actor}: {reason}",
-        )
-        if not result.replayed:
-            _audit(
-                unit,
-                str(result.transaction_id),
-                {
-                    "action": "grant",
-                    "actor": actor,
-                    "reason": reason,
-                    "user_id": user_id,
-                    "amount": amount,
-                    "transaction_id": result.transaction_id,
-                    "key": key,
-                    "profile": ledger.profile.name,
-                    "created_at": now,
-                },
-            )
-        return result
-
-    return LedgerAction(ledger.run(work), key)
+            description=f"Grant by {who}: {why}",
+        ),
+    )
 
 
 def adjust(
@@ -106,31 +128,17 @@ def adjust(
     now: datetime,
 ) -> LedgerAction:
     """Correct a balance up or down (ADJUSTMENT / ADMIN_ADJUSTMENT), never below zero."""
-    actor, reason = _text(actor, "actor"), _text(reason, "reason")
-
-    def work(unit: Unit) -> PostingResult:
-        result = ledger.adjust(
-            unit, user_id=user_id, amount=amount, actor=actor, reason=reason, key=key
-        )
-        if not result.replayed:
-            _audit(
-                unit,
-                str(result.transaction_id),
-                {
-                    "action": "adjust",
-                    "actor": actor,
-                    "reason": reason,
-                    "user_id": user_id,
-                    "amount": amount,
-                    "transaction_id": result.transaction_id,
-                    "key": key,
-                    "profile": ledger.profile.name,
-                    "created_at": now,
-                },
-            )
-        return result
-
-    return LedgerAction(ledger.run(work), key)
+    return _audited(
+        ledger,
+        action="adjust",
+        actor=actor,
+        reason=reason,
+        key=key,
+        now=now,
+        post=lambda unit, who, why: ledger.adjust(
+            unit, user_id=user_id, amount=amount, actor=who, reason=why, key=key
+        ),
+    )
 
 
 def refund(
@@ -144,37 +152,23 @@ def refund(
     amount: int | None = None,
 ) -> LedgerAction:
     """Refund a transaction (all that remains, or ``amount``), linked to the original."""
-    actor, reason = _text(actor, "actor"), _text(reason, "reason")
-
-    def work(unit: Unit) -> PostingResult:
-        result = ledger.refund(
+    return _audited(
+        ledger,
+        action="refund",
+        actor=actor,
+        reason=reason,
+        key=key,
+        now=now,
+        post=lambda unit, who, why: ledger.refund(
             unit,
             original_transaction_id=transaction_id,
             key=key,
-            reason=reason,
+            reason=why,
             amount=amount,
-            description=f"Refund by {actor}: {reason}",
-        )
-        if not result.replayed:
-            _audit(
-                unit,
-                str(result.transaction_id),
-                {
-                    "action": "refund",
-                    "actor": actor,
-                    "reason": reason,
-                    "user_id": result.user_id,
-                    "amount": result.amount,
-                    "original_transaction_id": transaction_id,
-                    "transaction_id": result.transaction_id,
-                    "key": key,
-                    "profile": ledger.profile.name,
-                    "created_at": now,
-                },
-            )
-        return result
-
-    return LedgerAction(ledger.run(work), key)
+            description=f"Refund by {who}: {why}",
+        ),
+        extra=lambda _: {"original_transaction_id": transaction_id},
+    )
 
 
 def parse_cost(text: str) -> Decimal:
