@@ -79,7 +79,7 @@ class ProviderEvent(BaseModel):
     latency_ms: float | None = Field(default=None, ge=0, le=3_600_000)
     tokens: int = Field(default=0, ge=0, le=100_000_000)
     cost_usd: Decimal = Field(default=Decimal(0), ge=0, le=Decimal(100_000))
-    error: str | None = Field(default=None, max_length=10_000)
+    error: str | None = None
     occurred_at: datetime | None = None
 
     @field_validator("event_id")
@@ -88,6 +88,11 @@ class ProviderEvent(BaseModel):
         if value in (".", ".."):
             raise ValueError("must be usable as a document id")
         return value
+
+    @field_validator("error")
+    @classmethod
+    def _short_error(cls, value: str | None) -> str | None:
+        return None if value is None else value[:2000]  # a long error is kept, not rejected
 
     @field_validator("occurred_at")
     @classmethod
