@@ -11,17 +11,11 @@ import httpx
 import pytest
 
 from devstack.demo.bigeye import DEMO_PROMOTION_ID
-from shared.registry import REGISTRY
 from shared.settings import override_settings
 from tests.bigeye_api.client import api_url, register_and_login
 from tests.bigeye_money.conftest import make_slip
 from tests.bigeye_money.test_topup import _docs, _promotion
 from tests.helpers import wait_for
-
-pytestmark = pytest.mark.skipif(
-    not any(spec.name == "credit-api" for spec in REGISTRY),
-    reason="the credit-api function is not registered",
-)
 
 
 @pytest.fixture(autouse=True)
