@@ -19,7 +19,8 @@ def sections() -> list[tuple[str, Callable[[BenchContext], list[Result]]]]:
     from bench import ledger
 
     found: list[tuple[str, Callable[[BenchContext], list[Result]]]] = [("ledger", ledger.run)]
-    for name in ("stripe", "usage", "analytics", "providers", "bigeye"):
+    # analytics last: it writes 110,000 documents, the heaviest load on the emulator.
+    for name in ("stripe", "usage", "providers", "bigeye", "analytics"):
         try:
             module = __import__(f"bench.{name}", fromlist=["run"])
         except ModuleNotFoundError:
@@ -47,9 +48,11 @@ def main() -> None:
             log_dir=Path(tempfile.mkdtemp(prefix="credits-bench-")),
             seed_demo=False,
             scheduler=False,
+            firestore_heap="6g",
         )
     ).start()
     results: list[Result] = []
+    failed: list[str] = []
     try:
         ctx = BenchContext(stack=stack, db=firestore_client(), quick=args.quick)
         for name, run in sections():
@@ -57,9 +60,13 @@ def main() -> None:
                 continue
             stack.wipe()
             print(f"== {name}", flush=True)
-            for item in run(ctx):
-                results.append(item)
-                print(_row(item), flush=True)
+            try:
+                for item in run(ctx):
+                    results.append(item)
+                    print(_row(item), flush=True)
+            except Exception as exc:  # one section's failure must not lose the others'
+                failed.append(name)
+                print(f"  section {name} failed: {exc!r}", flush=True)
     finally:
         stack.stop()
     rows = [r.as_dict() for r in results]
@@ -69,6 +76,8 @@ def main() -> None:
         rows = [r for r in json.loads(OUT.read_text()) if r["name"] not in fresh] + rows
     OUT.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"\nwrote {OUT}")
+    if failed:
+        raise SystemExit(f"failed sections: {', '.join(failed)}")
 
 
 def _row(r: Result) -> str:

@@ -157,6 +157,7 @@ def firestore_emulator(
     *,
     rules: Path | None = None,
     functions_emulator: str | None = None,
+    heap: str = "1g",
 ) -> Emulator:
     """An (unstarted) Firestore emulator that delivers triggers to ``functions_emulator``."""
     launcher = check_tools()["firestore"]
@@ -166,7 +167,9 @@ def firestore_emulator(
         command.append(f"--rules={rules}")
     if functions_emulator:
         command.append(f"--functions_emulator={functions_emulator}")
-    return Emulator("firestore", host, port, command, log_path)
+    return Emulator(
+        "firestore", host, port, command, log_path, env={"JAVA_TOOL_OPTIONS": f"-Xmx{heap}"}
+    )
 
 
 def pubsub_emulator(host: str, port: int, project: str, log_path: Path) -> Emulator:

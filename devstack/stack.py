@@ -45,6 +45,8 @@ class StackConfig:
     specs: tuple[FunctionSpec, ...] = REGISTRY
     seed_demo: bool = True
     scheduler: bool = True
+    #: JVM heap of the Firestore emulator (it keeps deleted data's history in memory).
+    firestore_heap: str = "1g"
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -140,6 +142,7 @@ class Stack:
             c.log_dir / "firestore.log",
             rules=c.rules if c.rules and c.rules.exists() else None,
             functions_emulator=f"{c.host}:{c.functions_port}",
+            heap=c.firestore_heap,
         )
         self.pubsub = pubsub_emulator(c.host, c.pubsub_port, c.project, c.log_dir / "pubsub.log")
         self.firestore.start()
