@@ -659,9 +659,10 @@ def _invoice_plan(
     return None, None
 
 
-def _invoice_paid(unit: Unit, ctx: _Context, inv: Invoice) -> Outcome:
-    if not inv.subscription_id:
-        return _done(unit, ctx, "ignored", object_id=inv.id, detail="not a subscription invoice")
+def _invoice_subscriber(
+    unit: Unit, ctx: _Context, inv: Invoice
+) -> tuple[str, Any, dict[str, Any], str, dict[str, Any]]:
+    """The invoice's subscription id, its ordering state (ref, data) and its user."""
     sub_id = safe_id(inv.subscription_id, "subscription id")
     state_ref, state = _state(unit, ctx, sub_id)
     user_id, user = _resolve_user(
@@ -674,6 +675,13 @@ def _invoice_paid(unit: Unit, ctx: _Context, inv: Invoice) -> Outcome:
         ],
         customer=inv.customer,
     )
+    return sub_id, state_ref, state, user_id, user
+
+
+def _invoice_paid(unit: Unit, ctx: _Context, inv: Invoice) -> Outcome:
+    if not inv.subscription_id:
+        return _done(unit, ctx, "ignored", object_id=inv.id, detail="not a subscription invoice")
+    sub_id, state_ref, state, user_id, user = _invoice_subscriber(unit, ctx, inv)
     processed_ref = ctx.db.collection(PROCESSED_INVOICES).document(safe_id(inv.id, "invoice id"))
     if unit.get(processed_ref).exists:
         return _done(
@@ -779,18 +787,7 @@ def _invoice_paid(unit: Unit, ctx: _Context, inv: Invoice) -> Outcome:
 def _invoice_failed(unit: Unit, ctx: _Context, inv: Invoice) -> Outcome:
     if not inv.subscription_id:
         return _done(unit, ctx, "ignored", object_id=inv.id, detail="not a subscription invoice")
-    sub_id = safe_id(inv.subscription_id, "subscription id")
-    state_ref, state = _state(unit, ctx, sub_id)
-    user_id, _user = _resolve_user(
-        unit,
-        ctx,
-        explicit=[
-            inv.subscription_metadata.get("user_id"),
-            inv.metadata.get("user_id"),
-            state.get("user_id"),
-        ],
-        customer=inv.customer,
-    )
+    sub_id, state_ref, state, user_id, _user = _invoice_subscriber(unit, ctx, inv)
     log(
         logger,
         logging.WARNING,
