@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import stripe
@@ -23,8 +24,28 @@ def read_body(request: Any, max_bytes: int) -> bytes:
     return raw
 
 
-def verify_signature(raw: bytes, header: str | None, secrets: list[str], tolerance_s: int) -> None:
-    """Accept the body if its ``Stripe-Signature`` matches any current secret (rotation)."""
+def signature_timestamp(header: str) -> int | None:
+    """The ``t=`` of a ``Stripe-Signature`` header (None when absent or not a number)."""
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            return int(value) if value.isdigit() and len(value) <= 12 else None
+    return None
+
+
+def verify_signature(
+    raw: bytes,
+    header: str | None,
+    secrets: list[str],
+    tolerance_s: int,
+    now_s: float | None = None,
+) -> None:
+    """Accept the body if its ``Stripe-Signature`` matches any current secret (rotation).
+
+    The signature's timestamp must be within ``tolerance_s`` of now in either direction:
+    the library only refuses old ones, and a timestamp in the future would let a captured
+    delivery be replayed for as long as it lies ahead.
+    """
     if not header:
         raise InvalidInput("missing Stripe-Signature header")
     if not secrets:
@@ -33,6 +54,10 @@ def verify_signature(raw: bytes, header: str | None, secrets: list[str], toleran
         raw.decode("utf-8")  # stripe's verify_header decodes it and would raise
     except UnicodeDecodeError:
         raise InvalidInput("the body is not UTF-8") from None
+    timestamp = signature_timestamp(header)
+    now = time.time() if now_s is None else now_s
+    if timestamp is not None and timestamp > now + tolerance_s:
+        raise InvalidInput("invalid Stripe signature (timestamp in the future)")
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(raw, header, secret, tolerance_s)

@@ -61,6 +61,20 @@ def test_stale_timestamp_is_400(billing: Any, stack: Any) -> None:
     assert response.status_code == 400
 
 
+def test_future_timestamp_beyond_tolerance_is_400(billing: Any, stack: Any) -> None:
+    make_user(billing, "u_edge")
+    ahead = int(time.time()) + get_settings().stripe_signature_tolerance_s + 30
+    response = _unchanged(billing, lambda: deliver(stack, _purchase(), timestamp=ahead))
+    assert response.status_code == 400
+    assert "future" in response.json()["detail"]
+
+
+def test_timestamp_slightly_ahead_within_tolerance_is_accepted(billing: Any, stack: Any) -> None:
+    make_user(billing, "u_edge")
+    response = deliver(stack, _purchase(), timestamp=int(time.time()) + 60)
+    assert response.status_code == 200, response.text
+
+
 def test_tampered_body_is_400(billing: Any, stack: Any) -> None:
     make_user(billing, "u_edge")
     payload = json.dumps(_purchase())
