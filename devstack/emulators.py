@@ -1,7 +1,7 @@
 """Start and stop the gcloud Firestore and Pub/Sub emulators as process groups.
 
 Every way of starting them runs Java as a child process, and terminating the process you
-started leaves Java listening (EMULATORS.md). Each emulator therefore runs in its own
+started leaves Java listening (docs/emulators.md). Each emulator therefore runs in its own
 session (process group); stopping sends SIGTERM to the whole group, waits, escalates to
 SIGKILL, reaps the child and checks that the port is free again.
 """

@@ -1,8 +1,8 @@
-"""A local Slip2Go stand-in that speaks the documented protocol (spec/SLIP2GO.md).
+"""A local Slip2Go stand-in that speaks the documented protocol (docs/bigeye-topups.md).
 
 A test slip is a data URL whose base64 content is the UTF-8 JSON
 ``{"transRef", "amount", "dateTime", "receiver": {"account", "name"?}, "sender": {"name"}}``
-(CONTRACT.md section 8). The stand-in answers with the code Slip2Go would give under the
+(docs/contract.md section 9). The stand-in answers with the code Slip2Go would give under the
 request's ``checkCondition``: 200501 for a ``transRef`` it already passed (no quota used),
 200401 / 200402 / 200403 for a receiver / amount / date mismatch, 200200 when every check
 passes (and 200000 when none was asked); content that is not such JSON gives 200404.

@@ -51,7 +51,7 @@ class StackConfig:
 
     @classmethod
     def from_env(cls) -> StackConfig:
-        """Ports and project from the environment (CONTRACT.md section 1 defaults)."""
+        """Ports and project from the environment (docs/contract.md section 1 defaults)."""
 
         def port(variable: str, default: int) -> int:
             value = os.environ.get(variable, "")
@@ -176,7 +176,7 @@ class Stack:
         self.scheduler.start()
 
     def seed(self) -> None:
-        """Write the demo configuration (CONTRACT.md section 8)."""
+        """Write the demo configuration (docs/contract.md section 8)."""
         from devstack.demo import seed_all
         from shared.clients import firestore_client
         from shared.clock import get_clock

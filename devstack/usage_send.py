@@ -1,6 +1,6 @@
 """Publish one usage event to a running ``make run`` stack and show what it became.
 
-    python -m devstack.usage_send                       # the CONTRACT.md example message
+    python -m devstack.usage_send                       # the docs/contract.md example message
     python -m devstack.usage_send --engine dalle_3_standard --units 3 --credits 2
 
 The Pub/Sub and Firestore emulators are found through ``PUBSUB_EMULATOR_HOST`` and

@@ -1,4 +1,4 @@
-"""Demo configuration written by ``make run`` (CONTRACT.md section 8).
+"""Demo configuration written by ``make run`` (docs/contract.md section 8).
 
 Each area keeps its demo documents in its own module ``devstack/demo/<area>.py`` with a
 ``seed(db, now)`` function; ``SECTIONS`` names them in the order they are written. The tests

@@ -1,4 +1,4 @@
-"""BigEye demo configuration (CONTRACT.md section 8): app settings and 004's promotion.
+"""BigEye demo configuration (docs/contract.md section 8): app settings and 004's promotion.
 
 - ``system_config/app_settings``: 004's ``credit_rates`` and ``exchange_rate`` 4, version
   2.0.1 (clients below 2.0.0 must update), not in maintenance, three short prompts, a small

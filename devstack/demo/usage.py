@@ -1,4 +1,4 @@
-"""Demo configuration of usage metering (CONTRACT.md section 8; docs/usage.md).
+"""Demo configuration of usage metering (docs/contract.md section 8; docs/usage.md).
 
 - ``ai_engine_costs``: the three examples of 002 and the other ids 002 lists, with the
   demo costs below (USD per unit), each also recorded as its first cost version;
