@@ -54,6 +54,7 @@ class Env:
         self.profile = profile or settings.schema_profile
         self.emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
         self.yes = yes
+        self._stack_checked = False
 
     def describe(self) -> str:
         where = f"emulator {self.emulator}" if self.emulator else "PRODUCTION"
@@ -62,12 +63,27 @@ class Env:
     def db(self) -> Any:
         from shared.clients import firestore_client
 
+        self.require_stack()
         return call(firestore_client)
 
     def ledger(self) -> Any:
         from shared.ledger import ledger_for
 
+        self.require_stack()
         return call(ledger_for, self.profile)
+
+    def require_stack(self) -> None:
+        """On the emulators, stop in seconds when the Firestore emulator does not answer
+        (the client would retry silently for minutes)."""
+        if not self.emulator or self._stack_checked:
+            return
+        from devstack.preflight import StackDown, require
+
+        try:
+            require(firestore=True)
+        except StackDown as exc:
+            raise AdminError(str(exc)) from None
+        self._stack_checked = True
 
     def now(self) -> datetime:
         from shared.clock import get_clock

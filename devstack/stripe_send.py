@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import sys
 import time
 import uuid
@@ -310,7 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     from_file = sub.add_parser("file", help="an event JSON file, sent as is")
     from_file.add_argument("path")
     args = parser.parse_args(argv)
-    url = args.url or f"http://127.0.0.1:{os.environ.get('FUNCTIONS_PORT', '8000')}/stripe-webhook"
+    if args.url is None:
+        from devstack.preflight import functions_url, require_or_exit
+
+        require_or_exit(functions=True)
+    url = args.url or f"{functions_url()}/stripe-webhook"
     if args.command == "checkout":
         obj = checkout_session(
             user_id=args.user,
@@ -322,7 +325,11 @@ def main(argv: list[str] | None = None) -> int:
         evt: dict[str, Any] | str = event("checkout.session.completed", obj)
     else:
         evt = Path(args.path).read_text()
-    response = send(url, evt)
+    try:
+        response = send(url, evt)
+    except httpx.HTTPError as exc:
+        print(f"error: could not send to {url}: {exc or type(exc).__name__}", file=sys.stderr)
+        return 2
     print(response.status_code, response.text)
     return 0 if response.status_code < 300 else 1
 

@@ -19,6 +19,8 @@ import time
 import uuid
 from typing import Any
 
+from devstack.preflight import local_env, require_or_exit
+
 DEMO_USER = "demo_usage_user"
 
 
@@ -52,10 +54,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2500)
     parser.add_argument("--request-id", default=None)
     args = parser.parse_args()
-    os.environ.setdefault("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8080")
-    os.environ.setdefault("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085")
-    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "demo-credits")
+    local_env()
     os.environ.setdefault("LOG_LEVEL", "ERROR")
+    # The event travels Pub/Sub -> push -> the functions server -> Firestore: all must be up.
+    require_or_exit(firestore=True, pubsub=True, functions=True)
     from shared.clients import firestore_client, publisher_client
     from shared.ledger import ledger_for
     from shared.settings import get_settings
