@@ -25,7 +25,7 @@ DEMO_USER = "demo_usage_user"
 
 
 def _ensure_user(user_id: str) -> None:
-    from shared.ledger import Kind, ledger_for
+    from shared.ledger import Kind, ledger_for, posting_key
 
     ledger = ledger_for()
     ref = ledger.user_ref(user_id)
@@ -39,7 +39,7 @@ def _ensure_user(user_id: str) -> None:
             user_id=user_id,
             kind=Kind.BONUS,
             amount=100,
-            key=f"demo:{user_id}:welcome",
+            key=posting_key("demo", user_id, "welcome"),
             description="Demo credits for usage metering",
         )
     )

@@ -8,6 +8,11 @@ precondition "unchanged since I read it" (``last_update_time``, or "does not exi
 ``create``). If anything moved underneath, the batch fails as a whole, nothing is written,
 and the unit is run again from its reads, with jittered exponential backoff.
 
+A ``create`` that fails because the document exists is contention only when this unit read
+that document as missing (someone else created it since: the re-run sees it). A document
+the unit created without reading it as missing will exist on every re-run, so that is a
+``Conflict`` naming the document, raised at once instead of retried.
+
 This gives serialisable read-modify-write on the documents a unit writes, with no lock
 waits. Documents that are only read are not protected: write (or ``touch``) what your
 decision depends on.
@@ -26,11 +31,11 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
 
-from shared.errors import Transient
+from shared.errors import Conflict, Transient
 
 T = TypeVar("T")
 
-_RETRYABLE = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.Aborted, gexc.Conflict)
+_RETRYABLE = (gexc.FailedPrecondition, gexc.Aborted, gexc.Conflict)
 
 
 @dataclass
@@ -118,6 +123,24 @@ class Unit:
     def has_writes(self) -> bool:
         return bool(self._writes)
 
+    def taken_by_others(self) -> tuple[list[str], list[str]]:
+        """After a failed commit: the created documents that exist now.
+
+        Returns (paths this unit read as missing, paths it never read as missing).
+        """
+        creates = [w.ref for w in self._writes.values() if w.op == "create"]
+        raced: list[str] = []
+        blind: list[str] = []
+        if not creates:
+            return raced, blind
+        for snap in self.db.get_all(creates):
+            if not snap.exists:
+                continue
+            path = snap.reference.path
+            seen = self._seen.get(path)
+            (raced if seen is not None and not seen.exists else blind).append(path)
+        return sorted(raced), sorted(blind)
+
     def _add(self, write: _Write) -> None:
         if write.ref.path in self._writes:
             raise ValueError(f"{write.ref.path} is written twice in one unit")
@@ -187,14 +210,24 @@ def run_atomically(
             if fault_hook is not None:
                 fault_hook("before_commit")
             unit.commit()
+        except gexc.AlreadyExists:
+            raced, blind = unit.taken_by_others()
+            if blind and not raced:
+                raise Conflict(f"{blind[0]} already exists", path=blind[0]) from None
+            _backoff(attempt, base_delay_s, max_delay_s)
+            continue
         except _RETRYABLE:
-            ceiling = min(max_delay_s, base_delay_s * (2 ** min(attempt, 10)))
-            time.sleep(random.uniform(0, ceiling))
+            _backoff(attempt, base_delay_s, max_delay_s)
             continue
         if fault_hook is not None:
             fault_hook("after_commit")
         return result
     raise Transient("too much contention on the same documents; retry later")
+
+
+def _backoff(attempt: int, base_delay_s: float, max_delay_s: float) -> None:
+    ceiling = min(max_delay_s, base_delay_s * (2 ** min(attempt, 10)))
+    time.sleep(random.uniform(0, ceiling))
 
 
 # Fault injection for the randomized fault run (tests/chaos); always None in production.

@@ -9,7 +9,7 @@ from google.cloud import firestore
 
 from shared.atomic import Unit
 from shared.errors import InvalidInput
-from shared.ledger import Kind, Ledger, Refs, ledger_for
+from shared.ledger import Kind, Ledger, Refs, ledger_for, posting_key
 from shared.logs import get_logger, log
 
 logger = get_logger(__name__)
@@ -75,7 +75,7 @@ def refund_failed_job(
             result = ledger.refund(
                 unit,
                 original_transaction_id=tx_id,
-                key=f"refund:{collection}:{job_id}:{tx_id}",
+                key=posting_key("refund", collection, job_id, tx_id),
                 reason="job_failed",
                 amount=amount,
                 description=f"Refund for failed {collection.rstrip('s').replace('_', ' ')} "

@@ -19,7 +19,7 @@ from google.cloud import firestore
 
 from shared.atomic import Unit, run_atomically
 from shared.errors import Conflict, InvalidInput, NotFound
-from shared.ledger import Kind, Ledger, PostingResult
+from shared.ledger import Kind, Ledger, PostingResult, posting_key
 
 ACTIONS_COLLECTION = "admin_actions"
 ENGINE_COSTS = "ai_engine_costs"
@@ -30,7 +30,7 @@ MAX_COST_PER_UNIT_USD = Decimal("1000")
 def default_key(action: str, *parts: object) -> str:
     """A deterministic idempotency key for an operator action (same inputs, same key)."""
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:24]
-    return f"admin:{action}:{digest}"
+    return posting_key("admin", action, digest)
 
 
 def _text(value: str | None, name: str, limit: int = 500) -> str:

@@ -28,7 +28,7 @@ from shared.bigeye.redemptions import read_redemptions, record_redemption
 from shared.bigeye.topup import bigeye_ledger, customer_facts
 from shared.clock import ensure_utc
 from shared.errors import InvalidInput
-from shared.ledger import Kind, Refs, transaction_id_for
+from shared.ledger import Kind, Refs, posting_key, transaction_id_for
 from shared.logs import get_logger, log
 
 logger = get_logger(__name__)
@@ -131,7 +131,7 @@ def welcome_bonus(db: Any, *, user_id: str, now: datetime) -> Reward:
     return _reward(
         db,
         user_id=user_id,
-        key=f"welcome:{user_id}",
+        key=posting_key("welcome", user_id),
         occasion=Occasion.SIGNUP,
         now=ensure_utc(now),
         description="Welcome bonus",
@@ -151,7 +151,7 @@ def usage_reward(
     return _reward(
         db,
         user_id=user_id,
-        key=f"usage-reward:{job_token}",
+        key=posting_key("usage-reward", job_token),
         occasion=Occasion.USAGE,
         now=ensure_utc(now),
         credits_used=credits_used,

@@ -61,7 +61,15 @@ from shared.errors import (
     NotFound,
     Unavailable,
 )
-from shared.ledger import BIGEYE, Kind, Ledger, Refs, TopupMeta, transaction_id_for
+from shared.ledger import (
+    BIGEYE,
+    Kind,
+    Ledger,
+    Refs,
+    TopupMeta,
+    posting_key,
+    transaction_id_for,
+)
 from shared.ledger.profiles import number
 from shared.logs import get_logger, log
 from shared.settings import get_settings
@@ -375,7 +383,7 @@ def _finish(slip_ref: Any, check: Verification, status: str, reason: str) -> Non
 
 def _credit(db: Any, r: _Request) -> dict[str, Any]:
     ledger = bigeye_ledger(db)
-    key = f"slip:{r.slip.trans_ref}"
+    key = posting_key("slip", r.slip.trans_ref)
     tx_id = transaction_id_for(key)
 
     def work(unit: Unit) -> dict[str, Any]:

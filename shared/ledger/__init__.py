@@ -1,6 +1,7 @@
 """The shared credit ledger: pure rules (``core``), schema profiles and the Firestore store."""
 
 from shared.ledger.core import Account, Entry, HoldStatus, Kind
+from shared.ledger.keys import posting_key
 from shared.ledger.profiles import (
     BIGEYE,
     KAIWA,
@@ -35,6 +36,7 @@ __all__ = [
     "TopupMeta",
     "ledger_for",
     "ledger_profile",
+    "posting_key",
     "transaction_id_for",
 ]
 

@@ -43,6 +43,7 @@ from shared.ledger.core import (
     plan_settle,
     refundable,
 )
+from shared.ledger.keys import posting_key
 from shared.ledger.profiles import LedgerProfile, Refs
 
 T = TypeVar("T")
@@ -482,7 +483,7 @@ class Ledger:
         user_id = _check_id(user_id, "user_id")
         hold_id = _check_id(hold_id, "hold_id")
         amount = check_amount(amount, self.max_amount)
-        key = f"hold:{hold_id}"
+        key = posting_key("hold", hold_id)
         content = {"op": "hold", "user_id": user_id, "hold_id": hold_id, "amount": amount}
         replay = self._replay(unit, key, content)
         if replay is not None:
@@ -537,7 +538,7 @@ class Ledger:
         reason: str,
     ) -> PostingResult:
         hold_id = _check_id(hold_id, "hold_id")
-        key = f"hold:{hold_id}:close"
+        key = posting_key("hold", hold_id, "close")
         replay = self._replay(unit, key, content)
         if replay is not None:
             return replay

@@ -26,7 +26,7 @@ from shared.analytics.retention import USAGE_LOG_DAYS_KEPT
 from shared.atomic import Unit
 from shared.clock import ensure_utc, get_clock
 from shared.errors import Conflict, InvalidInput, NotFound
-from shared.ledger import Refs, ledger_for, transaction_id_for
+from shared.ledger import Refs, ledger_for, posting_key, transaction_id_for
 from shared.logs import get_logger, log
 from shared.settings import get_settings
 from shared.usage import config
@@ -81,7 +81,7 @@ def meter_usage(
     now = clock.now()
     at = event_time(event, publish_time, now)
     log_id = usage_log_id(event.request_id)
-    usage_key = f"usage:{event.request_id}"
+    usage_key = posting_key("usage", event.request_id)
     digest = fingerprint(event.model_dump(mode="json"))
     day, reset_at = token_day(at, settings.token_day_timezone)
     period, period_end = month_period(at, settings.token_day_timezone)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -199,6 +200,23 @@ def test_promotions_create_list_pause(db: Any) -> None:
         profile="bigeye",
     )
     assert duplicate.exit_code == 2 and "already exists" in duplicate.output
+
+    # Deleted by hand and created again: its creation's audit record is still there, so the
+    # second creation is refused at once, naming that record (not retried as contention).
+    def create_gone() -> Result:
+        return run(
+            "promotions", "create", "gone", "--name", "x", "--type", "FLAT_BONUS",
+            "--bonus-credits", "5", "--actor", "ops", profile="bigeye",
+        )  # fmt: skip
+
+    assert create_gone().exit_code == 0
+    db.collection("promotions").document("gone").delete()
+    started = time.monotonic()
+    recreated = create_gone()
+    assert recreated.exit_code == 2, recreated.output
+    assert "admin_actions/promotion_create_gone already exists" in recreated.output
+    assert time.monotonic() - started < 2
+    assert not db.collection("promotions").document("gone").get().exists
     no_reward = run(
         "promotions", "create", "empty", "--name", "x", "--type", "FLAT_BONUS", "--actor", "ops"
     )

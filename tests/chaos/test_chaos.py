@@ -47,7 +47,7 @@ from shared.admin import operations
 from shared.billing import list_parked_events, replay_parked_event
 from shared.clock import SystemClock
 from shared.errors import Transient
-from shared.ledger import BIGEYE, KITESFORU, Kind, Ledger, Refs, transaction_id_for
+from shared.ledger import BIGEYE, KITESFORU, Kind, Ledger, Refs, posting_key, transaction_id_for
 from shared.ledger.reconcile import reconcile
 from tests.bigeye_api.client import api_url, register_and_login
 from tests.helpers import wait_for
@@ -555,7 +555,7 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
         assert job["refund_amount"] == seen["refunded"], token
         assert (
             db.collection("ledger_postings")
-            .document(transaction_id_for(f"hold:{token}:close"))
+            .document(transaction_id_for(posting_key("hold", token, "close")))
             .get()
             .exists
         )

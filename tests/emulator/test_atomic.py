@@ -10,7 +10,7 @@ from google.cloud import firestore
 
 from shared.atomic import Unit, run_atomically
 from shared.clock import SystemClock
-from shared.errors import Transient
+from shared.errors import Conflict, Transient
 from shared.ledger import KITESFORU, Kind, Ledger
 from shared.ledger.reconcile import reconcile
 
@@ -30,18 +30,63 @@ def test_read_modify_write_never_loses_an_update(db) -> None:  # type: ignore[no
 
 
 def test_a_failed_commit_writes_nothing(db) -> None:  # type: ignore[no-untyped-def]
-    taken = db.collection("things").document("taken")
-    taken.set({"x": 1})
+    watched = db.collection("things").document("watched")
+    watched.set({"n": 0})
     fresh = db.collection("things").document("fresh")
+    attempts = {"n": 0}
 
     def work(unit: Unit) -> None:
+        attempts["n"] += 1
+        n = int(unit.get(watched).get("n"))
+        watched.set({"n": n + 100})  # another writer moves it after every read
         unit.create(fresh, {"x": 2})
-        unit.create(taken, {"x": 3})  # always exists: the whole batch fails every time
+        unit.update(watched, {"n": n + 1})
 
     with pytest.raises(Transient):
         run_atomically(db, work, max_attempts=3, base_delay_s=0)
+    assert attempts["n"] == 3
+    assert not fresh.get().exists
+    assert watched.get().get("n") == 300
+
+
+def test_creating_a_document_never_read_as_missing_is_a_conflict_at_once(db) -> None:  # type: ignore[no-untyped-def]
+    taken = db.collection("things").document("taken")
+    taken.set({"x": 1})
+    fresh = db.collection("things").document("fresh")
+    attempts = {"n": 0}
+
+    def work(unit: Unit) -> None:
+        attempts["n"] += 1
+        unit.create(fresh, {"x": 2})
+        unit.create(taken, {"x": 3})  # exists on every attempt: retrying cannot help
+
+    with pytest.raises(Conflict) as caught:
+        run_atomically(db, work, base_delay_s=0)
+    assert attempts["n"] == 1
+    assert "things/taken" in caught.value.detail
+    assert caught.value.context == {"path": "things/taken"}
     assert not fresh.get().exists
     assert taken.get().get("x") == 1
+
+
+def test_a_create_raced_after_reading_missing_is_retried(db) -> None:  # type: ignore[no-untyped-def]
+    ref = db.collection("things").document("raced")
+    other = db.collection("things").document("blind")
+    attempts = {"n": 0}
+
+    def work(unit: Unit) -> str:
+        attempts["n"] += 1
+        if unit.get(ref).exists:
+            return "seen"
+        ref.set({"by": "someone else"})  # created between our read and our commit
+        other.set({"by": "someone else"})  # and so was the document we create blind
+        unit.create(ref, {"by": "us"})
+        unit.create(other, {"by": "us"})
+        return "created"
+
+    assert run_atomically(db, work, base_delay_s=0) == "seen"
+    assert attempts["n"] == 2
+    assert ref.get().to_dict() == {"by": "someone else"}
 
 
 def test_set_replaces_only_if_unchanged_and_creates_if_missing(db) -> None:  # type: ignore[no-untyped-def]
