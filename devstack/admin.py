@@ -205,11 +205,25 @@ def balance(env: Env, user_id: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("user_id")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--tz",
+    "tz_name",
+    default="UTC",
+    show_default=True,
+    help="Time zone of the times shown, e.g. Asia/Bangkok (the BigEye API's).",
+)
 @json_option
 @pass_env
-def history(env: Env, user_id: str, limit: int, as_json: bool) -> None:
-    """Show USER_ID's latest transactions, newest first."""
+def history(env: Env, user_id: str, limit: int, tz_name: str, as_json: bool) -> None:
+    """Show USER_ID's latest transactions, newest first (times labelled with their zone)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from google.cloud import firestore
+
+    try:
+        zone = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"{tz_name!r} is not a time zone", param_hint="--tz") from None
 
     ledger = env.ledger()
     query = (
@@ -228,7 +242,11 @@ def history(env: Env, user_id: str, limit: int, as_json: bool) -> None:
             yield f"no transactions for {user_id}"
         for r in rows:
             when = r.get("created_at")
-            stamp = when.strftime("%Y-%m-%d %H:%M:%S") if isinstance(when, datetime) else "?"
+            stamp = (
+                f"{when.astimezone(zone):%Y-%m-%d %H:%M:%S} {tz_name}"
+                if isinstance(when, datetime)
+                else "?"
+            )
             yield (
                 f"{stamp}  {r.get('type', '?'):<18} {int(r.get('amount') or 0):>+9d}  "
                 f"-> {int(r.get('balance_after') or 0):>9d}  {r['transaction_id']}  "
@@ -272,7 +290,7 @@ def grant(
     print_posting(posting_view(done.result, done.key), as_json)
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("user_id")
 @click.argument("amount", type=int)
 @actor_option
@@ -285,7 +303,7 @@ def adjust(
 ) -> None:
     """Correct USER_ID's balance by AMOUNT (negative to remove; audited).
 
-    Use `--` before a negative amount: credits-admin adjust u1 --actor a --reason r -- -50
+    A negative amount is written as is: credits-admin adjust u1 -50 --actor a --reason r
     """
     from shared.admin import operations
 
