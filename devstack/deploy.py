@@ -141,6 +141,8 @@ def _env_vars(spec: FunctionSpec, target: Target) -> str:
         "SCHEMA_PROFILE": target.profile,
         "GOOGLE_CLOUD_PROJECT": target.project,
         "LOG_LEVEL": target.log_level,
+        # Cloud Logging JSON (also chosen automatically where K_SERVICE is set): explicit here.
+        "LOG_FORMAT": "json",
         **target.extra_env,
     }
     return ",".join(f"{k}={v}" for k, v in env.items())

@@ -6,6 +6,9 @@
   emulator's trigger deliveries: their protobuf body arrives base64-encoded (an emulator
   difference from Eventarc), so it is decoded before the function sees it.
 - ``/healthz`` answers 200 once the stack says every trigger is wired.
+- ``/_stack/outcomes/<request_id>`` answers what became of the last event carrying that
+  ``request_id`` (done, rejected with its reason, retried), from the functions' own log
+  lines: the senders show a rejection instead of waiting for a document that never comes.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import base64
 import binascii
 import io
 import json
+import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,6 +37,41 @@ class _QuietHandler(WSGIRequestHandler):
         return None
 
 
+class Outcomes(logging.Handler):
+    """The latest outcome per ``request_id`` of the events handled in this process."""
+
+    def __init__(self, size_max: int = 2000) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.size_max = size_max
+        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._items_lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "json_fields", None) or {}
+        request_id, outcome = fields.get("request_id"), fields.get("outcome")
+        if not request_id or not outcome:
+            return
+        reason = None
+        if outcome != "done":
+            reason = record.getMessage().removeprefix("rejected event: ")
+        item = {
+            "request_id": request_id,
+            "function": fields.get("function"),
+            "outcome": outcome,
+            "reason": reason,
+            "code": fields.get("code"),
+        }
+        with self._items_lock:
+            self._items.pop(str(request_id), None)
+            self._items[str(request_id)] = item
+            while len(self._items) > self.size_max:
+                self._items.popitem(last=False)
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        with self._items_lock:
+            return self._items.get(request_id)
+
+
 class Dispatcher:
     """A WSGI app routing to one functions-framework app per registered function."""
 
@@ -44,6 +84,7 @@ class Dispatcher:
                 signature_type=spec.signature_type,
             )
         self.ready = threading.Event()
+        self.outcomes = Outcomes()
         self._inflight = 0
         self._inflight_lock = threading.Lock()
 
@@ -80,6 +121,11 @@ class Dispatcher:
             if self.ready.is_set():
                 return self._reply(start_response, "200 OK", {"status": "ok"})
             return self._reply(start_response, "503 Service Unavailable", {"status": "starting"})
+        if len(parts) == 3 and parts[:2] == ["_stack", "outcomes"]:
+            found = self.outcomes.get(parts[2])
+            if found is None:
+                return self._reply(start_response, "404 Not Found", {"detail": "no outcome yet"})
+            return self._reply(start_response, "200 OK", found)
         if len(parts) == 5 and parts[0] == "functions" and parts[3] == "triggers":
             return self._trigger(parts[4], environ, start_response)
         if parts and parts[0] in self.apps:
@@ -126,9 +172,11 @@ class FunctionsServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
+        logging.getLogger().addHandler(self.dispatcher.outcomes)
         self._thread.start()
 
     def stop(self) -> None:
+        logging.getLogger().removeHandler(self.dispatcher.outcomes)
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

@@ -5,8 +5,8 @@
 
 The Pub/Sub and Firestore emulators are found through ``PUBSUB_EMULATOR_HOST`` and
 ``FIRESTORE_EMULATOR_HOST`` (defaults 127.0.0.1:8085 / 127.0.0.1:8080, project
-``demo-credits``). The demo user (``demo_usage_user``, created with a 100-credit BONUS the
-first time) is metered; the command prints the usage log, the deduction and the daily
+``demo-credits``). The demo user (``demo_usage_user``, given 100 demo credits the first
+time) is metered; the command prints the usage log, the deduction and the daily
 token counter.
 """
 
@@ -15,13 +15,32 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 import uuid
 from typing import Any
+from urllib.parse import quote
 
-from devstack.preflight import local_env, require_or_exit
+import httpx
+
+from devstack.preflight import functions_url, local_env, require_or_exit
 
 DEMO_USER = "demo_usage_user"
+WAIT_S = 30.0
+
+
+def _outcome(request_id: str) -> dict[str, Any] | None:
+    """What the stack's functions server recorded for this request_id, if anything yet."""
+    try:
+        response = httpx.get(
+            f"{functions_url()}/_stack/outcomes/{quote(request_id, safe='')}", timeout=2
+        )
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    found: dict[str, Any] = response.json()
+    return found
 
 
 def _ensure_user(user_id: str) -> None:
@@ -45,7 +64,7 @@ def _ensure_user(user_id: str) -> None:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack.usage_send")
     parser.add_argument("--user", default=DEMO_USER)
     parser.add_argument("--engine", default="openai_chat_gpt4")
@@ -53,7 +72,7 @@ def main() -> None:
     parser.add_argument("--credits", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=2500)
     parser.add_argument("--request-id", default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     local_env()
     os.environ.setdefault("LOG_LEVEL", "ERROR")
     # The event travels Pub/Sub -> push -> the functions server -> Firestore: all must be up.
@@ -81,10 +100,24 @@ def main() -> None:
     print(f"published to usage-events: {json.dumps(message)}")
     db = firestore_client()
     log_ref = refs(db).log(usage_log_id(request_id))
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + WAIT_S
     while not (snap := log_ref.get()).exists:
+        outcome = _outcome(request_id)
+        if outcome and outcome["outcome"] in ("rejected", "dropped"):
+            print(
+                f"{outcome['outcome']}: request_id={request_id} by {outcome['function']}: "
+                f"{outcome['reason']}",
+                file=sys.stderr,
+            )
+            raise SystemExit(1)
         if time.monotonic() > deadline:
-            raise SystemExit("no usage log after 30 s: is `make run` running?")
+            last = f" (last outcome: {outcome['outcome']}: {outcome['reason']})" if outcome else ""
+            print(
+                f"error: no usage log for request_id={request_id} after {WAIT_S:.0f} s{last}; "
+                "see the `make run` terminal",
+                file=sys.stderr,
+            )
+            raise SystemExit(1)
         time.sleep(0.2)
     log = snap.to_dict() or {}
     print(f"usage_logs/{snap.id}: " + json.dumps(log, default=str, sort_keys=True))

@@ -8,7 +8,6 @@ progress document that triggered it, so it cannot loop.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import functions_framework
@@ -17,7 +16,7 @@ from shared.clients import firestore_client
 from shared.clock import get_clock
 from shared.entry import firestore_entry
 from shared.events import DocumentChange
-from shared.logs import get_logger, log
+from shared.logs import get_logger
 from shared.usage.scenarios import apply_progress_change
 
 logger = get_logger(__name__)
@@ -33,12 +32,10 @@ def on_scenario_progress_written(change: DocumentChange) -> Any:
         after=change.after,
         now=get_clock().now(),
     )
-    log(
-        logger,
-        logging.INFO,
-        "scenario progress applied",
-        path=change.path,
-        event_id=change.event_id,
-        applied=applied,
-    )
-    return applied
+    # The fields of the event's one log line (written by the entry wrapper).
+    return {
+        "message": "scenario progress applied",
+        "path": change.path,
+        "event_id": change.event_id,
+        "applied": applied,
+    }

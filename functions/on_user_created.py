@@ -10,7 +10,6 @@ cannot trigger itself.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import functions_framework
@@ -19,7 +18,7 @@ from shared.clients import firestore_client
 from shared.clock import get_clock
 from shared.entry import firestore_entry
 from shared.events import DocumentChange
-from shared.logs import get_logger, log
+from shared.logs import get_logger
 
 logger = get_logger(__name__)
 
@@ -33,13 +32,11 @@ def on_user_created(change: DocumentChange) -> Any:
         return None
     reward = welcome_bonus(firestore_client(), user_id=change.document_id, now=get_clock().now())
     if reward.credits:
-        log(
-            logger,
-            logging.INFO,
-            "welcome bonus",
-            user_id=reward.user_id,
-            credits=reward.credits,
-            promo_id=reward.promo_id,
-            replayed=reward.replayed,
-        )
-    return reward
+        # The fields of the event's one log line (written by the entry wrapper).
+        return {
+            "message": "welcome bonus",
+            "user_id": reward.user_id,
+            "credits": reward.credits,
+            "promo_id": reward.promo_id,
+            "replayed": reward.replayed,
+        }

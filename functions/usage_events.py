@@ -8,7 +8,6 @@ transient fault raises so Pub/Sub redelivers; a duplicate ``request_id`` changes
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import functions_framework
@@ -16,11 +15,8 @@ import functions_framework
 from shared.clients import firestore_client
 from shared.entry import parse_model, pubsub_entry
 from shared.events import PubSubMessage
-from shared.logs import get_logger, log
 from shared.usage.model import UsageEvent, decode_usage_event
 from shared.usage.service import meter_usage
-
-logger = get_logger(__name__)
 
 
 @functions_framework.cloud_event
@@ -28,15 +24,12 @@ logger = get_logger(__name__)
 def usage_events(message: PubSubMessage) -> Any:
     event = parse_model(UsageEvent, decode_usage_event(message.data))
     result = meter_usage(firestore_client(), event, publish_time=message.publish_time)
-    log(
-        logger,
-        logging.INFO,
-        "usage metered",
-        function="usage-events",
-        request_id=event.request_id,
-        user_id=event.user_id,
-        log_id=result.log_id,
-        replayed=result.replayed,
-        credits_shortfall=result.credits_shortfall,
-    )
-    return result
+    # The fields of the event's one log line (written by ``pubsub_entry``).
+    return {
+        "message": "usage metered",
+        "request_id": event.request_id,
+        "user_id": event.user_id,
+        "log_id": result.log_id,
+        "replayed": result.replayed,
+        "credits_shortfall": result.credits_shortfall,
+    }

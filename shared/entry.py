@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -82,20 +83,71 @@ def http_entry(name: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], An
     def decorate(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
         @functools.wraps(handler)
         def wrapper(request: Any) -> Any:
+            # One line per handled request with its outcome (method, path, status, time).
+            started = time.monotonic()
+            where = f"{getattr(request, 'method', '?')} {getattr(request, 'path', '?')}"
             try:
-                return handler(request)
+                response = handler(request)
             except CreditsError as exc:
                 status = http_status(exc)
                 level = logging.ERROR if status >= 500 else logging.INFO
-                log(logger, level, exc.detail, function=name, status=status, code=exc.code)
+                log(
+                    logger,
+                    level,
+                    f"{where} -> {status}: {exc.detail}",
+                    function=name,
+                    status=status,
+                    code=exc.code,
+                    duration_ms=_ms_since(started),
+                )
                 return json_response(http_error_body(exc), status)
             except Exception:
-                logger.exception("unhandled error", extra={"json_fields": {"function": name}})
+                logger.exception(
+                    f"{where} -> 500: unhandled error",
+                    extra={"json_fields": {"function": name, "status": 500}},
+                )
                 return json_response({"detail": "Internal error"}, 500)
+            status = _status_of(response)
+            log(
+                logger,
+                logging.INFO,
+                f"{where} -> {status}",
+                function=name,
+                status=status,
+                duration_ms=_ms_since(started),
+            )
+            return response
 
         return wrapper
 
     return decorate
+
+
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _status_of(response: Any) -> int:
+    """The HTTP status of whatever a handler returned (a Response, a tuple, a body)."""
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int):
+        return status
+    if isinstance(response, tuple) and len(response) > 1 and isinstance(response[1], int):
+        return response[1]
+    return 200
+
+
+def message_ids(data: bytes) -> dict[str, str]:
+    """``request_id`` / ``user_id`` of a JSON message body, for the log line (best effort)."""
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError, TypeError):
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    return {
+        k: v[:200] for k in ("request_id", "user_id") if isinstance(v := body.get(k), str) and v
+    }
 
 
 def _age_exceeded(published: Any, max_age_s: float | None) -> bool:
@@ -105,9 +157,15 @@ def _age_exceeded(published: Any, max_age_s: float | None) -> bool:
 
 
 def _handle_event_error(
-    name: str, exc: BaseException, event_id: str, published: Any, max_age_s: float | None
+    name: str,
+    exc: BaseException,
+    event_id: str,
+    published: Any,
+    max_age_s: float | None,
+    ids: dict[str, str] | None = None,
 ) -> None:
     """Log and ack poison input; re-raise what a retry may fix."""
+    ids = ids or {}
     if isinstance(exc, CreditsError) and not is_transient(exc):
         log(
             logger,
@@ -115,7 +173,9 @@ def _handle_event_error(
             f"rejected event: {exc.detail}",
             function=name,
             event_id=event_id,
+            **ids,
             code=exc.code,
+            outcome="rejected",
         )
         return
     if _age_exceeded(published, max_age_s):
@@ -125,6 +185,8 @@ def _handle_event_error(
             f"dropping event older than {max_age_s}s after error: {exc}",
             function=name,
             event_id=event_id,
+            **ids,
+            outcome="dropped",
         )
         return
     log(
@@ -133,8 +195,19 @@ def _handle_event_error(
         f"retrying event after error: {exc!r}",
         function=name,
         event_id=event_id,
+        **ids,
+        outcome="retry",
     )
     raise exc
+
+
+def _log_handled(name: str, event_id: str, started: float, result: Any, **ids: str) -> None:
+    """The one line of a handled event; a handler may return a dict of fields to add."""
+    fields = dict(result) if isinstance(result, dict) else {}
+    message = str(fields.pop("message", "event handled"))
+    line = {"function": name, "event_id": event_id, **ids, **fields}
+    line.update(outcome="done", duration_ms=_ms_since(started))
+    log(logger, logging.INFO, message, **line)
 
 
 def pubsub_entry(
@@ -145,19 +218,31 @@ def pubsub_entry(
     def decorate(handler: Callable[[PubSubMessage], Any]) -> Callable[[Any], None]:
         @functools.wraps(handler)
         def wrapper(cloud_event: Any) -> None:
+            started = time.monotonic()
             event_id = str(cloud_event.get("id") or "")
             published = None
+            ids: dict[str, str] = {}
             try:
                 message = pubsub_message(cloud_event)
                 event_id = message.message_id or event_id
                 published = message.publish_time
-                handler(message)
+                ids = message_ids(message.data)
+                result = handler(message)
             except Exception as exc:
-                _handle_event_error(name, exc, event_id, published, max_age_s)
+                _handle_event_error(name, exc, event_id, published, max_age_s, ids)
+                return
+            _log_handled(name, event_id, started, result, **ids)
 
         return wrapper
 
     return decorate
+
+
+def _document_of(cloud_event: Any) -> str:
+    try:
+        return str(cloud_event.get("document") or cloud_event.get("subject") or "")
+    except Exception:  # an odd event must never break its log line
+        return ""
 
 
 def firestore_entry(
@@ -168,14 +253,17 @@ def firestore_entry(
     def decorate(handler: Callable[[DocumentChange], Any]) -> Callable[[Any], None]:
         @functools.wraps(handler)
         def wrapper(cloud_event: Any) -> None:
+            started = time.monotonic()
             event_id = str(cloud_event.get("id") or "")
             published = None
             try:
                 change = document_change(cloud_event)
                 published = change.time
-                handler(change)
+                result = handler(change)
             except Exception as exc:
                 _handle_event_error(name, exc, event_id, published, max_age_s)
+                return
+            _log_handled(name, event_id, started, result, document=_document_of(cloud_event))
 
         return wrapper
 

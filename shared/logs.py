@@ -1,15 +1,24 @@
-"""Structured logging: one Cloud Logging JSON line per entry on stdout.
+"""Logging: Cloud Logging JSON in production, one readable line per entry locally.
 
-``StructuredLogHandler`` (google-cloud-logging) writes the format Cloud Run / Cloud
-Functions ingest, without credentials. Fields passed as ``extra={"json_fields": {...}}``
-land as top-level JSON keys; ``log`` below is the short way to do that.
+- ``json``: ``StructuredLogHandler`` (google-cloud-logging) writes the format Cloud Run /
+  Cloud Functions ingest, on stdout, without credentials. Fields passed as
+  ``extra={"json_fields": {...}}`` land as top-level JSON keys.
+- ``text``: ``19:52:01 INFO  usage-events  usage metered  request_id=gen-1 user_id=u1`` on
+  stderr, so a command line's own output (stdout) stays clean.
+
+``LOG_FORMAT`` chooses (``json`` | ``text``); unset or ``auto``, it is ``json`` where Cloud
+Functions / Cloud Run runs the code (they set ``K_SERVICE``) and ``text`` everywhere else
+(``make run``, the tests, ``credits-admin``). ``log`` below is the short way to log fields.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 import threading
+import time
 from typing import Any
 
 _configured = False
@@ -25,8 +34,49 @@ def _redacted(fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Environment variables Cloud Functions (2nd gen) and Cloud Run set in every instance.
+_CLOUD_MARKERS = ("K_SERVICE", "FUNCTION_TARGET")
+
+
+def log_format() -> str:
+    """``json`` or ``text`` (``LOG_FORMAT``, else chosen by where the code runs)."""
+    chosen = os.environ.get("LOG_FORMAT", "auto").strip().lower()
+    if chosen in ("json", "text"):
+        return chosen
+    return "json" if any(os.environ.get(m) for m in _CLOUD_MARKERS) else "text"
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    if isinstance(value, str) and (not value or any(c in value for c in ' ="')):
+        text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+class TextFormatter(logging.Formatter):
+    """One line: time, level, the function (when known), the message, then key=value."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = dict(getattr(record, "json_fields", None) or {})
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        head = [f"{stamp} {record.levelname:<7}"]
+        function = fields.pop("function", None)
+        if function:
+            head.append(str(function))
+        head.append(record.getMessage().replace("\n", "\\n"))
+        pairs = " ".join(f"{k}={_short(v)}" for k, v in fields.items() if v is not None)
+        line = "  ".join([*head, pairs] if pairs else head)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class _TextHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+    """Marks the handler this module installed (replaced, not doubled, on reconfigure)."""
+
+
 def configure(level: str | None = None) -> None:
-    """Install the structured handler on the root logger once per process."""
+    """Install the JSON or text handler on the root logger once per process."""
     global _configured
     if _configured:
         return
@@ -37,9 +87,16 @@ def configure(level: str | None = None) -> None:
 
         from shared.settings import get_settings
 
-        handler = StructuredLogHandler(stream=sys.stdout)
+        handler: logging.Handler
+        if log_format() == "json":
+            handler = StructuredLogHandler(stream=sys.stdout)
+        else:
+            handler = _TextHandler(stream=sys.stderr)
+            handler.setFormatter(TextFormatter())
         root = logging.getLogger()
-        root.handlers = [h for h in root.handlers if not isinstance(h, StructuredLogHandler)]
+        root.handlers = [
+            h for h in root.handlers if not isinstance(h, StructuredLogHandler | _TextHandler)
+        ]
         root.addHandler(handler)
         root.setLevel((level or get_settings().log_level).upper())
         # The Google clients are chatty at DEBUG/INFO.

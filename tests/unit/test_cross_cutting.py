@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,8 +75,9 @@ def test_logs_are_one_json_line_with_severity_and_no_secrets() -> None:
         "import logging; from shared.logs import get_logger, log;"
         "log(get_logger('t'), logging.ERROR, 'boom', user_id='u1', jwt_secret='s3cret')"
     )
+    env = {**os.environ, "LOG_FORMAT": "json"}
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     ).stdout
     line = json.loads(out.strip().splitlines()[-1])
     assert line["severity"] == "ERROR"
