@@ -45,14 +45,14 @@ chaos: $(STAMP) check-tools
 	CHAOS_N=$(or $(N),2000) CHAOS_SEED=$(or $(SEED),20260104) $(PY) -m pytest tests/chaos -q --timeout=0
 	@cat build/reports/chaos.json
 
-# Deploy every registered function, topic, schedule, rules, indexes and TTL policy.
-PROFILE ?= kitesforu
+# Deploy one app: its registered functions, topics, schedules, rules, indexes and TTL policy.
 deploy: $(STAMP)
-	@test -n "$(PROJECT)" && test -n "$(REGION)" || { echo "usage: make deploy PROJECT=<id> REGION=<region> [PROFILE=kitesforu|bigeye|kaiwa] [FIRESTORE_LOCATION=nam5]" >&2; exit 2; }
+	@test -n "$(PROJECT)" && test -n "$(REGION)" && test -n "$(PROFILE)" || { echo "usage: make deploy PROJECT=<id> REGION=<region> PROFILE=kitesforu|bigeye|kaiwa [FIRESTORE_LOCATION=nam5]" >&2; exit 2; }
 	$(PY) -m devstack.deploy --project $(PROJECT) --region $(REGION) --profile $(PROFILE) $(if $(FIRESTORE_LOCATION),--firestore-location $(FIRESTORE_LOCATION)) --execute
 
-# Print every deploy command without running anything (no credentials needed).
+# Print every deploy command of one app without running anything (no credentials needed).
 deploy-plan: $(STAMP)
+	@test -n "$(PROFILE)" || { echo "usage: make deploy-plan PROFILE=kitesforu|bigeye|kaiwa [PROJECT=<id>] [REGION=<region>]" >&2; exit 2; }
 	@$(PY) -m devstack.deploy --project $(or $(PROJECT),my-project) --region $(or $(REGION),us-central1) --profile $(PROFILE) $(if $(FIRESTORE_LOCATION),--firestore-location $(FIRESTORE_LOCATION))
 
 clean:

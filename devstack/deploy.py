@@ -1,15 +1,17 @@
 """The deploy, generated from the function registry (``shared/registry.py``).
 
-``python -m devstack.deploy --project P --region R`` prints every command (``make
+``python -m devstack.deploy --project P --region R --profile APP`` prints every command (``make
 deploy-plan``: no credentials needed); ``--execute`` runs them in order (``make deploy``).
 The plan, in order:
 
 1. enable the APIs the suite uses;
 2. check that every secret the functions name exists in Secret Manager;
 3. create the Pub/Sub topics (an existing topic is fine);
-4. build one bundle per function in ``build/functions/<name>/`` (``main.py`` = the
-   function's module, the ``shared`` package, the pinned ``requirements.txt``) and deploy
-   it as its own 2nd-gen function with its trigger, retry policy, limits and secrets;
+4. build one bundle per function of the target's app (``FunctionSpec.profiles``: one
+   deploy = one app, so a KitesForU deploy has no BigEye function and the reverse) in
+   ``build/functions/<name>/`` (``main.py`` = the function's module, the ``shared``
+   package, the pinned ``requirements.txt``) and deploy it as its own 2nd-gen function
+   with its trigger, retry policy, limits and secrets;
    only ``stripe-webhook`` and ``credit-api`` accept unauthenticated calls;
 5. one Cloud Scheduler job per schedule (UTC), created or updated;
 6. the Firestore rules and indexes (Firebase CLI, reading ``firebase.json``);
@@ -29,13 +31,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.registry import REGISTRY, Document, FunctionSpec, Http, Schedule, Topic, topics
+from shared.registry import (
+    ALL_PROFILES,
+    REGISTRY,
+    Document,
+    FunctionSpec,
+    Http,
+    Schedule,
+    Topic,
+    for_profile,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / "build" / "functions"
 RUNTIME = "python312"
 PUBLIC_FUNCTIONS = frozenset({"stripe-webhook", "credit-api"})
-PROFILES = ("kitesforu", "bigeye", "kaiwa")
+PROFILES = ALL_PROFILES
 TTL_COLLECTION = "usage_logs"
 TTL_FIELD = "expires_at"
 APIS = (
@@ -227,6 +238,8 @@ def plan(
     if not target.project or not target.region:
         raise DeployError("a project and a region are required (PROJECT=... REGION=...)")
     check_registry(specs)
+    # One deploy = one app: only the functions that serve the target's profile.
+    specs = for_profile(target.profile, tuple(specs))
     p = f"--project={target.project}"
     commands = [
         Command(("gcloud", "services", "enable", *APIS, p), "enable the APIs"),
@@ -286,8 +299,6 @@ def plan(
 
 
 def topics_of(specs: Sequence[FunctionSpec]) -> list[str]:
-    if specs is REGISTRY:
-        return topics()
     seen: list[str] = []
     for spec in specs:
         if spec.topic and spec.topic not in seen:
@@ -329,7 +340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--project", required=True, help="Google Cloud project id")
     parser.add_argument("--region", required=True, help="region of the functions and jobs")
-    parser.add_argument("--profile", default="kitesforu", choices=PROFILES, help="SCHEMA_PROFILE")
+    parser.add_argument(
+        "--profile",
+        required=True,
+        choices=PROFILES,
+        help="the app deployed (SCHEMA_PROFILE); only its functions are deployed",
+    )
     parser.add_argument(
         "--firestore-location",
         default=None,
@@ -346,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         commands = plan(target, REGISTRY, args.build_dir)
-        build_all(REGISTRY, args.build_dir)
+        build_all(for_profile(target.profile), args.build_dir)
         if args.execute:
             execute(commands)
         else:

@@ -102,6 +102,8 @@ class Stack:
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "GOOGLE_CLOUD_PROJECT": self.config.project,
             "FUNCTIONS_PORT": str(self.config.functions_port),
+            # One local process serves every app (docs/local-stack.md).
+            "SERVE_ALL_PROFILES": "1",
             **self.config.extra_env,
         }
 

@@ -39,6 +39,9 @@ class Schedule:
     time_zone: str = "UTC"
 
 
+#: Every app (schema profile) a deploy can be made for.
+ALL_PROFILES: tuple[str, ...] = ("kitesforu", "bigeye", "kaiwa")
+
 DocumentEvent = Literal["written", "created", "updated", "deleted"]
 
 
@@ -72,6 +75,9 @@ class FunctionSpec:
     timeout_s: int = 60
     max_instances: int = 20
     concurrency: int = 1
+    #: The apps this function serves: ``make deploy PROFILE=x`` deploys exactly the
+    #: functions whose ``profiles`` name x (one deploy = one app).
+    profiles: tuple[str, ...] = ALL_PROFILES
 
     @property
     def source(self) -> Path:
@@ -123,6 +129,7 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         entry_point="on_podcast_job_failed",
         trigger=Document(pattern="podcast_jobs/{job_id}"),
         description="Refund credits_deducted once when a podcast job's status becomes failed",
+        profiles=("kitesforu",),
     ),
     FunctionSpec(
         name="on-course-failed",
@@ -130,6 +137,7 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         entry_point="on_course_failed",
         trigger=Document(pattern="courses/{course_id}"),
         description="Refund credits_charged once when a course's status becomes failed",
+        profiles=("kitesforu",),
     ),
     FunctionSpec(
         name="usage-events",
@@ -153,6 +161,7 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         entry_point="on_scenario_progress_written",
         trigger=Document(pattern="userScenarioProgress/{id}"),
         description="Keep scenarioMetadata aggregates current from userScenarioProgress writes",
+        profiles=("kaiwa",),
     ),
     FunctionSpec(
         name="on-engine-cost-written",
@@ -172,13 +181,26 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         memory="512Mi",
         max_instances=50,
         concurrency=20,
+        profiles=("bigeye",),
+    ),
+    FunctionSpec(
+        name="ledger-api",
+        module="ledger_api",
+        entry_point="ledger_api",
+        trigger=Http(public=False),
+        description="Synchronous credits for app backends: accounts, history, charges, grants, "
+        "refunds, adjustments, holds (settle / release)",
+        memory="512Mi",
+        max_instances=50,
+        concurrency=20,
     ),
     FunctionSpec(
         name="cron-expire-jobs",
         module="cron_expire_jobs",
         entry_point="cron_expire_jobs",
         trigger=Schedule(topic="cron-expire-jobs", cron="*/5 * * * *"),
-        description="RESERVED BigEye jobs past expires_at become EXPIRED with a full refund",
+        description="RESERVED BigEye jobs and ledger-api holds past expires_at expire with a "
+        "full refund",
         timeout_s=300,
         max_instances=1,
     ),
@@ -188,6 +210,7 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         entry_point="on_user_created",
         trigger=Document(pattern="users/{user_id}", event="created"),
         description="Welcome bonus of an ACTIVE WELCOME_BONUS promotion, once per new user",
+        profiles=("bigeye",),
     ),
     FunctionSpec(
         name="provider-events",
@@ -269,6 +292,15 @@ def by_name(name: str) -> FunctionSpec:
         if spec.name == name:
             return spec
     raise KeyError(name)
+
+
+def for_profile(
+    profile: str, specs: tuple[FunctionSpec, ...] = REGISTRY
+) -> tuple[FunctionSpec, ...]:
+    """The functions a deploy for ``profile`` ships (ValueError for an unknown profile)."""
+    if profile not in ALL_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; one of {', '.join(ALL_PROFILES)}")
+    return tuple(spec for spec in specs if profile in spec.profiles)
 
 
 def topics() -> list[str]:

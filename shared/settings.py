@@ -29,6 +29,9 @@ class Settings(BaseSettings):
 
     google_cloud_project: str = Field(default="demo-credits")
     schema_profile: ProfileName = Field(default="kitesforu")
+    # Only the local stack (``make run``, the tests) serves every app from one process; a
+    # deploy serves exactly ``schema_profile`` (one deploy = one app).
+    serve_all_profiles: bool = False
     log_level: str = Field(default="INFO")
 
     # Stripe: several secrets (comma separated) are accepted during a rotation.
@@ -73,6 +76,12 @@ class Settings(BaseSettings):
     provider_thresholds: dict[str, float] = Field(default_factory=dict)
     pipeline_config_document: str = "global"
     pipeline_flags: dict[str, bool] = Field(default_factory=dict)
+
+    def served_profiles(self) -> frozenset[str]:
+        """The apps whose data this process may act on in sweeps (holds, jobs)."""
+        if self.serve_all_profiles:
+            return frozenset({"kitesforu", "bigeye", "kaiwa"})
+        return frozenset({self.schema_profile})
 
     def stripe_secrets(self) -> list[str]:
         """All webhook secrets accepted now (rotation: old and new, comma separated)."""

@@ -21,9 +21,19 @@ from devstack.deploy import (
     main,
     plan,
 )
-from shared.registry import REGISTRY, Document, FunctionSpec, Http, Schedule, Topic, topics
+from shared.registry import (
+    ALL_PROFILES,
+    REGISTRY,
+    Document,
+    FunctionSpec,
+    Http,
+    Schedule,
+    Topic,
+    for_profile,
+)
 
 TARGET = Target(project="acme-prod", region="europe-west1", profile="bigeye")
+BIGEYE_SPECS = for_profile("bigeye")
 
 
 def _deploys(commands: list[Command]) -> dict[str, tuple[str, ...]]:
@@ -34,10 +44,10 @@ def _flag(argv: tuple[str, ...], name: str) -> list[str]:
     return [a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")]
 
 
-def test_every_registered_function_is_deployed_on_its_own(tmp_path: Path) -> None:
+def test_every_function_of_the_app_is_deployed_on_its_own(tmp_path: Path) -> None:
     deploys = _deploys(plan(TARGET, REGISTRY, tmp_path))
-    assert sorted(deploys) == sorted(s.name for s in REGISTRY)
-    for spec in REGISTRY:
+    assert sorted(deploys) == sorted(s.name for s in BIGEYE_SPECS)
+    for spec in BIGEYE_SPECS:
         argv = deploys[spec.name]
         assert "--gen2" in argv and "--runtime=python312" in argv
         assert _flag(argv, "region") == ["europe-west1"]
@@ -84,7 +94,7 @@ def test_only_the_webhook_and_the_credit_api_are_public(tmp_path: Path) -> None:
     deploys = _deploys(plan(TARGET, REGISTRY, tmp_path))
     public = {n for n, argv in deploys.items() if "--allow-unauthenticated" in argv}
     assert public <= PUBLIC_FUNCTIONS
-    registered = {s.name for s in REGISTRY}
+    registered = {s.name for s in BIGEYE_SPECS}
     assert public == PUBLIC_FUNCTIONS & registered
     rogue = FunctionSpec(
         name="usage-limits-public",
@@ -104,13 +114,13 @@ def test_topics_schedules_rules_indexes_and_ttl(tmp_path: Path) -> None:
     created = [
         c.argv[4] for c in commands if c.argv[:4] == ("gcloud", "pubsub", "topics", "create")
     ]
-    assert created == topics()
+    assert created == list(dict.fromkeys(s.topic for s in BIGEYE_SPECS if s.topic))
     jobs = {
         c.argv[5]: c
         for c in commands
         if c.argv[:5] == ("gcloud", "scheduler", "jobs", "create", "pubsub")
     }
-    schedules = [s for s in REGISTRY if isinstance(s.trigger, Schedule)]
+    schedules = [s for s in BIGEYE_SPECS if isinstance(s.trigger, Schedule)]
     assert sorted(jobs) == sorted(s.name for s in schedules)
     for spec in schedules:
         assert isinstance(spec.trigger, Schedule)
@@ -123,7 +133,7 @@ def test_topics_schedules_rules_indexes_and_ttl(tmp_path: Path) -> None:
     assert any("firebase deploy --only firestore:rules,firestore:indexes" in t for t in texts)
     ttl = [c for c in commands if c.argv[:4] == ("gcloud", "firestore", "fields", "ttls")]
     assert len(ttl) == 1 and "--collection-group=usage_logs" in ttl[0].argv
-    secrets = sorted({s for spec in REGISTRY for s in spec.secrets})
+    secrets = sorted({s for spec in BIGEYE_SPECS for s in spec.secrets})
     checked = [c.argv[3] for c in commands if c.argv[:3] == ("gcloud", "secrets", "describe")]
     assert checked == secrets
     # Functions deploy after their topics exist; schedules after the functions.
@@ -136,13 +146,68 @@ def test_topics_schedules_rules_indexes_and_ttl(tmp_path: Path) -> None:
 def test_plan_prints_without_credentials(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["--project", "p1", "--region", "us-central1", "--build-dir", str(tmp_path)])
+    args = ["--project", "p1", "--region", "us-central1", "--build-dir", str(tmp_path)]
+    code = main([*args, "--profile", "kaiwa"])
     out = capsys.readouterr().out
     assert code == 0
-    assert out.count("gcloud functions deploy ") == len(REGISTRY)
+    assert out.count("gcloud functions deploy ") == len(for_profile("kaiwa"))
     assert "'--message-body={}'" in out
-    bad = main(["--project", "p1", "--region", "", "--build-dir", str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        s.name for s in for_profile("kaiwa")
+    )
+    bad = main(
+        ["--project", "p1", "--region", "", "--build-dir", str(tmp_path), "--profile", "kaiwa"]
+    )
     assert bad == 2
+
+
+def test_one_deploy_is_one_app(tmp_path: Path) -> None:
+    """PROFILE=kitesforu has no BigEye function; PROFILE=bigeye no KitesForU trigger."""
+    plans = {
+        p: _deploys(plan(Target("acme", "europe-west1", profile=p), REGISTRY, tmp_path))
+        for p in ALL_PROFILES
+    }
+    bigeye_only = {"credit-api", "on-user-created"}
+    kitesforu_only = {"on-podcast-job-failed", "on-course-failed"}
+    assert not bigeye_only & set(plans["kitesforu"])
+    assert not kitesforu_only & set(plans["bigeye"])
+    assert bigeye_only <= set(plans["bigeye"]) and kitesforu_only <= set(plans["kitesforu"])
+    assert "on-scenario-progress-written" in plans["kaiwa"]
+    for profile, deploys in plans.items():
+        assert "ledger-api" in deploys and "cron-expire-jobs" in deploys
+        for argv in deploys.values():
+            env = dict(kv.split("=", 1) for kv in _flag(argv, "set-env-vars")[0].split(","))
+            assert env["SCHEMA_PROFILE"] == profile
+            assert "SERVE_ALL_PROFILES" not in env
+        triggers = [_flag(a, "trigger-event-filters-path-pattern") for a in deploys.values()]
+        patterns = {t[0] for t in triggers if t}
+        if profile != "kitesforu":
+            assert not {"document=podcast_jobs/{job_id}", "document=courses/{course_id}"} & (
+                patterns
+            )
+    # Every registered function is deployed by some app; none for an unknown one.
+    assert set().union(*map(set, plans.values())) == {s.name for s in REGISTRY}
+    with pytest.raises(DeployError, match="unknown profile"):
+        plan(Target("acme", "europe-west1", profile="acme"), REGISTRY, tmp_path)
+
+
+def test_make_deploy_plan_needs_a_profile_and_prints_only_its_functions() -> None:
+    root = Path(__file__).resolve().parents[2]
+    missing = subprocess.run(
+        ["make", "-s", "deploy-plan", "PROFILE="], cwd=root, capture_output=True, text=True
+    )
+    assert missing.returncode != 0 and "PROFILE=" in missing.stderr
+    kites = subprocess.run(
+        ["make", "-s", "deploy-plan", "PROFILE=kitesforu"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert kites.returncode == 0, kites.stderr
+    assert "gcloud functions deploy ledger-api " in kites.stdout
+    assert "gcloud functions deploy credit-api " not in kites.stdout
+    assert "gcloud functions deploy on-user-created " not in kites.stdout
 
 
 def test_every_bundle_imports_in_a_clean_interpreter(tmp_path: Path) -> None:

@@ -51,6 +51,17 @@ KNOWN_PATHS = {
     ],
     "usage-limits": ["/check"],
     "stripe-webhook": ["/"],
+    "ledger-api": [
+        "/v1/accounts/u1",
+        "/v1/accounts/u1/transactions",
+        "/v1/accounts/u1/charges",
+        "/v1/accounts/u1/grants",
+        "/v1/accounts/u1/adjustments",
+        "/v1/refunds",
+        "/v1/holds",
+        "/v1/holds/h1/settle",
+        "/v1/holds/h1/release",
+    ],
 }
 # Fields of each message (CONTRACT.md section 3 and the schedule requests).
 MESSAGE_FIELDS = {

@@ -68,6 +68,9 @@ PROJECT_QUERIES: list[QueryShape] = [
     q("transactions", ("user_id",), orders=(("created_at", DESC), ("__name__", DESC))),
     # shared/bigeye/jobs.py: cron-expire-jobs
     q("jobs", ("status",), ("expires_at",), (("expires_at", ASC),)),
+    # shared/ledgerapi/service.py: ledger-api history, and cron-expire-jobs for its holds
+    q("credit_transactions", ("user_id",), orders=(("created_at", DESC), ("__name__", DESC))),
+    q("credit_holds", ("status",), ("expires_at",), (("expires_at", ASC),)),
     # shared/usage/config.py: engine cost in force at a time, and the earliest version
     q(
         "ai_engine_cost_history",
