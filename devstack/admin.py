@@ -420,7 +420,7 @@ def stripe() -> None:
 @pass_env
 def stripe_parked(env: Env, include_replayed: bool, limit: int, as_json: bool) -> None:
     """List parked Stripe events, oldest first."""
-    from shared.billing.service import list_parked_events
+    from shared.billing import list_parked_events
 
     rows = call(list_parked_events, env.db(), include_replayed=include_replayed, limit=limit)
 
@@ -442,7 +442,7 @@ def stripe_parked(env: Env, include_replayed: bool, limit: int, as_json: bool) -
 @pass_env
 def stripe_replay(env: Env, event_ids: tuple[str, ...], as_json: bool) -> None:
     """Process parked EVENT_IDS again (after fixing the user link or price mapping)."""
-    from shared.billing.service import replay_parked_event
+    from shared.billing import replay_parked_event
 
     env.confirm_write(f"Replay {len(event_ids)} parked Stripe event(s)")
     outcomes = [

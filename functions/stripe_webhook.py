@@ -3,8 +3,10 @@
 POST only (405 otherwise); the body is limited to ``STRIPE_MAX_BODY_BYTES`` (413); the
 ``Stripe-Signature`` header is checked on the raw body against every secret in
 ``STRIPE_WEBHOOK_SECRET`` (comma separated during a rotation) with the configured
-tolerance (400 when bad, missing or stale); a malformed event is a 400. Everything else is
-a 200 (applied, duplicate, ignored or parked) or, for faults Stripe should retry, a 5xx.
+tolerance in either direction (400 when bad, missing, stale or dated in the future); a body
+that is not a JSON event with a usable id is a 400. Everything else is a 200 (applied,
+duplicate, ignored, or parked with its reason — also a signed event our models reject)
+or, for faults Stripe should retry, a 5xx.
 See docs/stripe.md.
 """
 
@@ -14,7 +16,7 @@ from typing import Any
 
 import functions_framework
 
-from shared.billing.service import process_event
+from shared.billing.service import process_payload
 from shared.billing.webhook import parse_event, read_body, verify_signature
 from shared.clients import firestore_client
 from shared.entry import http_entry, json_response
@@ -35,6 +37,9 @@ def stripe_webhook(request: Any) -> Any:
         settings.stripe_secrets(),
         settings.stripe_signature_tolerance_s,
     )
-    event, text = parse_event(raw)
-    outcome = process_event(firestore_client(), event, text, profile=settings.schema_profile)
-    return json_response({"received": True, "status": outcome.status})
+    data, text = parse_event(raw)
+    outcome = process_payload(firestore_client(), data, text, profile=settings.schema_profile)
+    body: dict[str, Any] = {"received": True, "status": outcome.status}
+    if outcome.status == "parked":
+        body["reason"] = outcome.detail
+    return json_response(body)

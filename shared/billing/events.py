@@ -1,7 +1,9 @@
-"""Stripe webhook payloads as validated models, for old and new API versions alike.
+"""Stripe webhook payloads as validated models, for every API version from 2024-06-20 on.
 
-Only the fields this suite reads are modelled; everything else is ignored. Where Stripe's
-API versions disagree, both shapes are read:
+Only the fields this suite reads are modelled; everything else is ignored. Webhook events
+carry objects in their default form: no includable field (an invoice's ``payments``), no
+``line_items`` on Checkout Sessions, expandable references as ids. Where API versions
+disagree, both shapes are read:
 
 - the billing period is on ``items.data[].current_period_*`` (2025-03-31 "basil" and later)
   or on the subscription itself (earlier versions);
@@ -9,10 +11,13 @@ API versions disagree, both shapes are read:
   (basil and later) or ``subscription`` (earlier), and its subscription metadata under
   ``parent.subscription_details.metadata`` or ``subscription_details.metadata``;
 - an invoice line names its price under ``pricing.price_details.price`` (basil and later)
-  or as an expanded ``price`` / ``plan`` object (earlier), and says whether it is a
-  proration under ``parent.subscription_item_details.proration`` or ``proration``;
-- an invoice's payment intent is ``payment_intent`` (earlier) or
-  ``payments.data[].payment.payment_intent`` (basil and later).
+  or as an expanded ``price`` / ``plan`` object (earlier); it is a subscription item line
+  when ``parent.type`` is ``subscription_item_details`` (``type: subscription`` earlier),
+  and a proration when ``proration`` is set under either parent (or at the top, earlier);
+- an invoice names its payment intent and charge (``payment_intent``, ``charge``) only
+  before basil; from basil on the link is the Invoice Payment of an
+  ``invoice_payment.paid`` event (``invoice``, ``payment.payment_intent`` /
+  ``payment.charge``), and a charge no longer names its invoice.
 
 Expandable references (``customer``, ``subscription``, ``payment_intent``, ``price``...)
 arrive as an id string or as an expanded object; both are reduced to the id.
@@ -20,9 +25,20 @@ arrive as an id string or as an expanded object; both are reduced to the id.
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from shared.entry import validation_detail
+from shared.errors import InvalidInput
 
 # Epoch seconds up to 9999-12-31T23:59:59Z (anything beyond is not a date Stripe sends).
 EPOCH_S_MAX = 253_402_300_799
@@ -93,22 +109,41 @@ class LineItem(_Lenient):
     period_end: Epoch | None = None
     subscription_id: str | None = None
     amount: int | None = None
+    subscription_item: bool = False
+    unit_amount: int | None = None
 
     @classmethod
     def from_raw(cls, raw: Any) -> LineItem | None:
         if not isinstance(raw, dict):
             return None
-        details = _dict(_dict(raw.get("pricing")).get("price_details"))
+        pricing = _dict(raw.get("pricing"))
+        details = _dict(pricing.get("price_details"))
         price = PriceRef.from_any(raw.get("price"))
         if price is None and details:
             price = PriceRef.from_any(details.get("price"), details.get("product"))
         if price is None:
             price = PriceRef.from_any(raw.get("plan"))
-        item_details = _dict(_dict(raw.get("parent")).get("subscription_item_details"))
-        proration = bool(raw.get("proration")) or bool(item_details.get("proration"))
+        parent = _dict(raw.get("parent"))
+        item_details = _dict(parent.get("subscription_item_details"))
+        invoice_item_details = _dict(parent.get("invoice_item_details"))
+        proration = (
+            raw.get("proration") is True
+            or item_details.get("proration") is True
+            or invoice_item_details.get("proration") is True
+        )
+        subscription_item = (
+            parent.get("type") == "subscription_item_details"
+            if parent
+            else raw.get("type") == "subscription"
+        )
         period = _dict(raw.get("period"))
         quantity = raw.get("quantity")
-        subscription = ref_id(raw.get("subscription")) or ref_id(item_details.get("subscription"))
+        subscription = (
+            ref_id(raw.get("subscription"))
+            or ref_id(item_details.get("subscription"))
+            or ref_id(invoice_item_details.get("subscription"))
+        )
+        amount = raw.get("amount")
         return cls(
             price=price,
             quantity=quantity if isinstance(quantity, int) and quantity > 0 else 1,
@@ -116,8 +151,26 @@ class LineItem(_Lenient):
             period_start=_int_or_none(period.get("start")),
             period_end=_int_or_none(period.get("end")),
             subscription_id=subscription,
-            amount=_int_or_none(raw.get("amount")),
+            amount=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
+            subscription_item=subscription_item,
+            unit_amount=_unit_amount(raw, pricing),
         )
+
+
+def _unit_amount(raw: dict[str, Any], pricing: dict[str, Any]) -> int | None:
+    """The line's price per unit in minor units (``pricing`` from basil on, else ``price``)."""
+    value: Any = pricing.get("unit_amount_decimal")
+    if value is None:
+        value = _dict(raw.get("price")).get("unit_amount")
+    if value is None:
+        value = _dict(raw.get("plan")).get("amount")
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    if not number.is_finite() or number <= 0 or number != number.to_integral_value():
+        return None
+    return int(number) if number <= 10**15 else None
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -151,8 +204,8 @@ class CheckoutSession(_Lenient):
     invoice: str | None = None
     subscription: str | None = None
     amount_total: Minor | None = None
+    amount_subtotal: Minor | None = None
     currency: str | None = None
-    line_items: list[LineItem] = Field(default_factory=list)
 
     @field_validator("customer", "payment_intent", "invoice", "subscription", mode="before")
     @classmethod
@@ -163,11 +216,6 @@ class CheckoutSession(_Lenient):
     @classmethod
     def _meta(cls, value: Any) -> dict[str, str]:
         return _metadata(value)
-
-    @field_validator("line_items", mode="before")
-    @classmethod
-    def _items(cls, value: Any) -> list[LineItem]:
-        return _lines(value)
 
 
 class Subscription(_Lenient):
@@ -250,6 +298,8 @@ class Invoice(_Lenient):
     subscription_id: str | None = None
     subscription_metadata: dict[str, str] = Field(default_factory=dict)
     payment_intent: str | None = None
+    charge: str | None = None
+    total: int | None = None
     lines: list[LineItem] = Field(default_factory=list)
     period_start: Epoch | None = None
     period_end: Epoch | None = None
@@ -264,14 +314,6 @@ class Invoice(_Lenient):
         expanded = raw.get("subscription")
         if not sub_meta and isinstance(expanded, dict):
             sub_meta = _metadata(expanded.get("metadata"))
-        payment_intent = ref_id(raw.get("payment_intent"))
-        payments = raw.get("payments")
-        if payment_intent is None and isinstance(payments, dict):
-            for entry in payments.get("data") or []:
-                payment = entry.get("payment") if isinstance(entry, dict) else None
-                if isinstance(payment, dict) and ref_id(payment.get("payment_intent")):
-                    payment_intent = ref_id(payment.get("payment_intent"))
-                    break
         lines = _lines(raw.get("lines"))
         if subscription is None:
             subscription = next((ln.subscription_id for ln in lines if ln.subscription_id), None)
@@ -293,15 +335,35 @@ class Invoice(_Lenient):
             metadata=_metadata(raw.get("metadata")),
             subscription_id=subscription,
             subscription_metadata=sub_meta,
-            payment_intent=payment_intent,
+            payment_intent=ref_id(raw.get("payment_intent")),
+            charge=ref_id(raw.get("charge")),
+            total=raw.get("total") if isinstance(raw.get("total"), int) else None,
             lines=lines,
         )
         return cls.model_validate(data)
 
+    def _own(self, line: LineItem) -> bool:
+        return line.subscription_id in (None, self.subscription_id)
+
     def plan_line(self) -> LineItem | None:
-        """The line that pays for a subscription period (not a proration), if any."""
-        candidates = [ln for ln in self.lines if ln.price is not None and not ln.proration]
-        return candidates[0] if candidates else None
+        """The subscription item line of this invoice's subscription that pays a period.
+
+        Never a proration and never a one-off invoice item (a setup fee): those do not
+        decide the tier.
+        """
+        for line in self.lines:
+            if line.price and line.subscription_item and not line.proration and self._own(line):
+                return line
+        return None
+
+    def proration_lines(self) -> list[LineItem]:
+        """Priced prorations of this invoice's subscription (an upgrade or a downgrade)."""
+        return [ln for ln in self.lines if ln.price and ln.proration and self._own(ln)]
+
+    @property
+    def paid_total(self) -> int:
+        """What the invoice cost after discounts (``total``), else what was paid."""
+        return self.total if self.total is not None else self.amount_paid
 
 
 class Charge(_Lenient):
@@ -321,6 +383,11 @@ class Charge(_Lenient):
     def _ids(cls, value: Any) -> str | None:
         return ref_id(value)
 
+    @property
+    def payment_key(self) -> str:
+        """The payment this charge belongs to: its payment intent, else the charge itself."""
+        return self.payment_intent or self.id
+
 
 class Dispute(_Lenient):
     """``charge.dispute.created``."""
@@ -337,6 +404,53 @@ class Dispute(_Lenient):
     @classmethod
     def _ids(cls, value: Any) -> str | None:
         return ref_id(value)
+
+    @property
+    def payment_key(self) -> str:
+        """The disputed payment: its payment intent, else the charge."""
+        return self.payment_intent or self.charge
+
+
+class InvoicePayment(_Lenient):
+    """``invoice_payment.paid`` (basil and later): which payment paid which invoice."""
+
+    id: str
+    invoice: str
+    amount_paid: Minor | None = None
+    currency: str | None = None
+    status: str | None = None
+    payment_intent: str | None = None
+    charge: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _payment(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        payment = _dict(raw.get("payment"))
+        return {
+            **raw,
+            "invoice": ref_id(raw.get("invoice")),
+            "payment_intent": ref_id(payment.get("payment_intent")),
+            "charge": ref_id(payment.get("charge")),
+        }
+
+    @property
+    def payment_key(self) -> str | None:
+        """The key refunds and disputes of this payment find it by (as on a charge)."""
+        return self.payment_intent or self.charge
+
+
+class Customer(_Lenient):
+    """``customer.created`` / ``customer.updated``: read for ``metadata.firebaseUID``."""
+
+    id: str
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _meta(cls, value: Any) -> dict[str, str]:
+        return _metadata(value)
 
 
 class StripeEvent(_Lenient):
@@ -370,7 +484,36 @@ HANDLED_TYPES = frozenset(
         "invoice.paid",
         "invoice.payment_succeeded",
         "invoice.payment_failed",
+        "invoice_payment.paid",
         "charge.refunded",
         "charge.dispute.created",
+        "customer.created",
+        "customer.updated",
     }
 )
+
+_MODELS: dict[str, Any] = {
+    "checkout.session.": CheckoutSession.model_validate,
+    "customer.subscription.": Subscription.model_validate,
+    "invoice.": Invoice.from_raw,
+    "invoice_payment.": InvoicePayment.model_validate,
+    "charge.refunded": Charge.model_validate,
+    "charge.dispute.": Dispute.model_validate,
+    "customer.": Customer.model_validate,
+}
+
+
+class RejectedObject(Exception):
+    """A signed event of a handled type whose object our models reject: park it."""
+
+
+def parse_object(event: StripeEvent) -> Any:
+    """The event's object as its model; RejectedObject when the model rejects it."""
+    obj = event.data.object
+    for prefix, model in _MODELS.items():
+        if event.type.startswith(prefix):
+            try:
+                return model(obj)
+            except ValidationError as exc:
+                raise RejectedObject(f"{event.type}: {validation_detail(exc)}") from None
+    raise InvalidInput(f"unsupported event type {event.type}")

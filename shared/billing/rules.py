@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from shared.billing.events import LineItem, PriceRef
+from shared.billing.events import PriceRef
 
 
 class Tier(StrEnum):
@@ -33,6 +33,10 @@ class Unresolvable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class PaymentMismatch(Unresolvable):
+    """What Stripe says was paid does not cover the credits: park it, log an ERROR."""
 
 
 # Stripe statuses in which the subscriber keeps the tier they pay for.
@@ -64,6 +68,8 @@ class PriceRule:
 
     credits: int | None = None
     tier: str | None = None
+    unit_amount: int | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,9 +91,12 @@ class BillingConfig:
         prices: dict[str, PriceRule] = {}
         for price_id, raw in ((prices_doc or {}).get("prices") or {}).items():
             if isinstance(raw, Mapping):
+                currency = raw.get("currency")
                 prices[str(price_id)] = PriceRule(
                     credits=positive_int(raw.get("credits")),
                     tier=str(raw["tier"]) if raw.get("tier") else None,
+                    unit_amount=positive_int(raw.get("unit_amount")),
+                    currency=currency.lower() if isinstance(currency, str) and currency else None,
                 )
         tier_credits: dict[str, int] = {}
         for tier, raw in ((tiers_doc or {}).get("tiers") or {}).items():
@@ -123,38 +132,96 @@ def _metadata_credits(price: PriceRef) -> int | None:
 
 
 # -- purchases -----------------------------------------------------------------------------
-def pack_credits(
-    items: list[LineItem], metadata: Mapping[str, str], config: BillingConfig
-) -> tuple[int, list[str]]:
-    """Credits a one-time Checkout purchase buys, and the prices it bought.
+@dataclass(frozen=True)
+class PackPurchase:
+    """A credit pack a paid Checkout Session bought: price, quantity and credits."""
 
-    Per line: ``price.metadata.credits`` > ``product.metadata.credits`` > the configured
-    map, times the quantity. Webhook payloads do not include line items unless expanded,
-    so without them the session's ``metadata.price_id`` (and ``metadata.quantity``) name
-    the price, and a bare ``metadata.credits`` is the last resort.
+    price_id: str
+    quantity: int
+    credits: int
+
+
+def pack_purchase(
+    metadata: Mapping[str, str],
+    amount_subtotal: int | None,
+    currency: str | None,
+    config: BillingConfig,
+) -> PackPurchase:
+    """The credits a one-time Checkout purchase bought, confirmed by what was paid.
+
+    Webhook sessions carry no line items, so the app names the price in
+    ``metadata.price_id`` (and ``metadata.quantity``). The credits are the configured
+    price's ``credits`` x the quantity, and only when the session's ``amount_subtotal``
+    (before discounts) in its ``currency`` is exactly the configured ``unit_amount`` x the
+    quantity in the configured currency (PaymentMismatch otherwise). A session naming no
+    price is matched to the one configured pack whose price is its subtotal, if exactly
+    one is. ``metadata.credits`` never mints credits.
     """
-    if not items and metadata.get("price_id"):
-        quantity = positive_int(metadata.get("quantity")) or 1
-        items = [LineItem(price=PriceRef(id=metadata["price_id"]), quantity=quantity)]
-    if items:
-        total = 0
-        prices = []
-        for item in items:
-            if item.price is None:
-                raise Unresolvable("a line item has no price")
-            per_unit = _metadata_credits(item.price)
-            if per_unit is None:
-                rule = config.prices.get(item.price.id)
-                per_unit = rule.credits if rule else None
-            if per_unit is None:
-                raise Unresolvable(f"no credits configured for price {item.price.id}")
-            total += per_unit * item.quantity
-            prices.append(item.price.id)
-        return total, prices
-    credits = positive_int(metadata.get("credits"))
-    if credits is None:
-        raise Unresolvable("the session names no price (metadata.price_id) and no credits")
-    return credits, []
+    paid_currency = (currency or "").lower()
+    price_id = metadata.get("price_id")
+    if not price_id:
+        matches = [
+            pid
+            for pid, rule in config.prices.items()
+            if rule.credits
+            and rule.tier is None
+            and rule.currency == paid_currency
+            and rule.unit_amount == amount_subtotal
+        ]
+        if len(matches) != 1:
+            raise Unresolvable(
+                "the session names no price (metadata.price_id) and its amount_subtotal "
+                f"{amount_subtotal} {paid_currency or '?'} matches "
+                f"{'no' if not matches else 'more than one'} configured pack"
+            )
+        price_id = matches[0]
+    raw_quantity = metadata.get("quantity")
+    quantity = positive_int(raw_quantity) if raw_quantity is not None else 1
+    if quantity is None:
+        raise Unresolvable(f"metadata.quantity {raw_quantity!r} is not a positive whole number")
+    rule = config.prices.get(price_id)
+    if rule is None or rule.credits is None:
+        raise Unresolvable(f"no credits configured for price {price_id}")
+    if rule.unit_amount is None or rule.currency is None:
+        raise Unresolvable(
+            f"price {price_id} has no unit_amount and currency configured: "
+            "the paid amount cannot be verified"
+        )
+    expected = rule.unit_amount * quantity
+    if paid_currency != rule.currency or amount_subtotal != expected:
+        raise PaymentMismatch(
+            f"paid amount does not cover the credits: amount_subtotal {amount_subtotal} "
+            f"{paid_currency or '?'}, but {quantity} x {price_id} costs {expected} "
+            f"{rule.currency}"
+        )
+    return PackPurchase(price_id, quantity, rule.credits * quantity)
+
+
+def decide_user(named: Iterable[tuple[str, str | None]], linked: tuple[str, str] | None) -> str:
+    """The one user an event is for, from the users it names and its customer's link.
+
+    ``named`` are (source, user id) pairs such as ``client_reference_id``; ``linked`` is
+    (source, user id) of the customer's existing link. Two different users named, or a
+    named user other than the one the customer is linked to, is a conflict: Unresolvable,
+    never resolved silently (a customer, once linked, is never relinked by an event).
+    """
+    users: dict[str, list[str]] = {}
+    for source, user_id in named:
+        if user_id:
+            users.setdefault(user_id, []).append(source)
+    if len(users) > 1:
+        listed = "; ".join(f"{'/'.join(src)}={uid}" for uid, src in users.items())
+        raise Unresolvable(f"attribution conflict: the event names different users ({listed})")
+    named_user = next(iter(users), None)
+    if linked is not None and named_user is not None and linked[1] != named_user:
+        raise Unresolvable(
+            f"attribution conflict: the customer is linked to {linked[1]} ({linked[0]}), "
+            f"the event names {named_user}"
+        )
+    user_id = named_user or (linked[1] if linked else None)
+    if user_id is None:
+        raise Unresolvable("the event names no user")
+    return user_id
 
 
 # -- subscriptions -------------------------------------------------------------------------
@@ -192,6 +259,24 @@ def subscription_plan(price: PriceRef, config: BillingConfig, profile: str) -> P
     if credits is None:
         raise Unresolvable(f"tier {tier} has no monthly_credits configured")
     return Plan(price.id, tier, credits)
+
+
+def proration_credits(prorations: Iterable[tuple[Plan, int, int]]) -> int:
+    """Credits an upgrade invoice grants: the prorated difference between the plans.
+
+    Each proration is (plan, amount, full-period amount) in minor units: a charge for the
+    new plan's remaining time (amount > 0) brings that share of its monthly credits, a
+    credit for the old plan's unused time (amount < 0) takes its share of the old plan's
+    credits away. Never negative (a downgrade grants nothing and takes nothing back), and
+    never a plan's full monthly credits for part of a period.
+    """
+    total = 0
+    for plan, amount, full in prorations:
+        if full <= 0:
+            raise Unresolvable(f"price {plan.price_id} has no full-period amount to prorate")
+        share = plan.monthly_credits * min(abs(amount), full) // full
+        total += share if amount > 0 else -share
+    return max(0, total)
 
 
 OrderKey = tuple[int, int, str]

@@ -15,7 +15,8 @@ from typing import Any
 
 from google.cloud import firestore
 
-from shared.billing.service import list_parked_events, replay_parked_event
+from shared.billing.parking import list_parked_events
+from shared.billing.service import replay_parked_event
 from shared.errors import CreditsError, is_transient
 from shared.logs import get_logger, log
 

@@ -25,7 +25,7 @@ def _purchase(
     *,
     price: str = "price_credits_500",
     pi: str | None = None,
-    amount: int = 500,
+    amount: int | None = None,
     customer: str | None = None,
     status: str = "paid",
     event_type: str = "checkout.session.completed",

@@ -7,14 +7,18 @@ import itertools
 import pytest
 
 from devstack import stripe_send as fx
-from shared.billing.events import CheckoutSession, Invoice, LineItem, PriceRef, Subscription
+from shared.billing.events import CheckoutSession, Invoice, PriceRef, Subscription
 from shared.billing.rules import (
     BillingConfig,
+    PackPurchase,
+    PaymentMismatch,
+    Plan,
     PriceRule,
     SubscriptionSnapshot,
     Unresolvable,
     clawback_delta,
     clawback_target,
+    decide_user,
     granted_this_period,
     is_newer,
     kaiwa_id,
@@ -24,14 +28,17 @@ from shared.billing.rules import (
     kitesforu_subscription_doc,
     kitesforu_user_fields,
     order_key,
-    pack_credits,
+    pack_purchase,
+    proration_credits,
     subscription_plan,
     with_granted,
 )
 
 CONFIG = BillingConfig(
     prices={
-        "price_pack": PriceRule(credits=500),
+        "price_pack": PriceRule(credits=500, unit_amount=500, currency="usd"),
+        "price_big": PriceRule(credits=10000, unit_amount=8000, currency="usd"),
+        "price_unpriced": PriceRule(credits=100),
         "price_pro": PriceRule(tier="PRO"),
         "price_pro_bonus": PriceRule(tier="PRO", credits=2000),
     },
@@ -40,15 +47,15 @@ CONFIG = BillingConfig(
 )
 
 
-@pytest.mark.parametrize("new_shape", [True, False])
-def test_subscription_period_is_read_from_both_api_shapes(new_shape: bool) -> None:
+@pytest.mark.parametrize("version", fx.VERSIONS)
+def test_subscription_period_is_read_from_every_version(version: str) -> None:
     raw = fx.subscription(
         subscription_id="sub_1",
         customer="cus_1",
         price_id="price_pro",
         period_start=100,
         period_end=200,
-        new_shape=new_shape,
+        version=version,
     )
     sub = Subscription.model_validate(raw)
     assert sub.period == (100, 200)
@@ -56,8 +63,8 @@ def test_subscription_period_is_read_from_both_api_shapes(new_shape: bool) -> No
     assert sub.customer == "cus_1"
 
 
-@pytest.mark.parametrize("new_shape", [True, False])
-def test_invoice_subscription_price_and_payment_from_both_api_shapes(new_shape: bool) -> None:
+@pytest.mark.parametrize("version", fx.VERSIONS)
+def test_invoice_subscription_price_and_payment_from_every_version(version: str) -> None:
     raw = fx.invoice(
         invoice_id="in_1",
         subscription_id="sub_1",
@@ -67,11 +74,12 @@ def test_invoice_subscription_price_and_payment_from_both_api_shapes(new_shape: 
         period_end=200,
         payment_intent="pi_1",
         user_id="u1",
-        new_shape=new_shape,
+        version=version,
     )
     inv = Invoice.from_raw(raw)
     assert inv.subscription_id == "sub_1"
-    assert inv.payment_intent == "pi_1"
+    # From basil on an invoice names no payment intent (invoice_payment.paid links it).
+    assert inv.payment_intent == (None if fx.is_basil_or_later(version) else "pi_1")
     assert inv.subscription_metadata == {"user_id": "u1"}
     line = inv.plan_line()
     assert line is not None and line.price is not None
@@ -95,22 +103,68 @@ def test_expanded_references_reduce_to_ids() -> None:
     assert (session.customer, session.payment_intent) == ("cus_9", "pi_9")
 
 
-def test_pack_credits_precedence() -> None:
-    expanded = LineItem(price=PriceRef(id="price_pack", metadata={"credits": "750"}), quantity=2)
-    assert pack_credits([expanded], {}, CONFIG) == (1500, ["price_pack"])
-    by_product = LineItem(price=PriceRef(id="price_x", product_metadata={"credits": "40"}))
-    assert pack_credits([by_product], {}, CONFIG) == (40, ["price_x"])
-    assert pack_credits([], {"price_id": "price_pack", "quantity": "3"}, CONFIG) == (
-        1500,
-        ["price_pack"],
+def test_pack_credits_come_from_the_price_and_a_quantity_the_paid_amount_confirms() -> None:
+    assert pack_purchase({"price_id": "price_pack"}, 500, "usd", CONFIG) == PackPurchase(
+        "price_pack", 1, 500
     )
-    assert pack_credits([], {"credits": "25"}, CONFIG) == (25, [])
+    assert pack_purchase({"price_id": "price_pack", "quantity": "3"}, 1500, "USD", CONFIG) == (
+        PackPurchase("price_pack", 3, 1500)
+    )
+    # No price named: the one pack whose price is the subtotal.
+    assert pack_purchase({}, 500, "usd", CONFIG).price_id == "price_pack"
+
+
+@pytest.mark.parametrize(
+    ("metadata", "subtotal", "currency"),
+    [
+        ({"price_id": "price_big"}, 1, "jpy"),  # 1 yen for 10,000 credits
+        ({"price_id": "price_big"}, 8000, "jpy"),  # right number, wrong currency
+        ({"price_id": "price_pack", "quantity": "1000"}, 500, "usd"),  # 1000 packs for $5
+        ({"price_id": "price_pack"}, 0, "usd"),  # nothing paid
+        ({"price_id": "price_pack"}, None, "usd"),
+    ],
+)
+def test_a_paid_amount_that_does_not_cover_the_credits_is_a_mismatch(
+    metadata: dict[str, str], subtotal: int | None, currency: str
+) -> None:
+    with pytest.raises(PaymentMismatch, match="does not cover"):
+        pack_purchase(metadata, subtotal, currency, CONFIG)
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"credits": "999999"},  # metadata.credits alone never mints credits
+        {"price_id": "price_unknown"},
+        {"price_id": "price_unpriced"},  # credits configured but no amount to verify
+        {"price_id": "price_pack", "quantity": "-5"},
+        {},
+    ],
+)
+def test_a_pack_that_cannot_be_verified_is_unresolvable(metadata: dict[str, str]) -> None:
     with pytest.raises(Unresolvable):
-        pack_credits([], {"price_id": "price_unknown"}, CONFIG)
+        pack_purchase(metadata, 7, "usd", CONFIG)
+
+
+def test_decide_user_parks_conflicts_and_never_relinks() -> None:
+    assert decide_user([("client_reference_id", "u1"), ("metadata.user_id", None)], None) == "u1"
+    assert decide_user([], ("stripe_customers", "u2")) == "u2"
+    assert decide_user([("client_reference_id", "u2")], ("stripe_customers", "u2")) == "u2"
+    with pytest.raises(Unresolvable, match="attribution conflict"):
+        decide_user([("client_reference_id", "u1"), ("metadata.user_id", "u2")], None)
+    with pytest.raises(Unresolvable, match="linked to u2"):
+        decide_user([("client_reference_id", "u1")], ("stripe_customers", "u2"))
+    with pytest.raises(Unresolvable, match="names no user"):
+        decide_user([("client_reference_id", None)], None)
+
+
+def test_an_upgrade_grants_the_prorated_difference_never_the_old_plan() -> None:
+    pro, ultimate = Plan("p", "PRO", 1500), Plan("u", "ULTIMATE", 12000)
+    # two thirds of a period left: -1,267 of PRO's 1,900, +6,600 of ULTIMATE's 9,900
+    assert proration_credits([(pro, -1267, 1900), (ultimate, 6600, 9900)]) == 8000 - 1000
+    assert proration_credits([(ultimate, -6600, 9900), (pro, 1267, 1900)]) == 0  # downgrade
     with pytest.raises(Unresolvable):
-        pack_credits([], {"credits": "-5"}, CONFIG)
-    with pytest.raises(Unresolvable):
-        pack_credits([], {}, CONFIG)
+        proration_credits([(pro, 100, 0)])
 
 
 def test_subscription_plan_per_profile() -> None:

@@ -105,16 +105,7 @@ def test_malformed_signature_header_is_400(billing: Any, stack: Any) -> None:
     [
         "{not json",
         "[1, 2]",
-        json.dumps({"id": "evt_1", "type": "invoice.paid"}),  # no created, no data
-        json.dumps({"id": "evt_1", "type": "invoice.paid", "created": 1, "data": {}}),
-        json.dumps(
-            {
-                "id": "evt_1",
-                "type": "invoice.paid",
-                "created": 1,
-                "data": {"object": {"customer": "cus_1"}},
-            }
-        ),  # invoice without id
+        json.dumps({"type": "invoice.paid", "created": 1, "data": {"object": {"id": "in_1"}}}),
         json.dumps(
             {
                 "id": "evt/../x",
@@ -126,9 +117,40 @@ def test_malformed_signature_header_is_400(billing: Any, stack: Any) -> None:
         "\xff\xfe",
     ],
 )
-def test_valid_signature_but_malformed_event_is_400(billing: Any, stack: Any, payload: str) -> None:
+def test_valid_signature_but_no_usable_event_is_400(billing: Any, stack: Any, payload: str) -> None:
     response = _unchanged(billing, lambda: deliver(stack, payload))
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({"id": "evt_1", "type": "invoice.paid"}, "created: Field required"),
+        ({"id": "evt_1", "type": "invoice.paid", "created": 1, "data": {}}, "data.object"),
+        (
+            {
+                "id": "evt_1",
+                "type": "invoice.paid",
+                "created": 1,
+                "data": {"object": {"customer": "cus_1"}},
+            },
+            "invoice.paid: id",
+        ),  # invoice without id
+    ],
+)
+def test_signed_event_our_models_reject_is_parked_with_its_reason(
+    billing: Any, stack: Any, payload: dict[str, Any], reason: str
+) -> None:
+    before = all_documents(billing)
+    response = deliver(stack, json.dumps(payload))
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "parked" and reason in response.json()["reason"]
+    added = {k: v for k, v in all_documents(billing).items() if k not in before}
+    assert set(added) == {"stripe_parked_events/evt_1", "stripe_events/evt_1"}
+    parked = added["stripe_parked_events/evt_1"]
+    assert parked["status"] == "parked" and json.loads(parked["payload"]) == payload
+    # Redelivered by Stripe: still one parked event, nothing else.
+    assert deliver(stack, json.dumps(payload)).json()["status"] == "duplicate"
 
 
 def test_huge_body_is_413(billing: Any, stack: Any) -> None:
@@ -140,7 +162,7 @@ def test_huge_body_is_413(billing: Any, stack: Any) -> None:
 
 
 def test_unhandled_type_is_200_and_writes_nothing(billing: Any, stack: Any) -> None:
-    evt = fx.event("customer.created", fx.resource("customer"))
+    evt = fx.event("payment_intent.succeeded", fx.resource("payment_intent"))
     response = _unchanged_ok(billing, lambda: deliver(stack, evt))
     assert response.json() == {"received": True, "status": "ignored"}
 
