@@ -44,6 +44,7 @@ def main() -> None:
             project="demo-bench",
             firestore_port=free_port(),
             pubsub_port=free_port(),
+            storage_port=free_port(),
             functions_port=free_port(),
             log_dir=Path(tempfile.mkdtemp(prefix="credits-bench-")),
             seed_demo=False,

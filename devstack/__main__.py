@@ -44,6 +44,7 @@ def run(no_seed: bool, no_scheduler: bool) -> None:
     try:
         click.echo(f"Firestore emulator   {stack.firestore_host}")
         click.echo(f"Pub/Sub emulator     {stack.pubsub_host}")
+        click.echo(f"Storage emulator     {stack.storage_host}")
         click.echo(f"functions            {stack.base_url}/<function-name>")
         for spec in config.specs:
             where = getattr(spec.trigger, "topic", "") or getattr(spec.trigger, "pattern", "")

@@ -734,6 +734,113 @@ def promotions_pause(env: Env, promo_id: str, actor: str, reason: str, as_json: 
     emit({"promo_id": promo_id, **doc}, as_json, lambda: iter([f"{promo_id} is {doc['status']}"]))
 
 
+@cli.group()
+def slips() -> None:
+    """BigEye slips: list, re-verify PENDING ones, approve or reject after review."""
+
+
+def _slip_line(r: dict[str, Any]) -> str:
+    when = r.get("created_at")
+    stamp = when.strftime("%Y-%m-%d %H:%M") if isinstance(when, datetime) else "?"
+    return (
+        f"{r['slip_id']}  {stamp}  {r.get('status', '?'):<9} {r.get('user_id', '?')}  "
+        f"ref={r.get('bank_ref')}  detected={r.get('amount_detected')}  "
+        f"{r.get('reject_reason') or ''}"
+    )
+
+
+@slips.command("list")
+@click.option(
+    "--status",
+    default="PENDING",
+    show_default=True,
+    type=click.Choice(["PENDING", "REJECTED", "VERIFIED", "DUPLICATE"]),
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@json_option
+@pass_env
+def slips_list(env: Env, status: str, limit: int, as_json: bool) -> None:
+    """List slips with STATUS, oldest first (image_url is the stored image)."""
+    from shared.admin.operations import list_slips
+
+    rows = call(list_slips, env.db(), status=status, limit=limit)
+    emit(rows, as_json, lambda: iter([_slip_line(r) for r in rows] or [f"no {status} slips"]))
+
+
+@slips.command("reverify")
+@json_option
+@pass_env
+def slips_reverify(env: Env, as_json: bool) -> None:
+    """Send PENDING slips to Slip2Go again now (what cron-reverify-slips does)."""
+    from shared.bigeye.topup import reverify_pending
+
+    env.confirm_write("Re-verify PENDING slips")
+    report = call(reverify_pending, env.db(), env.now()).as_dict()
+    emit(report, as_json, lambda: iter(f"{k}: {v}" for k, v in report.items()))
+
+
+@slips.command("approve")
+@click.argument("slip_id")
+@actor_option
+@reason_option
+@click.option("--bank-ref", help="The slip's bank reference (when Slip2Go never read it).")
+@click.option("--amount", type=float, help="Baht to credit (default: the amount submitted).")
+@json_option
+@pass_env
+def slips_approve(
+    env: Env,
+    slip_id: str,
+    actor: str,
+    reason: str,
+    bank_ref: str | None,
+    amount: float | None,
+    as_json: bool,
+) -> None:
+    """Credit SLIP_ID after review (MANUAL; once per bank reference; audited)."""
+    from shared.bigeye.topup import approve_slip
+
+    env.confirm_write(f"Approve slip {slip_id}")
+    body = call(
+        approve_slip,
+        env.db(),
+        slip_id=slip_id,
+        actor=actor,
+        reason=reason,
+        bank_ref=bank_ref,
+        amount=amount,
+        now=env.now(),
+    )
+    emit(
+        body,
+        as_json,
+        lambda: iter(
+            [
+                f"approved: {body['added']:+d} credits, balance {body['credits']}",
+                f"transaction: {body['transaction_id']}",
+            ]
+        ),
+    )
+
+
+@slips.command("reject")
+@click.argument("slip_id")
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def slips_reject(env: Env, slip_id: str, actor: str, reason: str, as_json: bool) -> None:
+    """Reject PENDING SLIP_ID with a reason (audited)."""
+    from shared.bigeye.topup import reject_slip
+
+    env.confirm_write(f"Reject slip {slip_id}")
+    doc = call(reject_slip, env.db(), slip_id=slip_id, actor=actor, reason=reason, now=env.now())
+    emit(
+        {"slip_id": slip_id, **doc},
+        as_json,
+        lambda: iter([f"{slip_id} is {doc['status']}: {doc.get('reject_reason')}"]),
+    )
+
+
 def main() -> None:
     """Console entry point."""
     cli(prog_name="credits-admin")

@@ -6,7 +6,8 @@ The plan, in order:
 
 1. enable the APIs the suite uses;
 2. check that every secret the functions name exists in Secret Manager;
-3. create the Pub/Sub topics (an existing topic is fine);
+3. create the Pub/Sub topics (an existing topic is fine) and, for BigEye, the private
+   bucket of slip images (uniform bucket-level access, public access prevented);
 4. build one bundle per function of the target's app (``FunctionSpec.profiles``: one
    deploy = one app, so a KitesForU deploy has no BigEye function and the reverse) in
    ``build/functions/<name>/`` (``main.py`` = the function's module, the ``shared``
@@ -60,6 +61,7 @@ APIS = (
     "firestore.googleapis.com",
     "secretmanager.googleapis.com",
     "logging.googleapis.com",
+    "storage.googleapis.com",
 )
 
 
@@ -260,6 +262,25 @@ def plan(
         )
         for topic in topics_of(specs)
     ]
+    bucket = target.extra_env.get("SLIP_BUCKET") or f"{target.project}-bigeye-slips"
+    if target.profile == "bigeye":
+        commands.append(
+            Command(
+                (
+                    "gcloud",
+                    "storage",
+                    "buckets",
+                    "create",
+                    f"gs://{bucket}",
+                    p,
+                    f"--location={target.region}",
+                    "--uniform-bucket-level-access",
+                    "--public-access-prevention",
+                ),
+                f"private bucket {bucket} for slip images",
+                exists_ok=True,
+            )
+        )
     commands += [function_command(spec, target, build_dir) for spec in specs]
     commands += [
         scheduler_command(spec, target) for spec in specs if isinstance(spec.trigger, Schedule)

@@ -1,4 +1,5 @@
-"""Start and stop the gcloud Firestore and Pub/Sub emulators as process groups.
+"""Start and stop the gcloud Firestore and Pub/Sub emulators, and the Cloud Storage
+emulator (``gcp-storage-emulator``, pinned in requirements-dev.txt), as process groups.
 
 Every way of starting them runs Java as a child process, and terminating the process you
 started leaves Java listening (docs/emulators.md). Each emulator therefore runs in its own
@@ -14,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,3 +179,21 @@ def pubsub_emulator(host: str, port: int, project: str, log_path: Path) -> Emula
     launcher = check_tools()["pubsub"]
     command = [str(launcher), f"--host={host}", f"--port={port}"]
     return Emulator("pubsub", host, port, command, log_path, env={"PUBSUB_PROJECT_ID": project})
+
+
+def storage_emulator(host: str, port: int, bucket: str, log_path: Path) -> Emulator:
+    """An (unstarted) in-memory Cloud Storage emulator that creates ``bucket`` on start.
+
+    Clients reach it through ``STORAGE_EMULATOR_HOST=http://host:port``.
+    """
+    try:
+        import gcp_storage_emulator  # noqa: F401
+    except ImportError:
+        raise StackError(
+            "the Cloud Storage emulator is not installed: run `make .venv/.installed` "
+            "(gcp-storage-emulator is pinned in requirements-dev.txt)"
+        ) from None
+    command = [sys.executable, "-m", "gcp_storage_emulator", "start"]
+    command += [f"--host={host}", f"--port={port}", f"--default-bucket={bucket}"]
+    command += ["--in-memory", "--quiet"]
+    return Emulator("storage", host, port, command, log_path)

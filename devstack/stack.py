@@ -25,6 +25,7 @@ from devstack.emulators import (
     firestore_emulator,
     pubsub_emulator,
     require_free,
+    storage_emulator,
 )
 from shared.registry import REGISTRY, FunctionSpec
 
@@ -39,6 +40,7 @@ class StackConfig:
     host: str = "127.0.0.1"
     firestore_port: int = 8080
     pubsub_port: int = 8085
+    storage_port: int = 9199
     functions_port: int = 8000
     rules: Path | None = ROOT / "firestore.rules"
     log_dir: Path = ROOT / ".stack"
@@ -66,6 +68,7 @@ class StackConfig:
             project=os.environ.get("GOOGLE_CLOUD_PROJECT", "demo-credits"),
             firestore_port=port("FIRESTORE_EMULATOR_HOST", 8080),
             pubsub_port=port("PUBSUB_EMULATOR_HOST", 8085),
+            storage_port=port("STORAGE_EMULATOR_HOST", 9199),
             functions_port=port("FUNCTIONS_PORT", 8000),
         )
 
@@ -77,6 +80,7 @@ class Stack:
         self.config = config
         self.firestore: Emulator | None = None
         self.pubsub: Emulator | None = None
+        self.storage: Emulator | None = None
         self.server: Any = None
         self.scheduler: Any = None
         self.services: list[Any] = []
@@ -92,6 +96,10 @@ class Stack:
         return f"{self.config.host}:{self.config.pubsub_port}"
 
     @property
+    def storage_host(self) -> str:
+        return f"http://{self.config.host}:{self.config.storage_port}"
+
+    @property
     def base_url(self) -> str:
         return f"http://{self.config.host}:{self.config.functions_port}"
 
@@ -100,6 +108,7 @@ class Stack:
         return {
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
+            "STORAGE_EMULATOR_HOST": self.storage_host,
             "GOOGLE_CLOUD_PROJECT": self.config.project,
             "FUNCTIONS_PORT": str(self.config.functions_port),
             # One local process serves every app (docs/local-stack.md).
@@ -113,6 +122,7 @@ class Stack:
         check_tools()
         require_free(c.host, c.firestore_port, "FIRESTORE_EMULATOR_HOST")
         require_free(c.host, c.pubsub_port, "PUBSUB_EMULATOR_HOST")
+        require_free(c.host, c.storage_port, "STORAGE_EMULATOR_HOST")
         require_free(c.host, c.functions_port, "FUNCTIONS_PORT")
         os.environ.update(self.env())
         from shared.clients import reset_clients
@@ -147,10 +157,16 @@ class Stack:
             heap=c.firestore_heap,
         )
         self.pubsub = pubsub_emulator(c.host, c.pubsub_port, c.project, c.log_dir / "pubsub.log")
-        self.firestore.start()
-        self.pubsub.start()
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda e: e.wait_ready(), [self.firestore, self.pubsub]))
+        from shared.settings import get_settings
+
+        self.storage = storage_emulator(
+            c.host, c.storage_port, get_settings().slip_bucket_name(), c.log_dir / "storage.log"
+        )
+        emulators = [self.firestore, self.pubsub, self.storage]
+        for emulator in emulators:
+            emulator.start()
+        with ThreadPoolExecutor(len(emulators)) as pool:
+            list(pool.map(lambda e: e.wait_ready(), emulators))
 
     def _start_services(self) -> None:
         """Local stand-ins for external services (see ``devstack.services``)."""
@@ -198,7 +214,7 @@ class Stack:
         for service in reversed(self.services):
             with contextlib.suppress(Exception):
                 service.stop()
-        for emulator in (self.firestore, self.pubsub):
+        for emulator in (self.firestore, self.pubsub, self.storage):
             if emulator is not None:
                 with contextlib.suppress(Exception):
                     emulator.stop()

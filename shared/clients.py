@@ -43,6 +43,22 @@ def publisher_client() -> pubsub_v1.PublisherClient:
     return client
 
 
+def storage_client() -> Any:
+    """The Cloud Storage client (the emulator, anonymously, when ``STORAGE_EMULATOR_HOST``
+    is set)."""
+    key = "storage:" + get_settings().google_cloud_project
+    client = _cache.get(key)
+    if client is None:
+        with _lock:
+            client = _cache.get(key)
+            if client is None:
+                from google.cloud import storage  # type: ignore[attr-defined]
+
+                client = storage.Client(project=get_settings().google_cloud_project)
+                _cache[key] = client
+    return client
+
+
 def reset_clients() -> None:
     """Forget every cached client (tests switching emulators or projects)."""
     with _lock:

@@ -205,6 +205,17 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         max_instances=1,
     ),
     FunctionSpec(
+        name="cron-reverify-slips",
+        module="cron_reverify_slips",
+        entry_point="cron_reverify_slips",
+        trigger=Schedule(topic="cron-reverify-slips", cron="*/10 * * * *"),
+        description="PENDING BigEye slips left by a Slip2Go outage: verify again and resolve",
+        secrets=("SLIP2GO_API_SECRET",),
+        timeout_s=300,
+        max_instances=1,
+        profiles=("bigeye",),
+    ),
+    FunctionSpec(
         name="on-user-created",
         module="on_user_created",
         entry_point="on_user_created",

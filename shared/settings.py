@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         ' "accountNameTH": "บจก. บิ๊กอาย โปร", "accountNameEN": "BIGEYE PRO CO LTD"}]'
     )
 
+    # Slip images (Cloud Storage): bucket name; empty = "<project>-bigeye-slips".
+    slip_bucket: str = ""
+    # PENDING slips younger than this are left to the request that is still verifying them.
+    slip_reverify_after_s: int = 120
+    slip_reverify_batch: int = 50
+
     # Usage metering.
     token_day_timezone: str = "UTC"
 
@@ -82,6 +88,10 @@ class Settings(BaseSettings):
         if self.serve_all_profiles:
             return frozenset({"kitesforu", "bigeye", "kaiwa"})
         return frozenset({self.schema_profile})
+
+    def slip_bucket_name(self) -> str:
+        """The bucket of slip images (``SLIP_BUCKET``, else ``<project>-bigeye-slips``)."""
+        return self.slip_bucket or f"{self.google_cloud_project}-bigeye-slips"
 
     def stripe_secrets(self) -> list[str]:
         """All webhook secrets accepted now (rotation: old and new, comma separated)."""

@@ -24,6 +24,7 @@ def stack() -> Iterator[Stack]:
         project=PROJECT,
         firestore_port=free_port(),
         pubsub_port=free_port(),
+        storage_port=free_port(),
         functions_port=free_port(),
         log_dir=log_dir,
         seed_demo=False,

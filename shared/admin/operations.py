@@ -318,3 +318,14 @@ def pause_promotion(
         return {**data, "status": "PAUSED"}
 
     return run_atomically(db, work)
+
+
+def list_slips(db: firestore.Client, *, status: str, limit: int = 50) -> list[dict[str, Any]]:
+    """BigEye slips with ``status``, oldest first."""
+    query = (
+        db.collection("slips")
+        .where(filter=firestore.FieldFilter("status", "==", status))
+        .order_by("created_at")
+        .limit(limit)
+    )
+    return [{"slip_id": s.id, **(s.to_dict() or {})} for s in query.stream()]

@@ -6,10 +6,13 @@ Flow of ``topup`` (the service behind ``POST /api/v1/credit/topup``):
    promo code) — a malformed request is a 400 with nothing written. The user must exist
    and be active; the exchange rate comes from ``system_config/app_settings``. A promo code
    is checked before Slip2Go is asked (400 unknown / not applicable, 409 used up).
-2. Write a ``slips`` document PENDING, then ask Slip2Go with the receiver, amount and
-   duplicate checks. An outage, quota or credit problem leaves it PENDING and answers 503:
-   nothing is credited and the slip can be submitted again. A rejected slip becomes
-   REJECTED (400 with the reason).
+2. Keep the image in Cloud Storage (``shared.bigeye.slipimages``; ``image_url`` is the
+   object's URL), then write the ``slips`` document PENDING together with its
+   ``slip_submissions`` record (amount and promo code, for a later re-verification), then
+   ask Slip2Go with the receiver, amount and duplicate checks. An outage, quota or credit
+   problem leaves it PENDING and answers 503: nothing is credited, the slip can be
+   submitted again, and ``cron-reverify-slips`` resolves it once Slip2Go answers. A
+   rejected slip becomes REJECTED (400 with the reason).
 3. Whatever Slip2Go says, the amount and the receiver are checked again here. Slip2Go's
    "duplicate" (200501) is a 409 only when this ledger already credited the ``transRef``;
    otherwise it is a slip an earlier attempt verified but never credited, and it proceeds.
@@ -18,6 +21,15 @@ Flow of ``topup`` (the service behind ``POST /api/v1/credit/topup``):
    promotion chosen against counts read in the same unit, ``users.total_topup_baht``, the
    slip VERIFIED, the redemption and its counters, ``stats.*`` and the ``TOPUP_SUCCESS``
    audit log.
+
+Operators (``credits-admin slips``, the console) approve a PENDING or REJECTED slip
+(``approve_slip``: the same unit and the same ledger key ``slip:{transRef}``, so a slip can
+still credit only once; ``verification_method`` MANUAL; actor and reason in
+``admin_actions``) or reject it (``reject_slip``).
+
+``slip_submissions/{slip_id}`` is a collection of this project (the seed's ``slips`` gets no
+extra fields): ``user_id``, ``amount_baht``, ``promo_code``, ``created_at``, ``attempts``,
+``last_attempt_at``, ``last_code``.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.atomic import Unit
+from shared.bigeye import slipimages
 from shared.bigeye.promotions import (
     Customer,
     Promotion,
@@ -77,6 +90,8 @@ from shared.settings import get_settings
 logger = get_logger(__name__)
 
 SLIPS_COLLECTION = "slips"
+SUBMISSIONS_COLLECTION = "slip_submissions"
+ADMIN_ACTIONS_COLLECTION = "admin_actions"
 AUDIT_COLLECTION = "audit_logs"
 APP_SETTINGS_PATH = ("system_config", "app_settings")
 MAX_TOPUP_BAHT = Decimal(1_000_000)
@@ -258,6 +273,9 @@ class _Request:
     slip: SlipData
     check: Verification
     now: datetime
+    method: str = "AUTO_API"
+    actor: str | None = None
+    reason: str | None = None
 
 
 def topup(
@@ -282,9 +300,52 @@ def topup(
     if code is not None:
         _precheck_code(db, promos, user_id, baht, rate, code, now)
 
+    image_url = slipimages.store(slipimages.decode(data_url))
     slip_ref = db.collection(SLIPS_COLLECTION).document()
-    slip_ref.create(_pending_slip(user_id, image_url, now))
+    batch = db.batch()
+    batch.create(slip_ref, _pending_slip(user_id, image_url, now))
+    batch.create(
+        db.collection(SUBMISSIONS_COLLECTION).document(slip_ref.id),
+        {
+            "user_id": user_id,
+            "amount_baht": number(baht),
+            "promo_code": code,
+            "created_at": now,
+            "attempts": 1,
+            "last_attempt_at": now,
+            "last_code": None,
+        },
+    )
+    batch.commit()
     check = Slip2GoClient().verify(data_url, amount=baht, receivers=receivers)
+    return _resolve(
+        db,
+        slip_ref,
+        user_id=user_id,
+        baht=baht,
+        code=code,
+        rate=rate,
+        promos=promos,
+        receivers=receivers,
+        check=check,
+        now=now,
+    )
+
+
+def _resolve(
+    db: Any,
+    slip_ref: Any,
+    *,
+    user_id: str,
+    baht: Decimal,
+    code: str | None,
+    rate: Decimal,
+    promos: tuple[Promotion, ...],
+    receivers: tuple[Receiver, ...],
+    check: Verification,
+    now: datetime,
+) -> dict[str, Any]:
+    """Act on Slip2Go's answer for a PENDING slip: credit it, or record why not."""
     log(
         logger,
         logging.INFO,
@@ -439,9 +500,28 @@ def _credit(db: Any, r: _Request) -> dict[str, Any]:
                 "bank_ref": r.slip.trans_ref,
                 "reject_reason": None,
                 "verified_at": r.now,
+                "verification_method": r.method,
             }
         )
         unit.update(db.collection(SLIPS_COLLECTION).document(r.slip_id), slip_fields)
+        if r.actor is not None:
+            unit.create(
+                db.collection(ADMIN_ACTIONS_COLLECTION).document(f"slip_approve_{r.slip_id}"),
+                {
+                    "action": "slip_approve",
+                    "actor": r.actor,
+                    "reason": r.reason,
+                    "user_id": r.user_id,
+                    "slip_id": r.slip_id,
+                    "bank_ref": r.slip.trans_ref,
+                    "baht_amount": number(r.baht),
+                    "amount": total,
+                    "transaction_id": result.transaction_id,
+                    "key": key,
+                    "profile": BIGEYE.name,
+                    "created_at": r.now,
+                },
+            )
         if quote.promotion is not None:
             record_redemption(
                 unit,
@@ -470,6 +550,7 @@ def _credit(db: Any, r: _Request) -> dict[str, Any]:
                     "total_credits": total,
                     "promo_id": quote.promo_id,
                     "balance_after": result.balance_after,
+                    "verification_method": r.method,
                 },
                 "created_at": r.now,
             },
@@ -500,3 +581,245 @@ def _credit(db: Any, r: _Request) -> dict[str, Any]:
         promo_id=body["promo_id"],
     )
     return body
+
+
+# -- operators and the schedule ------------------------------------------------------------
+def _setup(db: Any) -> tuple[Decimal, tuple[Receiver, ...], tuple[Promotion, ...]]:
+    rate = exchange_rate(db)
+    try:
+        receivers = configured_receivers()
+    except ValueError as exc:
+        raise Unavailable(f"top-ups are not configured (receiver accounts): {exc}") from None
+    promos = tuple(p for p in load_active(db) if p.type in _TOPUP_PROMOS)
+    return rate, receivers, promos
+
+
+def _submission(db: Any, slip_id: str, slip: dict[str, Any]) -> dict[str, Any]:
+    snap = db.collection(SUBMISSIONS_COLLECTION).document(slip_id).get()
+    if snap.exists:
+        return snap.to_dict() or {}
+    return {"user_id": slip.get("user_id"), "amount_baht": slip.get("amount_detected")}
+
+
+def _slip(db: Any, slip_id: str) -> tuple[Any, dict[str, Any]]:
+    if not isinstance(slip_id, str) or not slip_id or "/" in slip_id:
+        raise InvalidInput("slip id is required")
+    ref = db.collection(SLIPS_COLLECTION).document(slip_id)
+    snap = ref.get()
+    if not snap.exists:
+        raise NotFound(f"no slip {slip_id}")
+    return ref, snap.to_dict() or {}
+
+
+def _operator_text(value: str | None, name: str) -> str:
+    if value is None or not value.strip():
+        raise InvalidInput(f"{name} is required")
+    if len(value) > 500:
+        raise InvalidInput(f"{name} is longer than 500 characters")
+    return value.strip()
+
+
+def approve_slip(
+    db: Any,
+    *,
+    slip_id: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+    bank_ref: str | None = None,
+    amount: object = None,
+) -> dict[str, Any]:
+    """Credit a PENDING or REJECTED slip after an operator checked it (MANUAL).
+
+    The credit is the automatic one's unit under the same key ``slip:{transRef}``: a slip
+    Slip2Go or another operator already credited is refused (409) and marked DUPLICATE.
+    ``bank_ref`` is required when Slip2Go never read the slip's reference; ``amount`` (baht)
+    defaults to the amount the user submitted. Promotions apply as for an automatic credit;
+    a promo code that is no longer usable is dropped rather than blocking the approval.
+    """
+    now = ensure_utc(now)
+    actor, reason = _operator_text(actor, "actor"), _operator_text(reason, "reason")
+    slip_ref, slip = _slip(db, slip_id)
+    status = slip.get("status")
+    if status not in {"PENDING", "REJECTED"}:
+        raise Conflict(f"slip {slip_id} is {status}; only PENDING or REJECTED can be approved")
+    known_ref = slip.get("bank_ref") if isinstance(slip.get("bank_ref"), str) else None
+    given_ref = bank_ref.strip() if isinstance(bank_ref, str) and bank_ref.strip() else None
+    if given_ref is not None and ("/" in given_ref or len(given_ref) > 200):
+        raise InvalidInput("bank_ref must be a bank transaction reference")
+    if known_ref and given_ref and known_ref != given_ref:
+        raise InvalidInput(f"the slip's bank reference is {known_ref}, not {given_ref}")
+    trans_ref = known_ref or given_ref
+    if not trans_ref:
+        raise InvalidInput("Slip2Go did not read this slip's reference: give bank_ref")
+    submission = _submission(db, slip_id, slip)
+    user_id = str(slip.get("user_id") or "")
+    baht = parse_amount(submission.get("amount_baht") if amount is None else amount)
+    rate, _, promos = _setup(db)
+    code = submission.get("promo_code") if isinstance(submission.get("promo_code"), str) else None
+    if code is not None:
+        try:
+            _precheck_code(db, promos, user_id, baht, rate, code, now)
+        except (InvalidInput, Conflict):
+            code = None
+    found = slip.get("metadata")
+    metadata: dict[str, Any] = found if isinstance(found, dict) else {}
+    data = SlipData(
+        trans_ref=trans_ref,
+        amount=baht,
+        receiver_account=metadata.get("receiver_account"),
+        sender_name=metadata.get("sender_name"),
+        date_time=None,
+    )
+    raw = (slip.get("verification_result") or {}).get("raw_response") or {}
+    check = Verification("MANUAL", reason, Outcome.VALID, None, raw=raw, slip=data)
+    request = _Request(
+        user_id,
+        slip_id,
+        baht,
+        code,
+        rate,
+        promos,
+        data,
+        check,
+        now,
+        method="MANUAL",
+        actor=actor,
+        reason=reason,
+    )
+    try:
+        body = _credit(db, request)
+    except SlipAlreadyUsed:
+        _finish(slip_ref, check, "DUPLICATE", "this slip has already been used")
+        raise
+    log(logger, logging.INFO, "slip approved", slip_id=slip_id, actor=actor, user_id=user_id)
+    return body
+
+
+def reject_slip(db: Any, *, slip_id: str, actor: str, reason: str, now: datetime) -> dict[str, Any]:
+    """PENDING -> REJECTED with the operator's reason (REJECTED again: nothing changes)."""
+    now = ensure_utc(now)
+    actor, reason = _operator_text(actor, "actor"), _operator_text(reason, "reason")
+    if not isinstance(slip_id, str) or not slip_id or "/" in slip_id:
+        raise InvalidInput("slip id is required")
+    ref = db.collection(SLIPS_COLLECTION).document(slip_id)
+
+    def work(unit: Unit) -> dict[str, Any]:
+        snap = unit.get(ref)
+        if not snap.exists:
+            raise NotFound(f"no slip {slip_id}")
+        slip = snap.to_dict() or {}
+        status = slip.get("status")
+        if status == "REJECTED":
+            return slip
+        if status != "PENDING":
+            raise Conflict(f"slip {slip_id} is {status}; only PENDING can be rejected")
+        fields = {"status": "REJECTED", "reject_reason": reason, "verification_method": "MANUAL"}
+        unit.update(ref, fields)
+        unit.create(
+            db.collection(ADMIN_ACTIONS_COLLECTION).document(f"slip_reject_{slip_id}"),
+            {
+                "action": "slip_reject",
+                "actor": actor,
+                "reason": reason,
+                "user_id": slip.get("user_id"),
+                "slip_id": slip_id,
+                "created_at": now,
+            },
+        )
+        return {**slip, **fields}
+
+    from shared.atomic import run_atomically
+
+    return run_atomically(db, work)
+
+
+@dataclass
+class ReverifyReport:
+    """What one ``reverify_pending`` run did."""
+
+    checked: int = 0
+    credited: int = 0
+    rejected: int = 0
+    duplicate: int = 0
+    still_pending: int = 0
+    failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def reverify_pending(db: Any, now: datetime, *, limit: int | None = None) -> ReverifyReport:
+    """Send PENDING slips (older than ``slip_reverify_after_s``) to Slip2Go again.
+
+    Oldest first, at most ``slip_reverify_batch`` per run. Each is resolved exactly as the
+    original request would have been; an outage that goes on leaves it PENDING for the next
+    run, and the ledger key makes a slip credit once however often it is checked.
+    """
+    from datetime import timedelta
+
+    from google.cloud import firestore
+
+    settings = get_settings()
+    now = ensure_utc(now)
+    cutoff = now - timedelta(seconds=settings.slip_reverify_after_s)
+    query = (
+        db.collection(SLIPS_COLLECTION)
+        .where(filter=firestore.FieldFilter("status", "==", "PENDING"))
+        .where(filter=firestore.FieldFilter("created_at", "<=", cutoff))
+        .order_by("created_at")
+        .limit(limit or settings.slip_reverify_batch)
+    )
+    report = ReverifyReport()
+    snaps = list(query.stream())
+    if not snaps:
+        return report
+    rate, receivers, promos = _setup(db)
+    for snap in snaps:
+        report.checked += 1
+        slip = snap.to_dict() or {}
+        submission = _submission(db, snap.id, slip)
+        sub_ref = db.collection(SUBMISSIONS_COLLECTION).document(snap.id)
+        try:
+            baht = parse_amount(submission.get("amount_baht"))
+            image = slipimages.load(str(slip.get("image_url") or ""))
+            check = Slip2GoClient().verify(image.data_url(), amount=baht, receivers=receivers)
+            if sub_ref.get().exists:
+                sub_ref.update(
+                    {
+                        "attempts": firestore.Increment(1),
+                        "last_attempt_at": now,
+                        "last_code": check.code,
+                    }
+                )
+            code = submission.get("promo_code")
+            _resolve(
+                db,
+                snap.reference,
+                user_id=str(slip.get("user_id") or ""),
+                baht=baht,
+                code=code if isinstance(code, str) else None,
+                rate=rate,
+                promos=promos,
+                receivers=receivers,
+                check=check,
+                now=now,
+            )
+            report.credited += 1
+        except SlipAlreadyUsed:
+            report.duplicate += 1
+        except Unavailable:
+            report.still_pending += 1
+        except (InvalidInput, Conflict, Forbidden) as exc:
+            report.rejected += 1
+            log(logger, logging.INFO, "pending slip rejected", slip_id=snap.id, detail=exc.detail)
+        except NotFound as exc:
+            report.failed += 1
+            log(
+                logger,
+                logging.ERROR,
+                "pending slip cannot be re-verified",
+                slip_id=snap.id,
+                detail=exc.detail,
+            )
+    return report

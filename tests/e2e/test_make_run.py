@@ -18,11 +18,12 @@ from tests.helpers import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _env(fs: int, ps: int, fn: int) -> dict[str, str]:
+def _env(fs: int, ps: int, fn: int, gcs: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{fs}",
         PUBSUB_EMULATOR_HOST=f"127.0.0.1:{ps}",
+        STORAGE_EMULATOR_HOST=f"http://127.0.0.1:{gcs or free_port()}",
         FUNCTIONS_PORT=str(fn),
         GOOGLE_CLOUD_PROJECT="demo-run-test",
         LOG_LEVEL="WARNING",
@@ -31,11 +32,11 @@ def _env(fs: int, ps: int, fn: int) -> dict[str, str]:
 
 
 def test_run_serves_health_and_stops_everything_on_sigint(tmp_path: Path) -> None:
-    fs, ps, fn = free_port(), free_port(), free_port()
+    fs, ps, fn, gcs = free_port(), free_port(), free_port(), free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "devstack", "run"],
         cwd=ROOT,
-        env=_env(fs, ps, fn),
+        env=_env(fs, ps, fn, gcs),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -54,7 +55,7 @@ def test_run_serves_health_and_stops_everything_on_sigint(tmp_path: Path) -> Non
         proc.wait(timeout=10)
         assert time.monotonic() - start < 10
         assert proc.returncode == 0
-        for port in (fs, ps, fn):
+        for port in (fs, ps, fn, gcs):
             assert wait_for(lambda p=port: port_is_free("127.0.0.1", p), timeout_s=3)
     finally:
         if proc.poll() is None:

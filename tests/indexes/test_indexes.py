@@ -71,6 +71,10 @@ PROJECT_QUERIES: list[QueryShape] = [
     # shared/ledgerapi/service.py: ledger-api history, and cron-expire-jobs for its holds
     q("credit_transactions", ("user_id",), orders=(("created_at", DESC), ("__name__", DESC))),
     q("credit_holds", ("status",), ("expires_at",), (("expires_at", ASC),)),
+    # shared/bigeye/topup.py: cron-reverify-slips
+    q("slips", ("status",), ("created_at",), (("created_at", ASC),)),
+    # shared/admin/operations.py: credits-admin slips list
+    q("slips", ("status",), orders=(("created_at", ASC),)),
     # shared/usage/config.py: engine cost in force at a time, and the earliest version
     q(
         "ai_engine_cost_history",
