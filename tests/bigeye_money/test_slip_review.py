@@ -1,0 +1,285 @@
+"""Slip images in the storage emulator, re-verification of PENDING slips, operator review."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from devstack.admin import cli
+from shared.bigeye import slipimages
+from shared.bigeye.topup import (
+    SlipAlreadyUsed,
+    approve_slip,
+    reject_slip,
+    reverify_pending,
+    topup,
+)
+from shared.clients import storage_client
+from shared.errors import Conflict, InvalidInput, Unavailable
+from shared.settings import get_settings, override_settings
+from tests.bigeye_money.conftest import make_slip, make_user
+from tests.helpers import all_documents, wait_for
+
+
+def _docs(db: Any, collection: str) -> dict[str, dict[str, Any]]:
+    return {s.id: s.to_dict() or {} for s in db.collection(collection).stream()}
+
+
+def _credits(db: Any, user_id: str) -> int:
+    return int(db.collection("users").document(user_id).get().get("credits"))
+
+
+def _earlier(minutes: int = 10) -> datetime:
+    return datetime.now(UTC) - timedelta(minutes=minutes)
+
+
+def _pending(db: Any, standin: Any, user_id: str, ref: str, baht: int = 100) -> str:
+    """A slip left PENDING by a Slip2Go outage ten minutes ago; returns its id."""
+    standin.fail_next("500500", 500)
+    with pytest.raises(Unavailable):
+        topup(
+            db,
+            user_id=user_id,
+            slip=make_slip(ref, baht),
+            amount=baht,
+            promo_code=None,
+            now=_earlier(),
+        )
+    (slip_id,) = [i for i, s in _docs(db, "slips").items() if s["status"] == "PENDING"]
+    return slip_id
+
+
+def test_the_slip_image_is_stored_and_image_url_names_the_object(money) -> None:
+    db = money
+    make_user(db, "u1")
+    slip = make_slip("TR-IMG", 100)
+    body = topup(db, user_id="u1", slip=slip, amount=100, promo_code=None, now=_earlier(0))
+    url = db.collection("slips").document(body["slip_id"]).get().get("image_url")
+    bucket = get_settings().slip_bucket_name()
+    assert f"/{bucket}/slips/" in url and url.endswith(".jpg")
+    stored = storage_client().bucket(bucket).blob(slipimages.object_of(url))
+    assert stored.download_as_bytes() == slipimages.decode(slip).content
+    assert slipimages.load(url).data_url() == slip
+
+
+def test_storage_outage_is_503_and_writes_nothing(money) -> None:
+    db = money
+    make_user(db, "u1")
+    before = all_documents(db)
+    with (
+        override_settings(slip_bucket="no-such-bucket-anywhere"),
+        pytest.raises(Unavailable, match="storage"),
+    ):
+        topup(
+            db,
+            user_id="u1",
+            slip=make_slip("TR-NOSTORE", 100),
+            amount=100,
+            promo_code=None,
+            now=_earlier(0),
+        )
+    assert all_documents(db) == before
+
+
+def test_a_pending_slip_is_credited_once_after_the_outage(money, standin) -> None:
+    db = money
+    make_user(db, "u1")
+    slip_id = _pending(db, standin, "u1", "TR-LATER")
+    assert _docs(db, "slip_submissions")[slip_id]["amount_baht"] == 100
+    report = reverify_pending(db, datetime.now(UTC))
+    assert (report.checked, report.credited) == (1, 1)
+    slip = _docs(db, "slips")[slip_id]
+    assert slip["status"] == "VERIFIED" and slip["verification_method"] == "AUTO_API"
+    assert slip["bank_ref"] == "TR-LATER" and slip["amount_credited"] == 400
+    assert _credits(db, "u1") == 400
+    assert _docs(db, "slip_submissions")[slip_id]["attempts"] == 2
+    # A second run finds nothing to do.
+    assert reverify_pending(db, datetime.now(UTC)).checked == 0
+    assert _credits(db, "u1") == 400
+
+
+def test_an_ongoing_outage_leaves_the_slip_pending_and_young_slips_alone(money, standin) -> None:
+    db = money
+    make_user(db, "u1")
+    slip_id = _pending(db, standin, "u1", "TR-STILL")
+    standin.fail_next("500500", 500)
+    report = reverify_pending(db, datetime.now(UTC))
+    assert (report.checked, report.still_pending) == (1, 1)
+    assert _docs(db, "slips")[slip_id]["status"] == "PENDING"
+    # Within the grace period the request that wrote it may still be verifying it.
+    assert reverify_pending(db, _earlier(9)).checked == 0
+    assert _credits(db, "u1") == 0
+
+
+def test_a_pending_slip_the_user_resubmitted_becomes_duplicate(money, standin) -> None:
+    db = money
+    make_user(db, "u1")
+    slip_id = _pending(db, standin, "u1", "TR-AGAIN")
+    topup(
+        db,
+        user_id="u1",
+        slip=make_slip("TR-AGAIN", 100),
+        amount=100,
+        promo_code=None,
+        now=datetime.now(UTC),
+    )
+    report = reverify_pending(db, datetime.now(UTC))
+    assert (report.checked, report.duplicate) == (1, 1)
+    assert _docs(db, "slips")[slip_id]["status"] == "DUPLICATE"
+    assert _credits(db, "u1") == 400
+
+
+def test_racing_reverify_runs_credit_once(money, standin) -> None:
+    db = money
+    make_user(db, "u1")
+    _pending(db, standin, "u1", "TR-RACE")
+    barrier = threading.Barrier(3)
+    reports: list[Any] = []
+
+    def run() -> None:
+        barrier.wait()
+        reports.append(reverify_pending(db, datetime.now(UTC)))
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.credited for r in reports) == 1
+    assert _credits(db, "u1") == 400
+    txs = [t for t in _docs(db, "transactions").values() if t["type"] == "TOPUP"]
+    assert len(txs) == 1
+
+
+def test_the_schedule_resolves_pending_slips_over_pubsub(money, standin, stack) -> None:
+    db = money
+    make_user(db, "u1")
+    slip_id = _pending(db, standin, "u1", "TR-CRON")
+    stack.publish("cron-reverify-slips", b"{}")
+    assert wait_for(lambda: _docs(db, "slips")[slip_id]["status"] == "VERIFIED", timeout_s=20)
+    assert _credits(db, "u1") == 400
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(cli, ["--profile", "bigeye", *args], catch_exceptions=False)
+
+
+def test_operator_approves_a_rejected_slip_once_through_the_slip_key(money, standin) -> None:
+    db = money
+    make_user(db, "u1")
+    # The user typed 500 for a 100-baht slip: rejected on the amount.
+    with pytest.raises(InvalidInput, match="amount"):
+        topup(
+            db,
+            user_id="u1",
+            slip=make_slip("TR-TYPO", 100),
+            amount=500,
+            promo_code=None,
+            now=_earlier(0),
+        )
+    (slip_id,) = _docs(db, "slips")
+    listed = _cli("slips", "list", "--status", "REJECTED", "--json")
+    assert [r["slip_id"] for r in json.loads(listed.output)] == [slip_id]
+
+    result = _cli(
+        "slips",
+        "approve",
+        slip_id,
+        "--actor",
+        "ops@example.com",
+        "--reason",
+        "paid 100, typo",
+        "--amount",
+        "100",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["added"] == 400
+    slip = _docs(db, "slips")[slip_id]
+    assert slip["status"] == "VERIFIED" and slip["verification_method"] == "MANUAL"
+    assert slip["amount_credited"] == 400 and slip["reject_reason"] is None
+    (action,) = _docs(db, "admin_actions").values()
+    assert action["action"] == "slip_approve" and action["actor"] == "ops@example.com"
+    assert action["reason"] == "paid 100, typo" and action["key"] == "slip:TR-TYPO"
+    (tx,) = _docs(db, "transactions").values()
+    assert tx["metadata"]["slip_ref"] == "TR-TYPO" and tx["reference_id"] == slip_id
+
+    again = _cli("slips", "approve", slip_id, "--actor", "ops", "--reason", "again")
+    assert again.exit_code == 2 and "VERIFIED" in again.output
+    assert _credits(db, "u1") == 400
+
+    # The same slip submitted again, rejected for another reason, cannot credit twice either.
+    with pytest.raises(InvalidInput):
+        topup(
+            db,
+            user_id="u1",
+            slip=make_slip("TR-TYPO", 100),
+            amount=300,
+            promo_code=None,
+            now=_earlier(0),
+        )
+    (other,) = [i for i, s in _docs(db, "slips").items() if s["status"] == "REJECTED"]
+    with pytest.raises(SlipAlreadyUsed):
+        approve_slip(db, slip_id=other, actor="ops", reason="r", amount=100, now=_earlier(0))
+    assert _docs(db, "slips")[other]["status"] == "DUPLICATE"
+    assert _credits(db, "u1") == 400
+
+
+def test_an_unread_slip_needs_the_bank_reference_to_be_approved(money, standin) -> None:
+    db = money
+    make_user(db, "u1")
+    slip_id = _pending(db, standin, "u1", "TR-UNREAD")
+    with pytest.raises(InvalidInput, match="bank_ref"):
+        approve_slip(db, slip_id=slip_id, actor="ops", reason="checked", now=_earlier(0))
+    with pytest.raises(InvalidInput, match="actor"):
+        approve_slip(db, slip_id=slip_id, actor=" ", reason="x", bank_ref="B", now=_earlier(0))
+    body = approve_slip(
+        db,
+        slip_id=slip_id,
+        actor="ops",
+        reason="checked with the bank",
+        bank_ref="TR-UNREAD",
+        now=_earlier(0),
+    )
+    assert body["added"] == 400 and _credits(db, "u1") == 400
+    # Slip2Go coming back later finds nothing pending.
+    assert reverify_pending(db, datetime.now(UTC)).checked == 0
+
+
+def test_operator_rejects_a_pending_slip(money, standin) -> None:
+    db = money
+    make_user(db, "u1")
+    slip_id = _pending(db, standin, "u1", "TR-FAKE")
+    result = _cli("slips", "reject", slip_id, "--actor", "ops", "--reason", "edited image")
+    assert result.exit_code == 0, result.output
+    slip = _docs(db, "slips")[slip_id]
+    assert slip["status"] == "REJECTED" and slip["reject_reason"] == "edited image"
+    assert slip["verification_method"] == "MANUAL"
+    (action,) = _docs(db, "admin_actions").values()
+    assert action["action"] == "slip_reject" and action["actor"] == "ops"
+    # Rejecting again changes nothing; a rejected slip is not re-verified.
+    reject_slip(db, slip_id=slip_id, actor="ops", reason="again", now=_earlier(0))
+    assert len(_docs(db, "admin_actions")) == 1
+    assert reverify_pending(db, datetime.now(UTC)).checked == 0
+    assert _credits(db, "u1") == 0
+
+
+def test_a_verified_slip_cannot_be_rejected(money) -> None:
+    db = money
+    make_user(db, "u1")
+    body = topup(
+        db,
+        user_id="u1",
+        slip=make_slip("TR-OK", 100),
+        amount=100,
+        promo_code=None,
+        now=_earlier(0),
+    )
+    with pytest.raises(Conflict):
+        reject_slip(db, slip_id=body["slip_id"], actor="ops", reason="r", now=_earlier(0))
+    assert _docs(db, "slips")[body["slip_id"]]["status"] == "VERIFIED"
