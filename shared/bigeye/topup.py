@@ -27,7 +27,7 @@ Operators (``credits-admin slips``, the console) approve a PENDING or REJECTED s
 still credit only once; ``verification_method`` MANUAL; actor and reason in
 ``admin_actions``) or reject it (``reject_slip``).
 
-``slip_submissions/{slip_id}`` is a collection of this project (the seed's ``slips`` gets no
+``slip_submissions/{slip_id}`` is a collection of this project (BigEye's ``slips`` schema gets no
 extra fields): ``user_id``, ``amount_baht``, ``promo_code``, ``created_at``, ``attempts``,
 ``last_attempt_at``, ``last_code``.
 """
