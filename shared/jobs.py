@@ -42,16 +42,54 @@ def _deductions(ledger: Ledger, job_id: str, user_id: str) -> list[tuple[str, in
 def refund_failed_job(
     *, collection: str, job_id: str, user_id: object, charged: object
 ) -> JobRefund:
-    """Refund up to ``charged`` credits of a failed job, once, in one atomic unit."""
+    """Refund up to ``charged`` credits of a failed job, once, in one atomic unit.
+
+    Each of the job's deductions gives back what is still refundable of it: refunds already
+    linked to it (an operator's, or one the app wrote itself) are counted, never repeated.
+    A refund this job already made is replayed as it was, whatever changed since.
+    """
     if not isinstance(user_id, str) or not user_id:
         raise InvalidInput(f"{collection}/{job_id} has no user_id")
     if isinstance(charged, bool) or not isinstance(charged, int) or charged < 0:
         raise InvalidInput(f"{collection}/{job_id} has no whole credit amount to refund")
-    ledger = ledger_for("kitesforu")
-    originals = _deductions(ledger, job_id, user_id)
     if charged == 0:
         return JobRefund(job_id, 0, (), False)
-    if not originals:
+    ledger = ledger_for("kitesforu")
+    noun = collection.rstrip("s").replace("_", " ")
+
+    def work(unit: Unit) -> tuple[JobRefund, bool]:
+        originals = _deductions(ledger, job_id, user_id)
+        left = charged
+        refunded = 0
+        ids: list[str] = []
+        replayed = True
+        for tx_id, _taken in originals:
+            if left <= 0:
+                break
+            key = posting_key("refund", collection, job_id, tx_id)
+            result = ledger.posted(unit, key)
+            if result is None:
+                amount = min(left, ledger.refundable(unit, tx_id))
+                if amount <= 0:
+                    continue
+                result = ledger.refund(
+                    unit,
+                    original_transaction_id=tx_id,
+                    key=key,
+                    reason="job_failed",
+                    amount=amount,
+                    description=f"Refund for failed {noun} {job_id}",
+                    refs=Refs(job_id=job_id),
+                )
+                replayed = False
+            left -= result.amount
+            refunded += result.amount
+            if result.transaction_id:
+                ids.append(result.transaction_id)
+        return JobRefund(job_id, refunded, tuple(ids), replayed and bool(ids)), bool(originals)
+
+    done, found = ledger.run(work)
+    if not found:
         log(
             logger,
             logging.ERROR,
@@ -61,32 +99,4 @@ def refund_failed_job(
             user_id=user_id,
             charged=charged,
         )
-        return JobRefund(job_id, 0, (), False)
-
-    def work(unit: Unit) -> JobRefund:
-        left = charged
-        refunded = 0
-        ids: list[str] = []
-        replayed = True
-        for tx_id, taken in originals:
-            if left <= 0:
-                break
-            amount = min(left, taken)
-            result = ledger.refund(
-                unit,
-                original_transaction_id=tx_id,
-                key=posting_key("refund", collection, job_id, tx_id),
-                reason="job_failed",
-                amount=amount,
-                description=f"Refund for failed {collection.rstrip('s').replace('_', ' ')} "
-                f"{job_id}",
-                refs=Refs(job_id=job_id),
-            )
-            left -= amount
-            refunded += result.amount
-            replayed = replayed and result.replayed
-            if result.transaction_id:
-                ids.append(result.transaction_id)
-        return JobRefund(job_id, refunded, tuple(ids), replayed)
-
-    return ledger.run(work)
+    return done

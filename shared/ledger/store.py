@@ -177,6 +177,13 @@ class Ledger:
             raise NotFound(f"unknown user {user_id}", user_id=user_id)
         return int((snap.to_dict() or {}).get(self.profile.balance_field) or 0)
 
+    def posted(self, unit: Unit, key: str) -> PostingResult | None:
+        """What the posting with idempotency key ``key`` did, if it was made."""
+        snap = unit.get(self.posting_ref(transaction_id_for(_check_key(key))))
+        return (
+            PostingResult.from_record(snap.to_dict() or {}, replayed=True) if snap.exists else None
+        )
+
     def _replay(self, unit: Unit, key: str, content: dict[str, Any]) -> PostingResult | None:
         snap = unit.get(self.posting_ref(transaction_id_for(key)))
         if not snap.exists:
@@ -387,6 +394,36 @@ class Ledger:
             "profile": self.profile.name,
         }, False
 
+    def _refunded_outside(self, unit: Unit, original_id: str, user_id: str) -> int:
+        """Credits refunded against ``original_id`` by REFUND transactions the ledger did
+        not post (an app writing its own linked refunds): they count as refunded too."""
+        link = "reference_id" if self.profile.name == "bigeye" else "original_transaction_id"
+        query = self.db.collection(self.profile.transactions_collection).where(
+            filter=firestore.FieldFilter(link, "==", original_id)
+        )
+        refund_type = self.profile.type_name(Kind.REFUND)
+        linked = {
+            snap.id: abs(int((snap.to_dict() or {}).get("amount") or 0))
+            for snap in query.stream()
+            if (snap.to_dict() or {}).get("type") == refund_type
+            and (snap.to_dict() or {}).get("user_id") == user_id
+        }
+        if not linked:
+            return 0
+        ours = unit.get_all([self.posting_ref(tx_id) for tx_id in sorted(linked)])
+        return sum(linked[snap.id] for snap in ours if not snap.exists)
+
+    def refundable(self, unit: Unit, original_transaction_id: str) -> int:
+        """How much of a transaction can still be refunded, counting every linked refund."""
+        original_id = _check_id(original_transaction_id, "original_transaction_id")
+        original, _ = self._original(unit, original_id)
+        if Kind(original["kind"]) in {Kind.REFUND, Kind.ADJUSTMENT} or original.get("hold_id"):
+            return 0
+        already = int(original.get("refunded_amount", 0)) + self._refunded_outside(
+            unit, original_id, str(original["user_id"])
+        )
+        return refundable(int(original["amount"]), already)
+
     def refund(
         self,
         unit: Unit,
@@ -423,19 +460,16 @@ class Ledger:
             raise InvalidInput(f"a {kind.value} transaction cannot be refunded")
         if original.get("hold_id"):
             raise InvalidInput("a hold's reservation is returned by closing the hold")
-        remaining = refundable(int(original["amount"]), int(original.get("refunded_amount", 0)))
+        user_id = str(original["user_id"])
+        already = int(original.get("refunded_amount", 0)) + self._refunded_outside(
+            unit, original_id, user_id
+        )
+        remaining = refundable(int(original["amount"]), already)
         wanted = remaining if amount is None else amount
         if wanted == 0:
             raise Conflict(f"transaction {original_id} is already fully refunded")
-        user_id = str(original["user_id"])
         account = self.account(unit, user_id)
-        entry = plan_refund(
-            account,
-            kind,
-            int(original["amount"]),
-            int(original.get("refunded_amount", 0)),
-            wanted,
-        )
+        entry = plan_refund(account, kind, int(original["amount"]), already, wanted)
         refunded = int(original.get("refunded_amount", 0)) + wanted
         if recorded:
             unit.update(self.posting_ref(original_id), {"refunded_amount": refunded})

@@ -1,12 +1,16 @@
-"""Regression tests for ledger edge cases: keys that cannot collide, refunds of refunds."""
+"""Regression tests for ledger edges: keys that cannot collide, refunds counted however written."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from shared.clock import FixedClock
-from shared.ledger import KITESFORU, Kind, Ledger
+from shared.errors import Conflict
+from shared.jobs import refund_failed_job
+from shared.ledger import KITESFORU, Kind, Ledger, Refs
 from shared.ledger.reconcile import reconcile
 
 T0 = datetime(2026, 2, 8, 10, 0, tzinfo=UTC)
@@ -51,3 +55,60 @@ def test_a_hold_named_like_another_holds_close_does_not_collide(db: Any) -> None
     assert settled.amount == 20
     assert ledger.balance("alice") == 90
     assert reconcile(db, KITESFORU, run_id="r", now=T0 + timedelta(days=1)).clean
+
+
+def _job_deduction(ledger: Ledger, job_id: str, amount: int) -> str:
+    done = ledger.run(
+        lambda u: ledger.debit(
+            u,
+            user_id="alice",
+            amount=amount,
+            key=f"job:{job_id}",
+            description="Podcast",
+            refs=Refs(job_id=job_id),
+        )
+    )
+    assert done.transaction_id is not None
+    return done.transaction_id
+
+
+def test_a_failed_job_refunds_what_an_operator_left_of_its_deduction(db: Any) -> None:
+    ledger = _ledger(db)
+    tx_id = _job_deduction(ledger, "j1", 40)
+    ledger.run(
+        lambda u: ledger.refund(
+            u, original_transaction_id=tx_id, key="ops:1", reason="goodwill", amount=5
+        )
+    )
+    done = refund_failed_job(collection="podcast_jobs", job_id="j1", user_id="alice", charged=40)
+    assert (done.refunded, done.replayed) == (35, False)
+    assert ledger.balance("alice") == 100
+    again = refund_failed_job(collection="podcast_jobs", job_id="j1", user_id="alice", charged=40)
+    assert (again.refunded, again.replayed) == (35, True)
+    assert ledger.balance("alice") == 100
+    assert reconcile(db, KITESFORU, run_id="r", now=datetime.now(UTC)).clean
+
+
+def test_a_refund_the_app_wrote_itself_counts_against_the_job_refund(db: Any) -> None:
+    ledger = _ledger(db)
+    tx_id = _job_deduction(ledger, "j2", 40)
+    # The app's own API refunds 5 of it, linked by original_transaction_id, outside the ledger.
+    db.collection("credit_transactions").document("app-refund-1").set(
+        {
+            "user_id": "alice",
+            "type": "REFUND",
+            "amount": 5,
+            "balance_after": 65,
+            "original_transaction_id": tx_id,
+            "refund_reason": "support",
+            "description": "Refund by support",
+            "created_at": T0 + timedelta(minutes=1),
+        }
+    )
+    db.collection("users").document("alice").update({"credits_balance": 65})
+    done = refund_failed_job(collection="podcast_jobs", job_id="j2", user_id="alice", charged=40)
+    assert done.refunded == 35
+    assert ledger.balance("alice") == 100  # never more than the 100 bought
+    assert ledger.run(lambda u: ledger.refundable(u, tx_id)) == 0
+    with pytest.raises(Conflict):
+        ledger.run(lambda u: ledger.refund(u, original_transaction_id=tx_id, key="k", reason="r"))
