@@ -16,8 +16,9 @@ The plan, in order:
    only ``stripe-webhook`` and ``credit-api`` accept unauthenticated calls;
 5. one Cloud Scheduler job per schedule (UTC), created or updated;
 6. the Firestore rules and indexes (Firebase CLI, reading ``firebase.json``);
-7. the TTL policy on ``usage_logs.expires_at`` (see docs/runbook.md: a TTL on
-   ``created_at`` would delete every log as soon as it is written).
+7. the TTL policies on ``usage_logs.expires_at`` (see docs/runbook.md: a TTL on
+   ``created_at`` would delete every log as soon as it is written) and
+   ``usage_receipts.expires_at``.
 
 Commands are argument vectors (never a shell string), printed with ``shlex.join``.
 """
@@ -48,8 +49,8 @@ BUILD_DIR = ROOT / "build" / "functions"
 RUNTIME = "python312"
 PUBLIC_FUNCTIONS = frozenset({"stripe-webhook", "credit-api"})
 PROFILES = ALL_PROFILES
-TTL_COLLECTION = "usage_logs"
-TTL_FIELD = "expires_at"
+# (collection group, field) of each Firestore TTL policy.
+TTL_POLICIES = (("usage_logs", "expires_at"), ("usage_receipts", "expires_at"))
 APIS = (
     "cloudfunctions.googleapis.com",
     "run.googleapis.com",
@@ -299,7 +300,7 @@ def plan(
             "Firestore security rules and composite indexes",
         )
     )
-    commands.append(
+    commands.extend(
         Command(
             (
                 "gcloud",
@@ -307,14 +308,15 @@ def plan(
                 "fields",
                 "ttls",
                 "update",
-                TTL_FIELD,
-                f"--collection-group={TTL_COLLECTION}",
+                field,
+                f"--collection-group={collection}",
                 "--enable-ttl",
                 p,
                 "--async",
             ),
-            f"TTL policy on {TTL_COLLECTION}.{TTL_FIELD}",
+            f"TTL policy on {collection}.{field}",
         )
+        for collection, field in TTL_POLICIES
     )
     return commands
 

@@ -1,9 +1,13 @@
 """Meter one ``usage-events`` message in ONE atomic unit.
 
 The unit writes, all or nothing:
+- ``usage_receipts/{usage_log_id(request_id)}``, the once-only record: created only if
+  absent, so a duplicate ``request_id`` (even racing) is a replay that writes nothing. It
+  lives ``RECEIPT_DAYS_KEPT`` days from its *receipt*, longer than any redelivery (Pub/Sub
+  keeps a message at most 31 days), whatever ``created_at`` the sender wrote; the usage
+  log itself expires 90 days after ``created_at`` (002), which may be any time;
 - ``usage_logs/{usage_log_id(request_id)}`` with every field of 002 (plus the documented
-  extras ``credits_shortfall``, ``transaction_id``, ...); created only if absent, so a
-  duplicate ``request_id`` (even racing) is a replay that writes nothing;
+  extras ``credits_shortfall``, ``transaction_id``, ...);
 - the ledger DEDUCTION of ``credits_used`` (key ``usage:{request_id}``, partial allowed:
   the use already happened, so a short balance goes to zero and the shortfall is recorded
   on the log and in the transaction's description);
@@ -45,6 +49,10 @@ logger = get_logger(__name__)
 
 # Events may carry their own time; one further ahead than this is refused as malformed.
 MAX_FUTURE_S = 3600
+# The once-only record outlives every redelivery: Pub/Sub retains a message at most 31 days
+# after publishing (and a dead-lettered one replayed by an operator comes back within weeks).
+RECEIPTS = "usage_receipts"
+RECEIPT_DAYS_KEPT = 90
 
 
 @dataclass(frozen=True)
@@ -86,19 +94,23 @@ def meter_usage(
     day, reset_at = token_day(at, settings.token_day_timezone)
     period, period_end = month_period(at, settings.token_day_timezone)
 
+    receipt_ref = db.collection(RECEIPTS).document(log_id)
+
     def work(unit: Unit) -> Metered:
         log_ref = r.log(log_id)
         user_ref = ledger.user_ref(event.user_id)
         # One round trip for everything this unit may read (later gets hit the unit's cache).
-        prefetch = [log_ref, user_ref, r.engine(event.engine_id)]
+        prefetch = [receipt_ref, log_ref, user_ref, r.engine(event.engine_id)]
         prefetch += [r.token_limit(t) for t in config.USER_TYPES]
         if event.credits_used > 0:
             prefetch.append(ledger.posting_ref(transaction_id_for(usage_key)))
         if event.subscription_plan:
             prefetch.append(r.plan(event.subscription_plan))
-        log_snap, user_snap, engine_snap = unit.get_all(prefetch)[:3]
-        if log_snap.exists:
-            found = log_snap.to_dict() or {}
+        receipt_snap, log_snap, user_snap, engine_snap = unit.get_all(prefetch)[:4]
+        # The receipt; a log written before receipts existed is one too while it lasts.
+        earlier = receipt_snap if receipt_snap.exists else log_snap
+        if earlier.exists:
+            found = earlier.to_dict() or {}
             if found.get("message_sha256") not in (None, digest):
                 raise Conflict(
                     f"request_id {event.request_id} was already metered with other content"
@@ -171,6 +183,18 @@ def meter_usage(
             "expires_at": at + timedelta(days=USAGE_LOG_DAYS_KEPT),
         }
         unit.create(log_ref, log_doc)
+        unit.create(
+            receipt_ref,
+            {
+                "request_id": event.request_id,
+                "user_id": event.user_id,
+                "message_sha256": digest,
+                "credits_deducted": deducted,
+                "credits_shortfall": shortfall,
+                "received_at": now,
+                "expires_at": now + timedelta(days=RECEIPT_DAYS_KEPT),
+            },
+        )
 
         if event.tokens > 0:
             user_type = config.user_type_for(plan_data)

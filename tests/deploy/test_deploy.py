@@ -132,7 +132,10 @@ def test_topics_schedules_rules_indexes_and_ttl(tmp_path: Path) -> None:
     texts = [str(c) for c in commands]
     assert any("firebase deploy --only firestore:rules,firestore:indexes" in t for t in texts)
     ttl = [c for c in commands if c.argv[:4] == ("gcloud", "firestore", "fields", "ttls")]
-    assert len(ttl) == 1 and "--collection-group=usage_logs" in ttl[0].argv
+    assert [c.argv[6] for c in ttl] == [
+        "--collection-group=usage_logs",
+        "--collection-group=usage_receipts",
+    ]
     secrets = sorted({s for spec in BIGEYE_SPECS for s in spec.secrets})
     checked = [c.argv[3] for c in commands if c.argv[:3] == ("gcloud", "secrets", "describe")]
     assert checked == secrets
