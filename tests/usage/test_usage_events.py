@@ -404,12 +404,17 @@ def test_invalid_messages_are_acknowledged_and_write_nothing(usage_db, stack) ->
     wait_for(lambda: _log(db, "after"))
     after = settled(db)
     added = {p for p in after if p not in before}
-    assert {p for p in added if p.startswith("usage_logs/")} == {
-        f"usage_logs/{usage_log_id('after')}"
+    assert {p for p in added if p.startswith(("usage_logs/", "usage_receipts/"))} == {
+        f"usage_logs/{usage_log_id('after')}",
+        f"usage_receipts/{usage_log_id('after')}",
     }
-    # Besides the log, only the analytics counters of that one log appeared.
+    # Besides the log and its receipt, only the analytics counters of that one log appeared.
     counters = ("usage_user_days/", "usage_user_periods/", "usage_day_shards/")
-    assert all(p.startswith(counters) for p in added if not p.startswith("usage_logs/"))
+    assert all(
+        p.startswith(counters)
+        for p in added
+        if not p.startswith(("usage_logs/", "usage_receipts/"))
+    )
     assert {p: after[p] for p in before} == before
 
 
