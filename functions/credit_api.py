@@ -1,7 +1,8 @@
 """credit-api: the BigEye desktop client's ``/api/v1/...`` API (docs/bigeye-api.md).
 
 A thin router: one table maps (method, path) to a handler in ``shared.bigeye.api``; an
-unknown path is 404, a known path with another method 405 (with ``Allow``). Every error is
+unknown path is 404, a known path with another method 405 (with ``Allow``); in maintenance
+every route but check-update and finalize is 503 before its handler runs. Every error is
 ``{"detail": "..."}`` with the status of the shared error table; a 429 carries
 ``Retry-After``.
 """
@@ -48,7 +49,9 @@ def route(method: str, path: str) -> Handler:
 @http_entry("credit-api")
 def credit_api(request: Any) -> Any:
     try:
-        reply = route(request.method, request.path)(request)
+        handler = route(request.method, request.path)
+        api.check_maintenance("/" + request.path.strip("/"))
+        reply = handler(request)
     except MethodNotAllowed as exc:
         return json_response(http_error_body(exc), 405, {"Allow": exc.context["allow"]})
     except RateLimited as exc:

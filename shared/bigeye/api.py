@@ -95,6 +95,22 @@ def _optional_settings() -> AppSettings | None:
         return None
 
 
+#: Paths that answer during maintenance (docs/bigeye-api.md, "Maintenance mode"):
+#: check-update is how the client learns of maintenance; finalize settles credits already
+#: reserved (refusing it would hold a customer's unused credits until the job expires).
+MAINTENANCE_EXEMPT = frozenset({"/api/v1/system/check-update", "/api/v1/job/finalize"})
+
+
+def check_maintenance(path: str) -> None:
+    """503 with ``maintenance_message`` when ``maintenance_mode`` is on and ``path`` is not
+    exempt. Missing settings are not maintenance (the handlers that need them answer 503)."""
+    if path in MAINTENANCE_EXEMPT:
+        return
+    settings = _optional_settings()
+    if settings is not None and settings.maintenance_mode:
+        raise Unavailable(settings.maintenance_message or "Service under maintenance")
+
+
 def _check_client_version(version: str | None) -> None:
     if version is None:
         return
