@@ -1,9 +1,15 @@
 """Reconciliation: prove every balance from its transactions; report, never fix.
 
 For each user: the balance equals the sum of the transaction amounts; the
-``balance_after`` values form an unbroken chain in time order starting from zero; no
+``balance_after`` values form an unbroken chain in commit order starting from zero; no
 balance is ever negative; every type is one the profile's seed allows. Transactions of a
-user that does not exist are reported too. Each run writes one
+user that does not exist are reported too.
+
+Commit order is each transaction document's Firestore ``create_time`` (the commit time of
+the batch that wrote it; transactions are never rewritten), which needs no field in the
+seeds' documents. ``created_at`` is the writer's clock and may be older than the commit (a
+sweep stamps its start time on every refund it writes), so it only orders transactions
+committed together, and the chain-linking order breaks the remaining ties. Each run writes one
 ``ledger_reconciliations/{run_id}`` document and one error log line per discrepancy.
 """
 
@@ -62,15 +68,16 @@ class _Tx:
     amount: int
     balance_after: int
     created_at: datetime
+    committed_at: datetime
 
 
 def _chain_order(txs: list[_Tx]) -> list[_Tx]:
-    """Transactions in time order; equal timestamps ordered so that the chain links up."""
+    """Transactions in commit order; those committed together ordered so the chain links."""
     ordered: list[_Tx] = []
     running = 0
-    by_time: dict[datetime, list[_Tx]] = defaultdict(list)
+    by_time: dict[tuple[datetime, datetime], list[_Tx]] = defaultdict(list)
     for tx in txs:
-        by_time[tx.created_at].append(tx)
+        by_time[(tx.committed_at, tx.created_at)].append(tx)
     for moment in sorted(by_time):
         group = sorted(by_time[moment], key=lambda t: t.id)
         while group:
@@ -133,12 +140,15 @@ def check_user(
 def _tx_from(snap: firestore.DocumentSnapshot) -> _Tx:
     data = snap.to_dict() or {}
     created = data.get("created_at")
+    created_at = ensure_utc(created) if isinstance(created, datetime) else _EPOCH
+    committed = snap.create_time
     return _Tx(
         id=snap.id,
         type=str(data.get("type")),
         amount=int(data.get("amount") or 0),
         balance_after=int(data.get("balance_after") or 0),
-        created_at=ensure_utc(created) if isinstance(created, datetime) else _EPOCH,
+        created_at=created_at,
+        committed_at=ensure_utc(committed) if committed is not None else created_at,
     )
 
 

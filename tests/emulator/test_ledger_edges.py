@@ -112,3 +112,24 @@ def test_a_refund_the_app_wrote_itself_counts_against_the_job_refund(db: Any) ->
     assert ledger.run(lambda u: ledger.refundable(u, tx_id)) == 0
     with pytest.raises(Conflict):
         ledger.run(lambda u: ledger.refund(u, original_transaction_id=tx_id, key="k", reason="r"))
+
+
+def test_reconcile_follows_commit_order_not_the_writers_clocks(db: Any) -> None:
+    """A sweep stamps its start time on a refund it commits after a finalize that ran
+    meanwhile: ``created_at`` order is not commit order, and the chain is still whole."""
+    db.collection("users").document("alice").set({"email": "alice@example.com"})
+    sweep = Ledger(db, KITESFORU, FixedClock(T0))
+    live = Ledger(db, KITESFORU, FixedClock(T0 + timedelta(seconds=2)))
+    live.run(
+        lambda u: live.credit(
+            u, user_id="alice", kind=Kind.PURCHASE, amount=400, key="pack", description="Pack"
+        )
+    )
+    live.run(lambda u: live.debit(u, user_id="alice", amount=2, key="use", description="Use"))
+    sweep.run(  # committed last, stamped earliest
+        lambda u: sweep.credit(
+            u, user_id="alice", kind=Kind.BONUS, amount=5, key="late", description="Late"
+        )
+    )
+    report = reconcile(db, KITESFORU, run_id="r", now=T0 + timedelta(days=1))
+    assert report.discrepancies == []
