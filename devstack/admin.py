@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -515,6 +516,61 @@ def backfill(env: Env, start: str, end: str, months: bool) -> None:
 
 def _show_day(day: date | None) -> str:
     return day.isoformat() if day else ""
+
+
+def _flat(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Nested maps as dotted keys (as the schema tables write them), in key order."""
+    if isinstance(data, dict) and data:
+        for key in sorted(data):
+            yield from _flat(data[key], f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, data
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@json_option
+@pass_env
+def show(env: Env, path: str, limit: int, as_json: bool) -> None:
+    """Print a document (COLLECTION/ID) or a collection's first documents, readably.
+
+    Examples: show ai_engine_costs, show users/demo_stripe_user,
+    show system_config/app_settings --json.
+    """
+    parts = [p for p in path.strip("/").split("/") if p]
+    if not parts:
+        raise AdminError("name a collection or a document: COLLECTION or COLLECTION/ID")
+    db = env.db()
+    if len(parts) % 2 == 0:
+        snap = call(lambda: db.document("/".join(parts)).get())
+        if not snap.exists:
+            raise AdminError(f"no document {'/'.join(parts)}")
+        snaps = [snap]
+    else:
+        query = db.collection("/".join(parts)).limit(limit)
+        snaps = call(lambda: list(query.stream()))
+    rows = [{"path": s.reference.path, "data": s.to_dict() or {}} for s in snaps]
+
+    def lines() -> Iterator[str]:
+        if not rows:
+            yield f"no documents in {'/'.join(parts)}"
+        for row in rows:
+            yield f"{row['path']}"
+            for key, value in _flat(row["data"]):
+                yield f"  {key}: {_shown(value)}"
+        if len(parts) % 2 == 1 and len(rows) == limit:
+            yield f"(first {limit}; --limit N for more)"
+
+    emit(rows, as_json, lines)
 
 
 @cli.command("engine-cost")

@@ -77,13 +77,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def require_free(host: str, port: int, variable: str) -> None:
-    """StackError naming the variable to change when host:port is taken."""
-    if not port_is_free(host, port):
-        raise StackError(
-            f"port {port} on {host} is already in use: stop whatever listens there "
-            f"or choose another port with {variable}=<port>"
-        )
+def require_free(host: str, ports: dict[str, int]) -> None:
+    """StackError naming every taken port at once, each with the variable that moves it."""
+    taken = [(variable, port) for variable, port in ports.items() if not port_is_free(host, port)]
+    if not taken:
+        return
+    clashes = ", ".join(f"port {port} ({variable})" for variable, port in taken)
+    moves = " ".join(f"{variable}=<port>" for variable, _ in taken)
+    raise StackError(
+        f"already in use on {host}: {clashes}; stop whatever listens there (an earlier "
+        f"`make run`?) or choose other ports: {moves} make run"
+    )
 
 
 @dataclass

@@ -6,9 +6,10 @@
   emulator's trigger deliveries: their protobuf body arrives base64-encoded (an emulator
   difference from Eventarc), so it is decoded before the function sees it.
 - ``/healthz`` answers 200 once the stack says every trigger is wired.
-- ``/_stack/outcomes/<request_id>`` answers what became of the last event carrying that
-  ``request_id`` (done, rejected with its reason, retried), from the functions' own log
-  lines: the senders show a rejection instead of waiting for a document that never comes.
+- ``/_stack/outcomes/<id>`` answers what became of the last event carrying that
+  ``request_id`` or event id (Pub/Sub message id, provider ``event_id``): done, rejected with
+  its reason, retried. It is read from the functions' own log lines, so the senders and
+  ``python -m devstack trigger`` show a rejection instead of waiting for nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class Outcomes(logging.Handler):
-    """The latest outcome per ``request_id`` of the events handled in this process."""
+    """The latest outcome per ``request_id`` (and per event id) of the events handled in
+    this process."""
 
     def __init__(self, size_max: int = 2000) -> None:
         super().__init__(level=logging.DEBUG)
@@ -48,22 +50,24 @@ class Outcomes(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         fields = getattr(record, "json_fields", None) or {}
-        request_id, outcome = fields.get("request_id"), fields.get("outcome")
-        if not request_id or not outcome:
+        outcome = fields.get("outcome")
+        keys = [
+            str(fields[k]) for k in ("request_id", "event_id", "message_event_id") if fields.get(k)
+        ]
+        if not outcome or not keys:
             return
-        reason = None
-        if outcome != "done":
-            reason = record.getMessage().removeprefix("rejected event: ")
+        message = record.getMessage()
         item = {
-            "request_id": request_id,
             "function": fields.get("function"),
             "outcome": outcome,
-            "reason": reason,
-            "code": fields.get("code"),
+            "reason": None if outcome == "done" else message.removeprefix("rejected event: "),
+            "message": message,
+            "fields": {k: v for k, v in fields.items() if k not in ("function", "outcome")},
         }
         with self._items_lock:
-            self._items.pop(str(request_id), None)
-            self._items[str(request_id)] = item
+            for key in keys:
+                self._items.pop(key, None)
+                self._items[key] = item
             while len(self._items) > self.size_max:
                 self._items.popitem(last=False)
 
@@ -95,7 +99,7 @@ class Dispatcher:
             return self._inflight
 
     def _reply(self, start: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
-        data = json.dumps(body).encode()
+        data = json.dumps(body, default=str).encode()
         start(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]
 

@@ -120,10 +120,15 @@ class Stack:
     def start(self) -> Stack:
         c = self.config
         check_tools()
-        require_free(c.host, c.firestore_port, "FIRESTORE_EMULATOR_HOST")
-        require_free(c.host, c.pubsub_port, "PUBSUB_EMULATOR_HOST")
-        require_free(c.host, c.storage_port, "STORAGE_EMULATOR_HOST")
-        require_free(c.host, c.functions_port, "FUNCTIONS_PORT")
+        require_free(
+            c.host,
+            {
+                "FIRESTORE_EMULATOR_HOST": c.firestore_port,
+                "PUBSUB_EMULATOR_HOST": c.pubsub_port,
+                "STORAGE_EMULATOR_HOST": c.storage_port,
+                "FUNCTIONS_PORT": c.functions_port,
+            },
+        )
         os.environ.update(self.env())
         from shared.clients import reset_clients
         from shared.settings import reset_settings

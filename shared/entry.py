@@ -137,8 +137,13 @@ def _status_of(response: Any) -> int:
     return 200
 
 
+#: Ids a JSON message body may carry, and the log field each becomes.
+_MESSAGE_IDS = {"request_id": "request_id", "user_id": "user_id", "event_id": "message_event_id"}
+
+
 def message_ids(data: bytes) -> dict[str, str]:
-    """``request_id`` / ``user_id`` of a JSON message body, for the log line (best effort)."""
+    """The ids a JSON message body carries (``request_id``, ``user_id``, its own
+    ``event_id`` as ``message_event_id``), for the event's log line; best effort."""
     try:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError, TypeError):
@@ -146,7 +151,9 @@ def message_ids(data: bytes) -> dict[str, str]:
     if not isinstance(body, dict):
         return {}
     return {
-        k: v[:200] for k in ("request_id", "user_id") if isinstance(v := body.get(k), str) and v
+        field: v[:200]
+        for key, field in _MESSAGE_IDS.items()
+        if isinstance(v := body.get(key), str) and v
     }
 
 

@@ -53,3 +53,42 @@ def test_tool_fails_fast_with_one_line(tool: str, down_env: dict[str, str]) -> N
     assert len(lines) == 1, lines
     assert "make run" in lines[0] and "does not answer" in lines[0], lines[0]
     assert "Traceback" not in done.stderr and done.stdout.strip() == ""
+
+
+def test_make_run_reports_every_busy_port_at_once() -> None:
+    import socket
+
+    taken = []
+    try:
+        for _ in range(3):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            taken.append(sock)
+        fs, ps, fn = (s.getsockname()[1] for s in taken)
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+        env.update(
+            FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{fs}",
+            PUBSUB_EMULATOR_HOST=f"127.0.0.1:{ps}",
+            FUNCTIONS_PORT=str(fn),
+        )
+        done = subprocess.run(
+            [PY, "-m", "devstack", "run"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        for sock in taken:
+            sock.close()
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    for port, variable in (
+        (fs, "FIRESTORE_EMULATOR_HOST"),
+        (ps, "PUBSUB_EMULATOR_HOST"),
+        (fn, "FUNCTIONS_PORT"),
+    ):
+        assert f"port {port} ({variable})" in lines[0], lines[0]
