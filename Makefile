@@ -7,20 +7,27 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast lint format bench chaos deploy deploy-plan check-tools clean
 
+# Progress: one line per package pip collects (the first install takes a minute or two).
+PIP_PROGRESS := { grep --line-buffered -E '^(Collecting|Successfully installed)' | cut -c1-120 || true; }
+
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -r requirements-dev.txt
-	@$(PY) -m pip install --quiet --no-deps -e .
+	@test -x $(PY) || { echo "creating $(VENV) ..."; $(PYTHON) -m venv $(VENV); }
+	@echo "installing the pinned requirements into $(VENV) (a minute or two the first time) ..."
+	@set -o pipefail; $(PY) -m pip install --disable-pip-version-check --upgrade pip | $(PIP_PROGRESS)
+	@set -o pipefail; $(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt | $(PIP_PROGRESS)
+	@set -o pipefail; $(PY) -m pip install --disable-pip-version-check --no-deps -e . | $(PIP_PROGRESS)
 	@touch $(STAMP)
+	@echo "$(VENV) is ready"
 
 check-tools:
 	@command -v gcloud >/dev/null || { echo "error: gcloud (Google Cloud CLI) is not on PATH; install it with its Firestore and Pub/Sub emulators" >&2; exit 1; }
 	@command -v java >/dev/null || { echo "error: java is not on PATH; the emulators need a Java 11+ runtime" >&2; exit 1; }
 
+# make run [DATA=.stack/data]: with DATA, the data of the last run is imported at start and
+# exported again on exit (Ctrl-C).
 run: $(STAMP) check-tools
-	$(PY) -m devstack run
+	$(PY) -m devstack run $(if $(DATA),--data $(DATA))
 
 test: $(STAMP) check-tools
 	$(PY) -m pytest

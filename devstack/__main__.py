@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -22,14 +23,46 @@ def cli() -> None:
 @cli.command()
 @click.option("--no-seed", is_flag=True, help="Do not write the demo configuration.")
 @click.option("--no-scheduler", is_flag=True, help="Do not publish the cron topics.")
-def run(no_seed: bool, no_scheduler: bool) -> None:
+@click.option(
+    "--import",
+    "import_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Start Firestore with the data exported in this directory (no demo rewrite).",
+)
+@click.option(
+    "--export-on-exit",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Export Firestore into this directory when stopping (replacing its export).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep data between runs: --import DIR when it holds an export, --export-on-exit DIR.",
+)
+def run(
+    no_seed: bool,
+    no_scheduler: bool,
+    import_dir: Path | None,
+    export_dir: Path | None,
+    data_dir: Path | None,
+) -> None:
     """Start emulators, functions, triggers, scheduler and demo data; Ctrl-C stops all."""
+    from devstack.emulators import find_export
+
     try:
         config = StackConfig.from_env()
     except StackError as exc:
         raise click.ClickException(str(exc)) from None
     config.seed_demo = not no_seed
     config.scheduler = not no_scheduler
+    if data_dir is not None:
+        export_dir = export_dir or data_dir
+        if import_dir is None and find_export(data_dir) is not None:
+            import_dir = data_dir
+    config.import_dir = import_dir
+    config.export_dir = export_dir
     stack = Stack(config)
     stop = threading.Event()
 
@@ -44,6 +77,8 @@ def run(no_seed: bool, no_scheduler: bool) -> None:
     except StackError as exc:
         raise click.ClickException(str(exc)) from None
     try:
+        if stack.imported is not None:
+            click.echo(f"data imported from   {stack.config.import_dir}")
         click.echo(f"Firestore emulator   {stack.firestore_host}")
         click.echo(f"Pub/Sub emulator     {stack.pubsub_host}")
         click.echo(f"Storage emulator     {stack.storage_host}")
@@ -58,8 +93,12 @@ def run(no_seed: bool, no_scheduler: bool) -> None:
         while not stop.wait(0.5):
             pass
     finally:
-        click.echo("stopping ...")
+        click.echo("stopping ..." + (" (exporting the data first)" if config.export_dir else ""))
         stack.stop()
+        if stack.exported is not None:
+            click.echo(f"data exported to     {stack.exported}")
+        if stack.export_error:
+            click.echo(f"error: the data was not exported: {stack.export_error}", err=True)
         click.echo("stopped")
 
 

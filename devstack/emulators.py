@@ -164,13 +164,17 @@ def firestore_emulator(
     rules: Path | None = None,
     functions_emulator: str | None = None,
     heap: str = "1g",
+    seed_from: Path | None = None,
 ) -> Emulator:
-    """An (unstarted) Firestore emulator that delivers triggers to ``functions_emulator``."""
+    """An (unstarted) Firestore emulator that delivers triggers to ``functions_emulator``,
+    starting with the data of the export whose metadata file is ``seed_from``."""
     launcher = check_tools()["firestore"]
     command = [str(launcher), "start", f"--host={host}", f"--port={port}"]
     command += [f"--project_id={project}"]
     if rules is not None:
         command.append(f"--rules={rules}")
+    if seed_from is not None:
+        command.append(f"--seed_from_export={seed_from}")
     if functions_emulator:
         command.append(f"--functions_emulator={functions_emulator}")
     return Emulator(
@@ -201,3 +205,42 @@ def storage_emulator(host: str, port: int, bucket: str, log_path: Path) -> Emula
     command += [f"--host={host}", f"--port={port}", f"--default-bucket={bucket}"]
     command += ["--in-memory", "--quiet"]
     return Emulator("storage", host, port, command, log_path)
+
+
+def find_export(directory: Path) -> Path | None:
+    """The metadata file of the Firestore export in ``directory`` (None: no export there)."""
+    found = sorted(directory.glob("**/*.overall_export_metadata")) if directory.is_dir() else []
+    return found[-1] if found else None
+
+
+def export_firestore(host: str, project: str, directory: Path) -> Path:
+    """Export every document of the emulator into ``directory``, replacing what is there.
+
+    The emulator writes the export (its own format, every type kept exactly) into a fresh
+    directory beside the target, which then replaces the target: an interrupted export
+    never leaves half an export behind.
+    """
+    directory = directory.resolve()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    fresh = directory.parent / f".{directory.name}.new-{os.getpid()}"
+    old = directory.parent / f".{directory.name}.old-{os.getpid()}"
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir()
+    response = httpx.post(
+        f"http://{host}/emulator/v1/projects/{project}:export",
+        json={
+            "database": f"projects/{project}/databases/(default)",
+            "export_directory": str(fresh),
+        },
+        timeout=120,
+    )
+    if response.status_code != 200 or find_export(fresh) is None:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise StackError(
+            f"the Firestore export failed: HTTP {response.status_code} {response.text}"
+        )
+    if directory.exists():
+        directory.rename(old)
+    fresh.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+    return directory

@@ -22,6 +22,8 @@ from devstack.emulators import (
     Emulator,
     StackError,
     check_tools,
+    export_firestore,
+    find_export,
     firestore_emulator,
     pubsub_emulator,
     require_free,
@@ -50,6 +52,11 @@ class StackConfig:
     #: JVM heap of the Firestore emulator (it keeps deleted data's history in memory).
     firestore_heap: str = "1g"
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Start Firestore with the export in this directory (``run --import``); the demo data
+    #: is then not rewritten, so the imported state is exactly what was exported.
+    import_dir: Path | None = None
+    #: Export Firestore into this directory when the stack stops (``run --export-on-exit``).
+    export_dir: Path | None = None
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -85,6 +92,10 @@ class Stack:
         self.scheduler: Any = None
         self.services: list[Any] = []
         self._stopped = threading.Event()
+        #: The export the Firestore emulator started from (``config.import_dir``), if any.
+        self.imported: Path | None = None
+        #: Where the data went at stop (``config.export_dir``), once exported.
+        self.exported: Path | None = None
 
     # -- addresses -----------------------------------------------------------------------
     @property
@@ -140,7 +151,7 @@ class Stack:
             self._start_services()
             self._start_functions()
             self._wire()
-            if c.seed_demo:
+            if c.seed_demo and self.imported is None:
                 self.seed()
             if c.scheduler:
                 self._start_scheduler()
@@ -152,6 +163,13 @@ class Stack:
 
     def _start_emulators(self) -> None:
         c = self.config
+        if c.import_dir is not None:
+            self.imported = find_export(c.import_dir)
+            if self.imported is None:
+                raise StackError(
+                    f"no Firestore export in {c.import_dir} (made by `make run` with "
+                    "--export-on-exit, or by the emulator's export)"
+                )
         self.firestore = firestore_emulator(
             c.host,
             c.firestore_port,
@@ -160,6 +178,7 @@ class Stack:
             rules=c.rules if c.rules and c.rules.exists() else None,
             functions_emulator=f"{c.host}:{c.functions_port}",
             heap=c.firestore_heap,
+            seed_from=self.imported,
         )
         self.pubsub = pubsub_emulator(c.host, c.pubsub_port, c.project, c.log_dir / "pubsub.log")
         from shared.settings import get_settings
@@ -219,10 +238,24 @@ class Stack:
         for service in reversed(self.services):
             with contextlib.suppress(Exception):
                 service.stop()
+        self._export()
         for emulator in (self.firestore, self.pubsub, self.storage):
             if emulator is not None:
                 with contextlib.suppress(Exception):
                     emulator.stop()
+
+    def _export(self) -> None:
+        """With ``export_dir``, keep the data for the next start (after the functions stop,
+        so no write is in flight)."""
+        c = self.config
+        if c.export_dir is None or self.firestore is None or self.firestore.process is None:
+            return
+        try:
+            self.exported = export_firestore(self.firestore_host, c.project, c.export_dir)
+        except (StackError, httpx.HTTPError, OSError) as exc:
+            self.export_error = str(exc)
+
+    export_error: str | None = None
 
     # -- helpers for tests and the CLI ---------------------------------------------------
     def publish(self, topic: str, data: bytes, **attributes: str) -> str:
