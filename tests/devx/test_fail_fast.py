@@ -71,6 +71,7 @@ def test_make_run_reports_every_busy_port_at_once() -> None:
             FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{fs}",
             PUBSUB_EMULATOR_HOST=f"127.0.0.1:{ps}",
             FUNCTIONS_PORT=str(fn),
+            STORAGE_EMULATOR_HOST=f"http://127.0.0.1:{free_port()}",
         )
         done = subprocess.run(
             [PY, "-m", "devstack", "run"],

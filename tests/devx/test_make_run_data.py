@@ -25,6 +25,7 @@ def start(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen[str], int, int]
         FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{fs}",
         PUBSUB_EMULATOR_HOST=f"127.0.0.1:{ps}",
         FUNCTIONS_PORT=str(fn),
+        STORAGE_EMULATOR_HOST=f"http://127.0.0.1:{free_port()}",
         GOOGLE_CLOUD_PROJECT=PROJECT,
         LOG_LEVEL="WARNING",
     )
@@ -104,6 +105,7 @@ def test_import_of_a_directory_without_an_export_is_refused(tmp_path: Path) -> N
         FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{free_port()}",
         PUBSUB_EMULATOR_HOST=f"127.0.0.1:{free_port()}",
         FUNCTIONS_PORT=str(free_port()),
+        STORAGE_EMULATOR_HOST=f"http://127.0.0.1:{free_port()}",
     )
     done = subprocess.run(
         [sys.executable, "-m", "devstack", "run", "--import", str(tmp_path)],
