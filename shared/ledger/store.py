@@ -552,6 +552,9 @@ class Ledger:
                 "expires_at": ensure_utc(expires_at),
                 "created_at": now,
                 "reserve_transaction_id": result.transaction_id,
+                # What the hold pays for; its closing REFUND carries the same references.
+                "job_id": refs.job_id or hold_id,
+                "reference_id": refs.reference_id or hold_id,
                 "used_amount": None,
                 "returned_amount": None,
                 "closed_at": None,
@@ -602,8 +605,8 @@ class Ledger:
             entry=entry,
             description=description,
             refs=Refs(
-                job_id=hold_id,
-                reference_id=hold_id,
+                job_id=str(hold.get("job_id") or hold_id),
+                reference_id=str(hold.get("reference_id") or hold_id),
                 original_transaction_id=reserve_id,
                 refund_reason=reason,
             ),

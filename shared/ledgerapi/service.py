@@ -30,6 +30,7 @@ from shared.clock import ensure_utc
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ledger import HOLDS_COLLECTION, HoldStatus, Kind, Ledger, PostingResult, Refs
 from shared.ledger.core import CREDIT_KINDS
+from shared.ledger.keys import posting_key
 from shared.ledger.ownership import check_owner
 from shared.ledger.profiles import ledger_profile
 from shared.ledgerapi.models import (
@@ -138,7 +139,7 @@ class LedgerApi:
                 if rec.get("fingerprint") != fingerprint:
                     raise Conflict("this Idempotency-Key was already used for another request")
                 return Answer(dict(rec.get("response") or {}), replayed=True)
-            answer = work(unit, f"api:{self.profile.name}:{key}")
+            answer = work(unit, posting_key("api", self.profile.name, key))
             now = self.ledger.clock.now()
             unit.create(
                 record_ref,

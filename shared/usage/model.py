@@ -64,6 +64,9 @@ class UsageEvent(BaseModel):
     subscription_plan: StrictStr | None = Field(default=None, max_length=64)
     created_at: datetime | None = None
     conversation_seconds: StrictInt | None = Field(default=None, ge=0, le=86_400)
+    # The podcast/course job this use is charged to: recorded on the DEDUCTION, so the
+    # failed-job refund finds it (docs/usage.md).
+    job_id: StrictStr | None = Field(default=None, max_length=500)
     # Kaiwa extensions (optional, documented in docs/usage.md).
     conversation_id: StrictStr | None = Field(default=None, max_length=500)
     conversation_mode: Literal["traditional", "realtime"] | None = None
@@ -74,10 +77,10 @@ class UsageEvent(BaseModel):
     def _ids(cls, value: str, info: Any) -> str:
         return _check_id(value, info.field_name)
 
-    @field_validator("conversation_id")
+    @field_validator("conversation_id", "job_id")
     @classmethod
-    def _conversation(cls, value: str | None) -> str | None:
-        return None if value is None else _check_id(value, "conversation_id")
+    def _optional_ids(cls, value: str | None, info: Any) -> str | None:
+        return None if value is None else _check_id(value, info.field_name)
 
     @field_validator("subscription_plan")
     @classmethod

@@ -145,7 +145,7 @@ def meter_usage(
                 key=usage_key,
                 description=f"Usage of {event.engine_id} ({event.request_id})"
                 + _shortfall_note(shortfall),
-                refs=Refs(reference_id=event.request_id),
+                refs=Refs(reference_id=event.request_id, job_id=event.job_id),
                 allow_partial=True,
             )
             deducted, shortfall = -result.amount, result.shortfall
