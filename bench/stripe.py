@@ -71,7 +71,9 @@ def run(ctx: BenchContext) -> list[Result]:
                     user_id=target(s),
                     price_id="price_credits_500",
                     payment_intent=fx.new_id("pi"),
-                    customer=f"cus_bench_{s}",
+                    # The user's own customer: a customer linked to another user would
+                    # (rightly) park the purchase as an attribution conflict.
+                    customer=f"cus_bench_{target(s)}",
                 )
                 response = fx.send(
                     url,

@@ -7,6 +7,7 @@ amounts against credits, attribution conflicts and the extension's customer link
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -263,3 +264,32 @@ def test_extension_links_attribute_invoices(billing: Any, stack: Any, version: s
     assert deliver(stack, claim).json()["status"] == "parked"
     assert "linked to u_ext" in _reason(billing, claim["id"])
     assert docs(billing, "stripe_customers")["cus_ext"]["user_id"] == "u_ext"
+
+
+def test_invoice_and_its_payment_link_racing_always_join(billing: Any, stack: Any) -> None:
+    """invoice.paid and invoice_payment.paid delivered at once (twice each): exactly one
+    payment record, and the refund that follows finds it."""
+    version = fx.LATEST
+    make_user(billing, "u_v")
+    for n in range(3):
+        inv_id, pi = f"in_race{n}", f"pi_race{n}"
+        inv = fx.event(
+            "invoice.paid",
+            _invoice(
+                version, [_line(version, fx.PRO, fx.PRO_CENTS)], fx.PRO_CENTS, invoice_id=inv_id
+            ),
+            api_version=version,
+        )
+        link = fx.event(
+            "invoice_payment.paid",
+            fx.invoice_payment(invoice_id=inv_id, payment_intent=pi, amount=fx.PRO_CENTS),
+            api_version=version,
+        )
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(lambda e: deliver_ok(stack, e), [inv, link, inv, link]))
+        assert sorted(statuses).count("duplicate") == 2, statuses
+        assert docs(billing, "stripe_payments")[pi]["invoice_id"] == inv_id
+        refund = fx.charge(payment_intent=pi, amount=fx.PRO_CENTS, amount_refunded=fx.PRO_CENTS)
+        assert deliver_ok(stack, fx.event("charge.refunded", refund)) == "applied"
+    assert list_parked_events(billing) == []
+    assert assert_balance_is_sum(billing, "u_v") == 0
