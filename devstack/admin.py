@@ -790,6 +790,214 @@ def promotions_pause(env: Env, promo_id: str, actor: str, reason: str, as_json: 
     emit({"promo_id": promo_id, **doc}, as_json, lambda: iter([f"{promo_id} is {doc['status']}"]))
 
 
+def _promotion_change(
+    env: Env, fn_name: str, promo_id: str, actor: str, reason: str, as_json: bool
+) -> None:
+    from shared.admin import operations
+
+    env.confirm_write(f"{fn_name.split('_')[0].capitalize()} promotion {promo_id}")
+    doc = call(
+        getattr(operations, fn_name),
+        env.db(),
+        promo_id=promo_id,
+        actor=actor,
+        reason=reason,
+        now=env.now(),
+    )
+    emit({"promo_id": promo_id, **doc}, as_json, lambda: iter([f"{promo_id} is {doc['status']}"]))
+
+
+@promotions.command("resume")
+@click.argument("promo_id")
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def promotions_resume(env: Env, promo_id: str, actor: str, reason: str, as_json: bool) -> None:
+    """Resume a PAUSED PROMO_ID (refused once its end date has passed)."""
+    _promotion_change(env, "resume_promotion", promo_id, actor, reason, as_json)
+
+
+@promotions.command("cancel")
+@click.argument("promo_id")
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def promotions_cancel(env: Env, promo_id: str, actor: str, reason: str, as_json: bool) -> None:
+    """Cancel PROMO_ID for good (DRAFT, ACTIVE or PAUSED; redemptions made stand)."""
+    _promotion_change(env, "cancel_promotion", promo_id, actor, reason, as_json)
+
+
+@promotions.command("expire")
+@json_option
+@pass_env
+def promotions_expire(env: Env, as_json: bool) -> None:
+    """Mark promotions past their end date EXPIRED now (what cron-expire-promotions does)."""
+    from shared.admin.operations import expire_promotions
+
+    env.confirm_write("Expire promotions past their end date")
+    expired = call(expire_promotions, env.db(), env.now())
+    emit(expired, as_json, lambda: iter([f"expired: {', '.join(expired) or 'none'}"]))
+
+
+@cli.group()
+def accounts() -> None:
+    """BigEye accounts: suspend, ban, unban, rebind to another device (audited)."""
+
+
+def _account_status(
+    env: Env, user_id: str, status: str, actor: str, reason: str, as_json: bool
+) -> None:
+    from shared.admin.accounts import set_user_status
+
+    env.confirm_write(f"Set {user_id} {status}")
+    view = call(
+        set_user_status,
+        env.db(),
+        user_id=user_id,
+        status=status,
+        actor=actor,
+        reason=reason,
+        now=env.now(),
+    )
+    state = "now" if view["changed"] else "already"
+    emit(view, as_json, lambda: iter([f"{user_id} is {state} {status}"]))
+
+
+@accounts.command("suspend")
+@click.argument("user_id")
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def accounts_suspend(env: Env, user_id: str, actor: str, reason: str, as_json: bool) -> None:
+    """Suspend USER_ID: every API call and login is refused (403) until unbanned."""
+    _account_status(env, user_id, "suspended", actor, reason, as_json)
+
+
+@accounts.command("ban")
+@click.argument("user_id")
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def accounts_ban(env: Env, user_id: str, actor: str, reason: str, as_json: bool) -> None:
+    """Ban USER_ID: every API call and login is refused (403)."""
+    _account_status(env, user_id, "banned", actor, reason, as_json)
+
+
+@accounts.command("unban")
+@click.argument("user_id")
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def accounts_unban(env: Env, user_id: str, actor: str, reason: str, as_json: bool) -> None:
+    """Make a suspended or banned USER_ID active again."""
+    _account_status(env, user_id, "active", actor, reason, as_json)
+
+
+@accounts.command("rebind")
+@click.argument("user_id")
+@click.argument("hardware_id")
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def accounts_rebind(
+    env: Env, user_id: str, hardware_id: str, actor: str, reason: str, as_json: bool
+) -> None:
+    """Bind USER_ID to HARDWARE_ID; the old device's tokens stop working at once."""
+    from shared.admin.accounts import rebind_device
+
+    env.confirm_write(f"Rebind {user_id} to device {hardware_id}")
+    view = call(
+        rebind_device,
+        env.db(),
+        user_id=user_id,
+        hardware_id=hardware_id,
+        actor=actor,
+        reason=reason,
+        now=env.now(),
+    )
+    emit(view, as_json, lambda: iter([f"{user_id} is bound to {hardware_id}"]))
+
+
+@cli.group("app-settings")
+def app_settings() -> None:
+    """BigEye's system_config/app_settings: show, and set fields (validated, audited)."""
+
+
+@app_settings.command("show")
+@json_option
+@pass_env
+def app_settings_show(env: Env, as_json: bool) -> None:
+    """Show the editable fields."""
+    from shared.admin.accounts import show_app_settings
+
+    view = call(show_app_settings, env.db())
+    emit(view, as_json, lambda: iter(f"{k}: {v}" for k, v in view.items()))
+
+
+@app_settings.command("set")
+@click.argument("assignments", nargs=-1, required=True, metavar="FIELD=VALUE...")
+@click.option(
+    "--from-file",
+    "files",
+    multiple=True,
+    metavar="FIELD=PATH",
+    help="Set a long text field (prompts.istock, dictionary, ...) from a UTF-8 file.",
+)
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def app_settings_set(
+    env: Env,
+    assignments: tuple[str, ...],
+    files: tuple[str, ...],
+    actor: str,
+    reason: str,
+    as_json: bool,
+) -> None:
+    """Set fields, e.g. maintenance_mode=true 'maintenance_message=Back at 10:00'
+    credit_rates.istock_photo=3 exchange_rate=4.5 force_update_below=null.
+
+    blacklist takes comma-separated words. Fields: `credits-admin app-settings show`.
+    """
+    from pathlib import Path
+
+    from shared.admin.accounts import update_app_settings
+
+    changes: dict[str, Any] = {}
+    for item in assignments:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise AdminError(f"{item!r} is not FIELD=VALUE")
+        changes[name.strip()] = value
+    for item in files:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise AdminError(f"{item!r} is not FIELD=PATH")
+        try:
+            changes[name.strip()] = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise AdminError(f"cannot read {path}: {exc.strerror}") from None
+    env.confirm_write(f"Change app settings {', '.join(changes)}")
+    result = call(
+        update_app_settings, env.db(), changes=changes, actor=actor, reason=reason, now=env.now()
+    )
+
+    def lines() -> Iterator[str]:
+        if not result["changed"]:
+            yield "nothing changed (every field already had that value)"
+        for name, (before, after) in result["changed"].items():
+            yield f"{name}: {before!r} -> {after!r}"
+
+    emit(result, as_json, lines)
+
+
 @cli.group()
 def slips() -> None:
     """BigEye slips: list, re-verify PENDING ones, approve or reject after review."""

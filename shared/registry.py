@@ -216,6 +216,16 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         profiles=("bigeye",),
     ),
     FunctionSpec(
+        name="cron-expire-promotions",
+        module="cron_expire_promotions",
+        entry_point="cron_expire_promotions",
+        trigger=Schedule(topic="cron-expire-promotions", cron="7 * * * *"),
+        description="BigEye promotions past their end_date become EXPIRED (audited)",
+        timeout_s=300,
+        max_instances=1,
+        profiles=("bigeye",),
+    ),
+    FunctionSpec(
         name="on-user-created",
         module="on_user_created",
         entry_point="on_user_created",

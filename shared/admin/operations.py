@@ -329,3 +329,144 @@ def list_slips(db: firestore.Client, *, status: str, limit: int = 50) -> list[di
         .limit(limit)
     )
     return [{"slip_id": s.id, **(s.to_dict() or {})} for s in query.stream()]
+
+
+def _stamp(now: datetime) -> str:
+    return now.strftime("%Y%m%dT%H%M%S%f")
+
+
+def _promotion_transition(
+    db: firestore.Client,
+    *,
+    promo_id: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+    action: str,
+    target: str,
+    allowed: frozenset[str],
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Move a promotion to ``target`` from one of ``allowed`` (already there: no change)."""
+    actor, reason = _text(actor, "actor"), _text(reason, "reason")
+    ref = db.collection(PROMOTIONS).document(_text(promo_id, "promotion id", 200))
+
+    def work(unit: Unit) -> dict[str, Any]:
+        snap = unit.get(ref)
+        if not snap.exists:
+            raise NotFound(f"no promotion {promo_id}")
+        data = snap.to_dict() or {}
+        status = data.get("status")
+        if status == target:
+            return data
+        if status not in allowed:
+            raise Conflict(
+                f"promotion {promo_id} is {status}; only {' or '.join(sorted(allowed))} can "
+                f"become {target}"
+            )
+        if check is not None:
+            check(data)
+        unit.update(ref, {"status": target, "updated_at": now})
+        _audit(
+            unit,
+            f"{action}_{promo_id}_{_stamp(now)}",
+            {
+                "action": action,
+                "actor": actor,
+                "reason": reason,
+                "promo_id": promo_id,
+                "before": status,
+                "after": target,
+                "created_at": now,
+            },
+        )
+        return {**data, "status": target, "updated_at": now}
+
+    return run_atomically(db, work)
+
+
+def _end_date(data: dict[str, Any]) -> datetime | None:
+    conditions = data.get("conditions")
+    end = conditions.get("end_date") if isinstance(conditions, dict) else None
+    return end if isinstance(end, datetime) else None
+
+
+def resume_promotion(
+    db: firestore.Client, *, promo_id: str, actor: str, reason: str, now: datetime
+) -> dict[str, Any]:
+    """PAUSED -> ACTIVE, unless its ``end_date`` has passed (then it is EXPIRED instead)."""
+
+    def not_over(data: dict[str, Any]) -> None:
+        end = _end_date(data)
+        if end is not None and end < now:
+            raise Conflict(f"promotion {promo_id} ended at {end.isoformat()}; it cannot resume")
+
+    return _promotion_transition(
+        db,
+        promo_id=promo_id,
+        actor=actor,
+        reason=reason,
+        now=now,
+        action="promotion_resume",
+        target="ACTIVE",
+        allowed=frozenset({"PAUSED"}),
+        check=not_over,
+    )
+
+
+def cancel_promotion(
+    db: firestore.Client, *, promo_id: str, actor: str, reason: str, now: datetime
+) -> dict[str, Any]:
+    """DRAFT, ACTIVE or PAUSED -> CANCELLED (final: no new redemptions, never resumes)."""
+    return _promotion_transition(
+        db,
+        promo_id=promo_id,
+        actor=actor,
+        reason=reason,
+        now=now,
+        action="promotion_cancel",
+        target="CANCELLED",
+        allowed=frozenset({"DRAFT", "ACTIVE", "PAUSED"}),
+    )
+
+
+EXPIRY_ACTOR = "system:promotion-expiry"
+
+
+def expire_promotions(db: firestore.Client, now: datetime) -> list[str]:
+    """ACTIVE or PAUSED promotions whose ``conditions.end_date`` has passed -> EXPIRED.
+
+    Each change is its own atomic unit with an ``admin_actions`` record (actor
+    ``system:promotion-expiry``); a promotion changed meanwhile is left as it is.
+    """
+    expired = []
+    for status in ("ACTIVE", "PAUSED"):
+        query = db.collection(PROMOTIONS).where(
+            filter=firestore.FieldFilter("status", "==", status)
+        )
+        for snap in query.stream():
+            end = _end_date(snap.to_dict() or {})
+            if end is None or end >= now:
+                continue
+
+            def still_over(data: dict[str, Any]) -> None:
+                current = _end_date(data)
+                if current is None or current >= now:
+                    raise Conflict("the end date changed")
+
+            try:
+                _promotion_transition(
+                    db,
+                    promo_id=snap.id,
+                    actor=EXPIRY_ACTOR,
+                    reason=f"end_date {end.isoformat()} passed",
+                    now=now,
+                    action="promotion_expire",
+                    target="EXPIRED",
+                    allowed=frozenset({"ACTIVE", "PAUSED"}),
+                    check=still_over,
+                )
+            except Conflict:
+                continue
+            expired.append(snap.id)
+    return expired
