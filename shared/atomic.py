@@ -141,6 +141,10 @@ class Unit:
             (raced if seen is not None and not seen.exists else blind).append(path)
         return sorted(raced), sorted(blind)
 
+    def footprint(self) -> tuple[list[str], list[tuple[str, str]]]:
+        """(paths read, [(op, path) written]) of this attempt, for ``commit_hook``."""
+        return list(self._seen), [(w.op, path) for path, w in self._writes.items()]
+
     def _add(self, write: _Write) -> None:
         if write.ref.path in self._writes:
             raise ValueError(f"{write.ref.path} is written twice in one unit")
@@ -205,6 +209,8 @@ def run_atomically(
         unit = Unit(db)
         result = work(unit)
         if not unit.has_writes:
+            if commit_hook is not None:
+                commit_hook(unit)
             return result
         try:
             if fault_hook is not None:
@@ -219,6 +225,8 @@ def run_atomically(
         except _RETRYABLE:
             _backoff(attempt, base_delay_s, max_delay_s)
             continue
+        if commit_hook is not None:
+            commit_hook(unit)
         if fault_hook is not None:
             fault_hook("after_commit")
         return result
@@ -234,6 +242,10 @@ def _backoff(attempt: int, base_delay_s: float, max_delay_s: float) -> None:
 # Called with "before_commit" / "after_commit" around each commit; raising simulates a
 # crash before the write, or a lost acknowledgement after it.
 fault_hook: Callable[[str], None] | None = None
+
+# Write profiles (bench/sizing.py, tests); always None in production, where it costs one
+# ``is None`` test. Called with each unit that committed (or that found nothing to write).
+commit_hook: Callable[[Unit], None] | None = None
 
 
 def chunked(items: Iterable[T], size: int) -> Iterable[list[T]]:
