@@ -14,8 +14,12 @@ Documents (one key per group, so the rollups read O(groups), never O(logs)):
   ``days.{DD}`` (read by the hourly loss scan);
 - ``usage_day_shards/{YYYY-MM-DD}_{shard}``: the day's totals, spread over
   ``DAY_SHARDS`` documents by a hash of the request id because every log of the day
-  touches them (the only globally hot counter); the rollup reconciles them with the
-  per-user documents and with the logs themselves.
+  touches them (the only app-wide counter); the rollup reconciles them with the
+  per-user documents and with the logs themselves, and the late-usage recheck reads them
+  instead of every user's day. ``DAY_SHARDS`` is sized from the production load model of
+  docs/benchmarks.md: 1,000 usage events/s over 1,024 shards is under one sustained write
+  per second on each. Readers query the day's shards by their ``day`` field, so a change
+  of the count never strands a shard.
 Per-user documents are exactly as hot as the user's balance, which the same unit writes.
 Each document holds ``n``, ``cost_micros``, ``revenue_micros`` and (per-user documents)
 the same three under ``plans.{plan}`` and ``engines.{engine_id}``.
@@ -36,7 +40,7 @@ from shared.clock import ensure_utc
 USER_DAYS = "usage_user_days"
 USER_PERIODS = "usage_user_periods"
 DAY_SHARDS_COLLECTION = "usage_day_shards"
-DAY_SHARDS = 8
+DAY_SHARDS = 1024
 UNKNOWN = "unknown"
 
 

@@ -23,11 +23,9 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.analytics.counters import (
-    DAY_SHARDS,
     DAY_SHARDS_COLLECTION,
     USER_DAYS,
     USER_PERIODS,
-    day_shard_id,
 )
 from shared.analytics.rules import (
     ALL_TIME_ID,
@@ -97,15 +95,16 @@ def _stored_logs(db: firestore.Client, start: datetime, end: datetime, report: R
 
 
 def day_shard_totals(db: firestore.Client, day: date, report: RollupReport) -> Tally:
-    refs = [
-        db.collection(DAY_SHARDS_COLLECTION).document(day_shard_id(day, s))
-        for s in range(DAY_SHARDS)
-    ]
+    """The day's totals from its counter shards (only the shards written are read)."""
+    query = db.collection(DAY_SHARDS_COLLECTION).where(
+        filter=FieldFilter("day", "==", day.isoformat())
+    )
     total = Tally()
-    for snap in db.get_all(refs):
-        if snap.exists:
-            report.documents_read += 1
-            total.add(Tally.from_counter(snap.to_dict()))
+    found = 0
+    for snap in query.stream():
+        found += 1
+        total.add(Tally.from_counter(snap.to_dict()))
+    report.documents_read += max(1, found)  # a query is billed one read even when empty
     return total
 
 
