@@ -284,9 +284,7 @@ def _rollup(ctx: BenchContext, recorder: Recorder) -> tuple[list[Result], dict[s
     from shared.usage.service import meter_usage
 
     db = ctx.db
-    day = datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0) - timedelta(
-        days=2
-    )
+    day = datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0) - timedelta(days=2)
     demo_usage.seed(db, day - timedelta(days=1))
     sizes = (10, 30)
     measured: dict[int, Tally] = {}
@@ -395,10 +393,8 @@ def model_rows(found: dict[str, Profile], docs: list[HotDoc]) -> list[Result]:
         if name in found:
             limit = per_user_threshold(found[name])
             if limit is not None:
-                rows.append(
-                    result(f"one user's {name}s/s at which their documents reach 1 write/s",
-                           limit, "ops/s")  # fmt: skip
-                )
+                label = f"one user's {name} rate at which their documents reach 1 write/s"
+                rows.append(result(label, limit, "ops/s"))
     per_day = daily_writes(found, LOADS)
     rows.append(result("document writes per day at the stated load", sum(per_day.values()), "docs"))
     usd = sum(

@@ -2,7 +2,9 @@
 
 Two passes, each judged at run time (a late or redelivered message only finds less):
 RESERVED BigEye jobs past ``expires_at`` become EXPIRED (only where BigEye is served), and
-ledger-api holds past ``expires_at`` of the served apps are expired.
+ledger-api holds past ``expires_at`` of the served apps are expired. Where BigEye is served,
+the same run folds the promotions' stats shards into ``promotions/{id}.stats``
+(``shared.bigeye.redemptions.fold_stats``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import functions_framework
 
 from shared.bigeye.jobs import ExpiryReport, expire_due_jobs
+from shared.bigeye.redemptions import fold_stats
 from shared.clients import firestore_client
 from shared.clock import FixedClock, get_clock
 from shared.entry import pubsub_entry
@@ -43,6 +46,7 @@ def cron_expire_jobs(message: PubSubMessage) -> Any:
         )
 
     holds = expire_due_holds(db, now, profiles=served, make_ledger=make_ledger)
+    folded = fold_stats(db, now) if "bigeye" in served else 0
     # The fields of the event's one log line (written by the entry wrapper).
     return {
         "message": "expired jobs and holds",
@@ -52,4 +56,5 @@ def cron_expire_jobs(message: PubSubMessage) -> Any:
         "holds_expired": holds.expired,
         "holds_returned_credits": holds.returned_credits,
         "holds_skipped": holds.skipped,
+        "promotions_folded": folded,
     }

@@ -3,21 +3,30 @@
 Limits must hold when two top-ups take the last redemption at once, so the counts the
 engine decides on are documents the same atomic unit writes back:
 
-- ``promo_counters/{promo_id}``: ``redemptions`` (all users). A promotion with
-  ``max_redemptions`` reads it and writes it back (the "unchanged since read" precondition
-  lets only one of two racing units commit; the other re-runs and sees the new count);
-  an unlimited promotion bumps it with a blind ``Increment`` (no contention).
+- ``promo_counters/{promo_id}``: ``redemptions`` (all users), kept only for a promotion
+  with ``max_redemptions``: it reads it and writes it back (the "unchanged since read"
+  precondition lets only one of two racing units commit; the other re-runs and sees the
+  new count). When it is missing (the promotion was unlimited until now) the unit counts
+  the redemptions so far from the stats shards and creates it.
 - ``promo_counters/{promo_id}/users/{user_id}``: ``redemptions`` by that user, always read
   and written back (it decides ``max_per_user`` and ``stats.unique_users``).
+- ``promo_stats_shards/{promo_id}_{shard}``: ``redemptions`` and the ``stats.*``
+  increments, a commutative ``Increment`` merge on one of ``STATS_SHARDS`` documents
+  chosen by a hash of the redemption id. Every top-up under a promotion used to bump the
+  promotion document itself (20 writes/s on one document during a promotion at the load
+  of docs/benchmarks.md); 32 shards keep each under one write per second.
+  ``fold_stats`` (run by BigEye's five-minute schedule, ``cron-expire-jobs``) writes
+  their sums into ``promotions/{id}.stats``, so the seed's field lags by at most a run.
 
-``promotions/{id}.stats.*`` are commutative ``Increment`` merges in the same unit, and the
-``promo_redemptions`` document has a deterministic id, so a re-run unit writes each once.
+The ``promo_redemptions`` document has a deterministic id and a re-run unit commits once,
+so each redemption is counted once in every counter.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +43,12 @@ from shared.bigeye.promotions import (
 from shared.ledger.profiles import number
 
 COUNTERS_COLLECTION = "promo_counters"
+STATS_SHARDS_COLLECTION = "promo_stats_shards"
+#: Sized from the load model (docs/benchmarks.md): 20 top-ups/s under one promotion.
+STATS_SHARDS = 32
+#: ``fold_stats`` refolds every promotion whose shards moved within this long.
+FOLD_LOOKBACK = timedelta(days=1)
+STATS_KEYS = ("total_redemptions", "total_bonus_credits", "total_baht_collected", "unique_users")
 
 
 def counter_ref(db: Any, promo_id: str) -> firestore.DocumentReference:
@@ -42,6 +57,16 @@ def counter_ref(db: Any, promo_id: str) -> firestore.DocumentReference:
 
 def user_counter_ref(db: Any, promo_id: str, user_id: str) -> firestore.DocumentReference:
     return counter_ref(db, promo_id).collection("users").document(user_id)
+
+
+def stats_shard_ref(db: Any, promo_id: str, shard: int) -> firestore.DocumentReference:
+    return db.collection(STATS_SHARDS_COLLECTION).document(f"{promo_id}_{shard:02d}")
+
+
+def stats_shard_of(redemption_id: str) -> int:
+    """A stable shard for a redemption (independent of the process's hash seed)."""
+    digest = hashlib.blake2b(redemption_id.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % STATS_SHARDS
 
 
 def _count(snap: Any) -> int:
@@ -62,9 +87,16 @@ def read_redemptions(
     by_path = {s.reference.path: s for s in snaps}
     counts = {}
     for p in promos:
-        total = by_path.get(counter_ref(unit.db, p.promo_id).path) if p.limited else None
         by_user = by_path.get(user_counter_ref(unit.db, p.promo_id, user_id).path)
-        counts[p.promo_id] = Redemptions(total=_count(total), by_user=_count(by_user))
+        total = 0
+        if p.limited:
+            found = by_path[counter_ref(unit.db, p.promo_id).path]
+            if found.exists:
+                total = _count(found)
+            else:  # limited from now on: count what the shards saw while it was not
+                shards = [stats_shard_ref(unit.db, p.promo_id, k) for k in range(STATS_SHARDS)]
+                total = sum(_count(snap) for snap in unit.get_all(shards))
+        counts[p.promo_id] = Redemptions(total=total, by_user=_count(by_user))
     return counts
 
 
@@ -105,16 +137,10 @@ def record_redemption(
             "updated_at": now,
         },
     )
-    total_ref = counter_ref(db, promo.promo_id)
     if promo.limited:
         unit.set(
-            total_ref,
+            counter_ref(db, promo.promo_id),
             {"promo_id": promo.promo_id, "redemptions": counts.total + 1, "updated_at": now},
-        )
-    else:
-        unit.merge(
-            total_ref,
-            {"promo_id": promo.promo_id, "redemptions": firestore.Increment(1), "updated_at": now},
         )
     stats: dict[str, Any] = {
         "total_redemptions": firestore.Increment(1),
@@ -125,4 +151,39 @@ def record_redemption(
         stats["total_baht_collected"] = firestore.Increment(baht)
     if counts.by_user == 0:
         stats["unique_users"] = firestore.Increment(1)
-    unit.merge(db.collection(PROMOTIONS_COLLECTION).document(promo.promo_id), {"stats": stats})
+    unit.merge(
+        stats_shard_ref(db, promo.promo_id, stats_shard_of(redemption_id)),
+        {
+            "promo_id": promo.promo_id,
+            "redemptions": firestore.Increment(1),
+            "stats": stats,
+            "updated_at": now,
+        },
+    )
+
+
+def fold_stats(db: Any, now: datetime) -> int:
+    """Write the shards' sums into ``promotions/{id}.stats`` for every promotion whose
+    shards moved within ``FOLD_LOOKBACK``; returns how many promotions were folded.
+
+    Idempotent: each run writes the full sums, never an increment."""
+    recent = db.collection(STATS_SHARDS_COLLECTION).where(
+        filter=firestore.FieldFilter("updated_at", ">=", now - FOLD_LOOKBACK)
+    )
+    promo_ids = sorted({str((s.to_dict() or {}).get("promo_id")) for s in recent.stream()})
+    folded = 0
+    for promo_id in promo_ids:
+        shards = db.get_all([stats_shard_ref(db, promo_id, k) for k in range(STATS_SHARDS)])
+        sums: dict[str, Any] = {}
+        for snap in shards:
+            if not snap.exists:
+                continue
+            for key, value in ((snap.to_dict() or {}).get("stats") or {}).items():
+                if key in STATS_KEYS and isinstance(value, int | float):
+                    sums[key] = sums.get(key, 0) + value
+        ref = db.collection(PROMOTIONS_COLLECTION).document(promo_id)
+        if not sums or not ref.get().exists:
+            continue
+        ref.update({f"stats.{key}": value for key, value in sums.items()})
+        folded += 1
+    return folded

@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.bigeye.redemptions import fold_stats
 from shared.bigeye.rewards import usage_reward, welcome_bonus
 from tests.bigeye_money.conftest import make_user
 from tests.bigeye_money.test_topup import _docs, _promotion, _user
@@ -33,6 +34,7 @@ def test_a_new_user_gets_the_welcome_bonus_once(money) -> None:
     assert redemption["promo_id"] == "welcome" and redemption["user_id"] == "w1"
     assert redemption["bonus_credits"] == 100 and redemption["total_credits"] == 100
     assert redemption["topup_baht"] == 0 and redemption["slip_id"] is None
+    fold_stats(db, datetime.now(UTC))
     stats = db.collection("promotions").document("welcome").get().get("stats")
     assert stats == {
         "total_redemptions": 1,

@@ -10,6 +10,7 @@ import pytest
 from google.cloud import firestore
 
 from devstack.demo.bigeye import DEMO_PROMOTION_ID
+from shared.bigeye.redemptions import fold_stats
 from shared.bigeye.slip2go import Slip2GoClient, configured_receivers
 from shared.bigeye.topup import topup
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
@@ -105,6 +106,7 @@ def test_tiered_topup_credits_base_plus_tier_bonus_with_every_record(money) -> N
         "slip_id": body["slip_id"],
         "created_at": None,
     }
+    fold_stats(db, datetime.now(UTC))
     stats = db.collection("promotions").document(DEMO_PROMOTION_ID).get().get("stats")
     assert stats == {
         "total_redemptions": 1,
@@ -154,6 +156,7 @@ def test_stats_accumulate_and_unique_users_count_people(money) -> None:
             promo_code=None,
             now=_now(),
         )
+    fold_stats(db, datetime.now(UTC))
     stats = db.collection("promotions").document(DEMO_PROMOTION_ID).get().get("stats")
     assert stats == {
         "total_redemptions": 3,

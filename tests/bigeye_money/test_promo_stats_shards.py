@@ -1,0 +1,59 @@
+"""Promotion stats on shards: top-ups never write the promotion document; the fold is exact."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from devstack.demo.bigeye import DEMO_PROMOTION_ID
+from shared.bigeye.redemptions import STATS_SHARDS_COLLECTION, fold_stats
+from shared.bigeye.topup import topup
+from tests.bigeye_money.conftest import make_slip, make_user
+
+
+def _topup(db, user: str, ref: str, baht: int = 300) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    return topup(
+        db,
+        user_id=user,
+        slip=make_slip(ref, baht),
+        amount=baht,
+        promo_code=None,
+        now=datetime.now(UTC),
+    )
+
+
+def test_top_ups_leave_the_promotion_document_alone_and_the_fold_is_exact(money) -> None:
+    db = money
+    promo = db.collection("promotions").document(DEMO_PROMOTION_ID)
+    before = promo.get()
+    for user in ("u1", "u2", "u3"):
+        make_user(db, user)
+    for i, user in enumerate(["u1", "u1", "u2", "u3", "u1"]):
+        _topup(db, user, f"TR-SH{i}")
+    assert promo.get().update_time == before.update_time
+    shards = list(db.collection(STATS_SHARDS_COLLECTION).stream())
+    assert sum(s.get("redemptions") for s in shards) == 5
+    expected = {
+        "total_redemptions": 5,
+        "total_bonus_credits": 500,
+        "total_baht_collected": 1500,
+        "unique_users": 3,
+    }
+    assert fold_stats(db, datetime.now(UTC)) == 1
+    assert promo.get().get("stats") == expected
+    assert fold_stats(db, datetime.now(UTC)) == 1  # a rerun writes the same sums
+    assert promo.get().get("stats") == expected
+
+
+def test_a_promotion_made_limited_counts_its_earlier_redemptions(money) -> None:
+    db = money
+    for user in ("u1", "u2", "u3", "u4"):
+        make_user(db, user)
+    assert _topup(db, "u1", "TR-LM1")["bonus_credits"] == 100
+    assert _topup(db, "u2", "TR-LM2")["bonus_credits"] == 100
+    assert not db.document(f"promo_counters/{DEMO_PROMOTION_ID}").get().exists
+    db.collection("promotions").document(DEMO_PROMOTION_ID).update(
+        {"conditions.max_redemptions": 3}
+    )
+    assert _topup(db, "u3", "TR-LM3")["bonus_credits"] == 100
+    assert _topup(db, "u4", "TR-LM4")["bonus_credits"] == 0  # 3 of 3 taken
+    assert db.document(f"promo_counters/{DEMO_PROMOTION_ID}").get().get("redemptions") == 3
