@@ -16,9 +16,11 @@ The plan, in order:
    only ``stripe-webhook`` and ``credit-api`` accept unauthenticated calls;
 5. one Cloud Scheduler job per schedule (UTC), created or updated;
 6. the Firestore rules and indexes (Firebase CLI, reading ``firebase.json``);
-7. the TTL policies on ``usage_logs.expires_at`` (see docs/runbook.md: a TTL on
-   ``created_at`` would delete every log as soon as it is written) and
-   ``usage_receipts.expires_at``.
+7. a TTL policy on every collection whose documents carry an expiry (``TTL_POLICIES``;
+   docs/runbook.md: a TTL on ``created_at`` would delete every log as soon as it is
+   written, and why the money records have none);
+8. point-in-time recovery (7 days) on the database and a daily backup schedule
+   (``BACKUP_RETENTION``); docs/runbook.md gives the restore procedure and its cost.
 
 Commands are argument vectors (never a shell string), printed with ``shlex.join``.
 """
@@ -49,8 +51,22 @@ BUILD_DIR = ROOT / "build" / "functions"
 RUNTIME = "python312"
 PUBLIC_FUNCTIONS = frozenset({"stripe-webhook", "credit-api"})
 PROFILES = ALL_PROFILES
-# (collection group, field) of each Firestore TTL policy.
-TTL_POLICIES = (("usage_logs", "expires_at"), ("usage_receipts", "expires_at"))
+#: (collection group, timestamp field, why the documents may go then). Documents without
+#: an expiry are kept on purpose: the money records (``ledger_postings``, transactions,
+#: ``stripe_events``, ``processed_invoices``, slips, ``audit_logs``) are what makes a
+#: replay a replay and an audit an audit; the analytics counters are removed by
+#: ``cron-retention`` after their retention period instead.
+TTL_POLICIES: tuple[tuple[str, str, str], ...] = (
+    ("usage_logs", "expires_at", "the Profit & Cost 90-day retention of usage logs"),
+    ("usage_receipts", "expires_at", "once-only usage receipts, 90 days from receipt"),
+    ("processed_provider_events", "expire_at", "provider event markers, kept 30 days"),
+    ("scenario_progress_events", "expiresAt", "Kaiwa progress event markers, kept 7 days"),
+    ("usage_conversations", "expiresAt", "conversation markers, a month after their month"),
+    ("rate_limits", "expires_at", "rate-limit windows, an hour after the window"),
+    ("learningPathPreviews", "expiresAt", "KitesForU's previews, at their own expiry"),
+)
+#: How long each daily backup is kept (Firestore allows up to 14 weeks).
+BACKUP_RETENTION = "14d"
 APIS = (
     "cloudfunctions.googleapis.com",
     "run.googleapis.com",
@@ -300,7 +316,7 @@ def plan(
             "Firestore security rules and composite indexes",
         )
     )
-    commands.extend(
+    commands += [
         Command(
             (
                 "gcloud",
@@ -308,16 +324,29 @@ def plan(
                 "fields",
                 "ttls",
                 "update",
-                field,
+                field_name,
                 f"--collection-group={collection}",
                 "--enable-ttl",
                 p,
                 "--async",
             ),
-            f"TTL policy on {collection}.{field}",
+            f"TTL policy on {collection}.{field_name} ({why})",
         )
-        for collection, field in TTL_POLICIES
-    )
+        for collection, field_name, why in TTL_POLICIES
+    ]
+    commands += [
+        Command(
+            ("gcloud", "firestore", "databases", "update", "--database=(default)",
+             "--enable-pitr", p),
+            "point-in-time recovery: every minute of the last 7 days readable",
+        ),
+        Command(
+            ("gcloud", "firestore", "backups", "schedules", "create", "--database=(default)",
+             "--recurrence=daily", f"--retention={BACKUP_RETENTION}", p),
+            f"daily backup of the database, each kept {BACKUP_RETENTION}",
+            exists_ok=True,
+        ),
+    ]  # fmt: skip
     return commands
 
 

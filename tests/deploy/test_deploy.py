@@ -132,10 +132,23 @@ def test_topics_schedules_rules_indexes_and_ttl(tmp_path: Path) -> None:
     texts = [str(c) for c in commands]
     assert any("firebase deploy --only firestore:rules,firestore:indexes" in t for t in texts)
     ttl = [c for c in commands if c.argv[:4] == ("gcloud", "firestore", "fields", "ttls")]
-    assert [c.argv[6] for c in ttl] == [
-        "--collection-group=usage_logs",
-        "--collection-group=usage_receipts",
-    ]
+    groups = {_flag(c.argv, "collection-group")[0]: c.argv[5] for c in ttl}
+    assert groups == {
+        "usage_logs": "expires_at",
+        "usage_receipts": "expires_at",
+        "processed_provider_events": "expire_at",
+        "scenario_progress_events": "expiresAt",
+        "usage_conversations": "expiresAt",
+        "rate_limits": "expires_at",
+        "learningPathPreviews": "expiresAt",
+    }
+    assert all("--enable-ttl" in c.argv for c in ttl)
+    pitr = [c for c in commands if c.argv[:4] == ("gcloud", "firestore", "databases", "update")]
+    assert len(pitr) == 1 and "--enable-pitr" in pitr[0].argv
+    backups = [c for c in commands if c.argv[:5] == ("gcloud", "firestore", "backups",
+                                                     "schedules", "create")]  # fmt: skip
+    assert len(backups) == 1 and _flag(backups[0].argv, "recurrence") == ["daily"]
+    assert backups[0].exists_ok
     secrets = sorted({s for spec in BIGEYE_SPECS for s in spec.secrets})
     checked = [c.argv[3] for c in commands if c.argv[:3] == ("gcloud", "secrets", "describe")]
     assert checked == secrets
