@@ -1,0 +1,69 @@
+"""The write profile of a usage event, recorded from a real delivery, under the load model."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+from bench.model import Load, Profile, hottest
+from bench.profile import pattern, recording
+from bench.sizing import fanouts
+from tests.usage.conftest import settled
+from tests.usage.events import push
+
+
+def test_a_usage_event_writes_only_per_user_per_event_and_sharded_documents(
+    stack, usage_db
+) -> None:
+    db = usage_db
+    db.collection("users").document("sz-u1").set({"credits_balance": 100, "tier": "PRO"})
+    now = datetime.now(UTC)
+    body = {
+        "request_id": f"sz-{uuid.uuid4().hex[:8]}",
+        "user_id": "sz-u1",
+        "engine_id": "openai_chat_gpt4",
+        "usage_units": 3,
+        "credits_used": 2,
+        "tokens": 40,
+        "created_at": now.isoformat(),
+    }
+    subjects = {
+        "sz-u1": "{user}",
+        body["request_id"]: "{event}",
+        now.date().isoformat(): "{day}",
+        f"{now:%Y-%m}": "{month}",
+        f"{now:%Y}": "{year}",
+    }
+    settled(db)  # the seeding's own triggers (pricing audit) are not the event's cost
+    with recording() as recorder:
+        recorder.take()
+        assert push(stack, "usage-events", json.dumps(body).encode()) == 200
+        stack.quiesce()
+        first = recorder.take()
+        assert push(stack, "usage-events", json.dumps(body).encode()) == 200
+        stack.quiesce()
+        again = recorder.take()
+
+    # The atomic hook saw the one unit the RPC layer saw committed, write for write.
+    assert first.units == 1 and first.commits == 1
+    assert sorted(p for _, p in first.unit_ops) == sorted(first.written)
+    written = {pattern(p, subjects): n for p, n in first.written.items()}
+    assert sorted(written) == [
+        "credit_transactions/{id}",
+        "daily_token_usage/{user}_{day}",
+        "ledger_postings/{id}",
+        "usage_day_shards/{day}_{n}",
+        "usage_logs/{id}",
+        "usage_user_days/{day}_{user}",
+        "usage_user_periods/all_{user}",
+        "usage_user_periods/{month}_{user}",
+        "usage_user_periods/{year}_{user}",
+        "users/{user}",
+    ]
+    assert again.writes == 0 and again.units == 0  # a redelivery is a replay
+
+    profile = Profile("usage event", first.reads, first.writes, patterns=written)
+    docs = hottest({"usage event": profile}, [Load("usage event", 1_000.0)], fanouts())
+    app_wide_over = [d.pattern for d in docs if d.app_wide and d.over_budget]
+    assert app_wide_over == []
