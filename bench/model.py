@@ -69,6 +69,8 @@ class Load:
     users: int = 100_000
     providers: int = 5
     zipf_s: float = 1.0
+    #: Commits per second per provider when its events are grouped (``None``: one per run).
+    group_commits_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,10 @@ def hottest(
                 share = 1.0
             else:
                 share = 1.0 / max(1, fanouts.get(pat, 1))
-            rates.setdefault(pat, {})[load.operation] = load.per_s * share * writes
+            runs = load.per_s * share
+            if scope == "provider" and load.group_commits_per_s is not None:
+                runs = min(runs, load.group_commits_per_s)  # one write per group commit
+            rates.setdefault(pat, {})[load.operation] = runs * writes
     docs = [HotDoc(p, scope_of(p), sum(src.values()), src) for p, src in rates.items()]
     return sorted(docs, key=lambda d: (-d.writes_per_s, d.pattern))
 

@@ -199,7 +199,7 @@ class Recorder:
             entries = sum(int(v.integer_value) for v in fields.values())
             return max(1, -(-entries // 1000))
 
-        cls.commit = commit  # type: ignore[method-assign]
+        cls.commit = commit  # type: ignore[method-assign,assignment]
         cls.batch_get_documents = counted("batch_get_documents", lookup)  # type: ignore[method-assign]
         cls.run_query = counted("run_query", query)  # type: ignore[method-assign]
         cls.run_aggregation_query = counted("run_aggregation_query", aggregation)  # type: ignore[method-assign]

@@ -47,6 +47,25 @@ ROLLUP_ACTIVE_USERS = 100_000
 RUNS = 4
 
 
+def provider_commits_per_s() -> float | None:
+    """Group commits per second per provider as deployed (``None``: one per event)."""
+    from shared.registry import REGISTRY
+
+    spec = next(s for s in REGISTRY if s.name == "provider-events")
+    linger_ms = int(dict(spec.env).get("PROVIDER_GROUP_LINGER_MS", "0"))
+    return spec.max_instances * 1000 / linger_ms if linger_ms else None
+
+
+def loads() -> list[Load]:
+    """``LOADS`` with the provider events' group commit rate of the deploy."""
+    cap = provider_commits_per_s()
+    return [
+        Load(x.operation, x.per_s, group_commits_per_s=cap) if x.operation == "provider event"
+        else x
+        for x in LOADS
+    ]  # fmt: skip
+
+
 def fanouts() -> dict[str, int]:
     """Shard counts of sharded app-wide patterns, from the code that shards them."""
     from shared.analytics import counters
@@ -145,7 +164,8 @@ def _usage(ctx: BenchContext, recorder: Recorder) -> list[Profile]:
         sent.append(body)
         if _push(ctx, "usage-events", body) >= 300:
             raise RuntimeError("usage event refused")
-        return {body["user_id"]: "{user}", body["request_id"]: "{event}", **_day_subjects(now)}
+        return {str(body["user_id"]): "{user}", str(body["request_id"]): "{event}",
+                **_day_subjects(now)}  # fmt: skip
 
     def again(i: int) -> dict[str, str]:
         body = sent[i]
@@ -176,9 +196,33 @@ def _provider(ctx: BenchContext, recorder: Recorder) -> list[Profile]:
         }
         if _push(ctx, "provider-events", body) >= 300:
             raise RuntimeError("provider event refused")
-        return {"gpt-4o": "{model}", "openai": "{provider}", body["event_id"]: "{event}"}
+        return {"gpt-4o": "{model}", "openai": "{provider}", str(body["event_id"]): "{event}"}
 
-    return [_measure(ctx, recorder, "provider event", event)]
+    single = _measure(ctx, recorder, "provider event", event)
+    # A burst arriving together: the provider's documents are written once per group.
+    from concurrent.futures import ThreadPoolExecutor
+
+    burst = 20
+    _settle(ctx)
+    recorder.take()
+    with ThreadPoolExecutor(burst) as pool:
+        subjects = list(pool.map(event, range(burst)))
+    _settle(ctx)
+    tally = recorder.take()
+    patterns: dict[str, float] = {}
+    merged = {k: v for s in subjects for k, v in s.items()}
+    for path, n in tally.written.items():
+        pat = pattern(path, merged)
+        patterns[pat] = patterns.get(pat, 0) + n / burst
+    grouped = Profile(
+        f"provider event, {burst} arriving together",
+        reads=tally.reads / burst,
+        writes=tally.writes / burst,
+        units=tally.units / burst,
+        creates=tally.creates / burst,
+        patterns=patterns,
+    )
+    return [single, grouped]
 
 
 def _stripe(ctx: BenchContext, recorder: Recorder) -> list[Profile]:
@@ -395,7 +439,7 @@ def model_rows(found: dict[str, Profile], docs: list[HotDoc]) -> list[Result]:
             if limit is not None:
                 label = f"one user's {name} rate at which their documents reach 1 write/s"
                 rows.append(result(label, limit, "ops/s"))
-    per_day = daily_writes(found, LOADS)
+    per_day = daily_writes(found, loads())
     rows.append(result("document writes per day at the stated load", sum(per_day.values()), "docs"))
     usd = sum(
         load.per_s * 86_400 * usd_per_million(p.reads, p.writes, p.deletes) / 1_000_000
@@ -436,6 +480,6 @@ def run(ctx: BenchContext) -> list[Result]:
         ctx.stack.quiesce()
         ctx.wipe()
         rollup_rows, _ = _rollup(ctx, recorder)
-    docs = hottest(found, LOADS, fanouts())
+    docs = hottest(found, loads(), fanouts())
     print(report(found, docs), flush=True)
     return profile_rows(found) + rollup_rows + model_rows(found, docs)

@@ -173,6 +173,7 @@ def _env_vars(spec: FunctionSpec, target: Target) -> str:
         "LOG_LEVEL": target.log_level,
         # Cloud Logging JSON (also chosen automatically where K_SERVICE is set): explicit here.
         "LOG_FORMAT": "json",
+        **dict(spec.env),
         **target.extra_env,
     }
     return ",".join(f"{k}={v}" for k, v in env.items())

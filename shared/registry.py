@@ -78,6 +78,8 @@ class FunctionSpec:
     #: The apps this function serves: ``make deploy PROFILE=x`` deploys exactly the
     #: functions whose ``profiles`` name x (one deploy = one app).
     profiles: tuple[str, ...] = ALL_PROFILES
+    #: Environment variables of this function only (settings it needs in production).
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def source(self) -> Path:
@@ -239,8 +241,12 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         entry_point="provider_events",
         trigger=Topic(topic="provider-events"),
         description="Count one model-provider call: health, circuit breaker, quotas, alerts",
-        max_instances=50,
-        concurrency=8,
+        # One instance groups each provider's events into one commit a second (the
+        # production load model of docs/benchmarks.md: no provider document above one
+        # sustained write per second); it holds a second of deliveries in flight.
+        max_instances=1,
+        concurrency=500,
+        env=(("PROVIDER_GROUP_LINGER_MS", "1000"),),
     ),
     FunctionSpec(
         name="cron-reset-quotas",

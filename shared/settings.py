@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # Model-provider operations (docs/providers.md): JSON overrides of the thresholds, e.g.
     # PROVIDER_THRESHOLDS='{"failure_threshold": 3}'; pipeline_config flags' defaults.
     provider_thresholds: dict[str, float] = Field(default_factory=dict)
+    # Events of one provider queued in a process commit together; the leader of a group
+    # waits this long for more first (the deploy sets 1000 for provider-events, whose one
+    # instance then writes each provider's documents at most once a second).
+    provider_group_linger_ms: int = Field(default=0, ge=0, le=5000)
     pipeline_config_document: str = "global"
     pipeline_flags: dict[str, bool] = Field(default_factory=dict)
 

@@ -60,6 +60,8 @@ def test_every_function_of_the_app_is_deployed_on_its_own(tmp_path: Path) -> Non
         env = dict(kv.split("=", 1) for kv in _flag(argv, "set-env-vars")[0].split(","))
         assert env["SCHEMA_PROFILE"] == "bigeye"
         assert env["GOOGLE_CLOUD_PROJECT"] == "acme-prod"
+        for key, value in spec.env:
+            assert env[key] == value
         secrets = _flag(argv, "set-secrets")
         if spec.secrets:
             assert secrets == [",".join(f"{s}={s}:latest" for s in spec.secrets)]
