@@ -55,6 +55,7 @@ def test_a_usage_event_writes_only_per_user_per_event_and_sharded_documents(
         "ledger_postings/{id}",
         "usage_day_shards/{day}_{n}",
         "usage_logs/{id}",
+        "usage_receipts/{id}",
         "usage_user_days/{day}_{user}",
         "usage_user_periods/all_{user}",
         "usage_user_periods/{month}_{user}",
