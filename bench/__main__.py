@@ -20,7 +20,7 @@ def sections() -> list[tuple[str, Callable[[BenchContext], list[Result]]]]:
 
     found: list[tuple[str, Callable[[BenchContext], list[Result]]]] = [("ledger", ledger.run)]
     # analytics last: it writes 110,000 documents, the heaviest load on the emulator.
-    for name in ("stripe", "usage", "providers", "bigeye", "sizing", "analytics"):
+    for name in ("ledger_api", "stripe", "usage", "providers", "bigeye", "sizing", "analytics"):
         try:
             module = __import__(f"bench.{name}", fromlist=["run"])
         except ModuleNotFoundError:
