@@ -639,7 +639,9 @@ def build_event(event_type: str, args: argparse.Namespace) -> dict[str, Any]:
         obj = customer(customer_id=cus, metadata=meta, version=version)
     else:
         raise SystemExit(f"not a handled event type: {event_type}")
-    return event(event_type, obj, api_version=version)
+    # An update carries what changed; here the metadata (as when the app sets a user id).
+    previous: dict[str, Any] | None = {"metadata": {}} if event_type.endswith(".updated") else None
+    return event(event_type, obj, api_version=version, previous_attributes=previous)
 
 
 def _report(label: str, response: httpx.Response) -> None:

@@ -6,6 +6,8 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
 from devstack import stripe_send as fx
 from shared.billing.rules import kaiwa_id
 from shared.settings import override_settings
@@ -122,9 +124,10 @@ def final_state(db: Any, user_id: str = "u_sub") -> str:
     )
 
 
-def test_lifecycle_in_order(billing: Any, stack: Any) -> None:
+@pytest.mark.parametrize("version", fx.VERSIONS)
+def test_lifecycle_in_order(billing: Any, stack: Any, version: str) -> None:
     make_user(billing, "u_sub")
-    events = lifecycle()
+    events = lifecycle(version=version)
     statuses = [deliver_ok(stack, e) for e in events]
     assert statuses == ["applied"] * 6
     sub = docs(billing, "subscriptions")["sub_life1"]
@@ -180,17 +183,18 @@ def test_lifecycle_in_a_sample_of_permutations_converges(billing: Any, stack: An
         assert final_state(billing) == expected, [e["id"] for e in order]
 
 
-def test_lifecycle_old_api_shape_gives_the_same_state(billing: Any, stack: Any) -> None:
+def test_lifecycle_every_api_version_gives_the_same_state(billing: Any, stack: Any) -> None:
     make_user(billing, "u_sub")
     for evt in lifecycle():
         deliver_ok(stack, evt)
     expected = final_state(billing)
-    stack.wipe()
-    seed_config(billing)
-    make_user(billing, "u_sub")
-    for evt in lifecycle(version=fx.API_VERSION_OLD):
-        deliver_ok(stack, evt)
-    assert final_state(billing) == expected
+    for version in fx.VERSIONS:
+        stack.wipe()
+        seed_config(billing)
+        make_user(billing, "u_sub")
+        for evt in lifecycle(version=version):
+            deliver_ok(stack, evt)
+        assert final_state(billing) == expected, version
 
 
 def test_lifecycle_each_event_three_times_concurrently(billing: Any, stack: Any) -> None:

@@ -7,6 +7,7 @@ amounts against credits, attribution conflicts and the extension's customer link
 
 from __future__ import annotations
 
+import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,22 @@ def test_whole_lifecycle_balances_and_reconciles(billing: Any, stack: Any, versi
     report = reconcile(billing, KITESFORU, run_id=f"v_{version}", now=datetime.now(UTC))
     assert report.clean, report.discrepancies[:5]
     assert list_parked_events(billing) == []
+
+
+@VERSIONS
+def test_whole_lifecycle_in_random_orders_ends_the_same(
+    billing: Any, stack: Any, version: str
+) -> None:
+    """Stripe does not keep order: any delivery order ends with the same money."""
+    make_user(billing, "u_v")
+    events = [evt for _, evt in fx.lifecycle(version, "u_v", tag="o")]
+    for evt in random.Random(f"orders-{version}").sample(events, len(events)):
+        deliver_ok(stack, evt)
+    assert list_parked_events(billing) == []
+    amounts = sorted(t["amount"] for t in transactions(billing))
+    assert amounts == [-7000, -1500, 1500, 1500, 7000]
+    assert assert_balance_is_sum(billing, "u_v") == 1500
+    assert user(billing, "u_v")["tier"] == "FREE"
 
 
 @VERSIONS
@@ -260,7 +277,12 @@ def test_extension_links_attribute_invoices(billing: Any, stack: Any, version: s
     assert user(billing, "u_meta")["credits_balance"] == 1500  # replayed automatically
     # A customer the extension already gave to u_ext cannot be claimed by metadata.
     other = fx.customer(customer_id="cus_ext", metadata={"firebaseUID": "u_meta"}, version=version)
-    claim = fx.event("customer.updated", other, api_version=version)
+    claim = fx.event(
+        "customer.updated",
+        other,
+        api_version=version,
+        previous_attributes={"metadata": {"firebaseUID": "u_ext"}},
+    )
     assert deliver(stack, claim).json()["status"] == "parked"
     assert "linked to u_ext" in _reason(billing, claim["id"])
     assert docs(billing, "stripe_customers")["cus_ext"]["user_id"] == "u_ext"
