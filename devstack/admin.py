@@ -53,6 +53,9 @@ class Env:
         settings = get_settings()
         self.project = settings.google_cloud_project
         self.profile = profile or settings.schema_profile
+        #: False when neither --profile nor SCHEMA_PROFILE named the app (reconcile then
+        #: covers every app whose ledger has transactions).
+        self.profile_named = profile is not None
         self.emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
         self.yes = yes
         self._stack_checked = False
@@ -72,6 +75,19 @@ class Env:
 
         self.require_stack()
         return call(ledger_for, self.profile)
+
+    def check_user(self, user_id: str) -> None:
+        """Refuse a user whose document belongs to another app's profile, naming it."""
+        from shared.ledger.ownership import owner_of_user
+
+        ledger = self.ledger()
+        snap = call(lambda: ledger.user_ref(user_id).get())
+        owner = owner_of_user(snap.to_dict() or {}) if snap.exists else None
+        if owner is not None and owner != self.profile:
+            raise AdminError(
+                f"user {user_id} belongs to the {owner} profile, not {self.profile}: "
+                f"run with --profile {owner}"
+            )
 
     def require_stack(self) -> None:
         """On the emulators, stop in seconds when the Firestore emulator does not answer
@@ -186,6 +202,7 @@ def cli(ctx: click.Context, project: str | None, profile: str | None, yes: bool)
 @pass_env
 def balance(env: Env, user_id: str, as_json: bool) -> None:
     """Show USER_ID's balance and counters."""
+    env.check_user(user_id)
     ledger = env.ledger()
     snap = call(lambda: ledger.user_ref(user_id).get())
     if not snap.exists:
@@ -226,6 +243,7 @@ def history(env: Env, user_id: str, limit: int, tz_name: str, as_json: bool) -> 
     except (ZoneInfoNotFoundError, ValueError):
         raise click.BadParameter(f"{tz_name!r} is not a time zone", param_hint="--tz") from None
 
+    env.check_user(user_id)
     ledger = env.ledger()
     query = (
         env.db()
@@ -277,6 +295,7 @@ def grant(
 
     now = env.now()
     key = key or operations.default_key("grant", user_id, amount, actor, reason, now.date())
+    env.check_user(user_id)
     env.confirm_write(f"Grant {amount} credits to {user_id}")
     done = call(
         operations.grant,
@@ -312,6 +331,7 @@ def adjust(
         raise AdminError("amount must not be zero")
     now = env.now()
     key = key or operations.default_key("adjust", user_id, amount, actor, reason, now.date())
+    env.check_user(user_id)
     env.confirm_write(f"Adjust {user_id} by {amount:+d}")
     done = call(
         operations.adjust,
@@ -377,35 +397,52 @@ def reconcile(env: Env, user_ids: tuple[str, ...], all_users: bool, as_json: boo
 
     if user_ids and all_users:
         raise AdminError("give USER_IDS or --all, not both")
+    from shared.ledger.ownership import ledgers_present
+    from shared.ledger.profiles import ledger_profile
+
     now = env.now()
-    ledger = env.ledger()
-    report = call(
-        run,
-        env.db(),
-        ledger.profile,
-        run_id=f"admin_{now.strftime('%Y%m%dT%H%M%S%f')}",
-        now=now,
-        user_ids=list(user_ids) or None,
+    db = env.db()
+    # Without a named profile, every app whose ledger has transactions is reconciled.
+    profiles = (
+        [ledger_profile(env.profile)]
+        if env.profile_named
+        else call(ledgers_present, db) or [ledger_profile(env.profile)]
     )
-    view = {
-        "run_id": report.run_id,
-        "clean": report.clean,
-        "users_checked": report.users_checked,
-        "transactions_checked": report.transactions_checked,
-        "discrepancies": [asdict(d) for d in report.discrepancies],
-    }
+    reports = [
+        call(
+            run,
+            db,
+            profile,
+            run_id=f"admin_{now.strftime('%Y%m%dT%H%M%S%f')}_{profile.name}",
+            now=now,
+            user_ids=list(user_ids) or None,
+        )
+        for profile in profiles
+    ]
+    views = [
+        {
+            "run_id": report.run_id,
+            "profile": report.profile,
+            "clean": report.clean,
+            "users_checked": report.users_checked,
+            "transactions_checked": report.transactions_checked,
+            "discrepancies": [asdict(d) for d in report.discrepancies],
+        }
+        for report in reports
+    ]
 
     def lines() -> Iterator[str]:
-        yield (
-            f"{'clean' if report.clean else 'DRIFT'}: {report.users_checked} users, "
-            f"{report.transactions_checked} transactions, "
-            f"{len(report.discrepancies)} discrepancies (report {report.run_id})"
-        )
-        for d in report.discrepancies:
-            yield f"  {d.user_id}: {d.problem}: {d.detail}"
+        for report in reports:
+            yield (
+                f"{'clean' if report.clean else 'DRIFT'} ({report.profile}): "
+                f"{report.users_checked} users, {report.transactions_checked} transactions, "
+                f"{len(report.discrepancies)} discrepancies (report {report.run_id})"
+            )
+            for d in report.discrepancies:
+                yield f"  {d.user_id}: {d.problem}: {d.detail}"
 
-    emit(view, as_json, lines)
-    if not report.clean:
+    emit(views[0] if len(views) == 1 else views, as_json, lines)
+    if not all(report.clean for report in reports):
         sys.exit(1)
 
 

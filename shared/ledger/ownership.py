@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.errors import NotFound
+from shared.ledger.profiles import PROFILES, LedgerProfile
 
 _MARKS: dict[str, frozenset[str]] = {
     "bigeye": frozenset(
@@ -60,3 +61,19 @@ def check_owner(user_id: str, user: Mapping[str, Any], profile: str) -> None:
             user_id=user_id,
             owner=owner,
         )
+
+
+def ledgers_present(db: Any) -> list[LedgerProfile]:
+    """One profile per distinct ledger (balance field, transactions collection) that has
+    transactions in ``db``: what "every profile present" reconciles. KitesForU and Kaiwa
+    share their ledger's names, so KitesForU's profile covers both."""
+    found: list[LedgerProfile] = []
+    seen: set[tuple[str, str]] = set()
+    for profile in PROFILES.values():
+        names = (profile.balance_field, profile.transactions_collection)
+        if names in seen:
+            continue
+        seen.add(names)
+        if list(db.collection(profile.transactions_collection).limit(1).stream()):
+            found.append(profile)
+    return found

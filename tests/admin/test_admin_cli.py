@@ -293,3 +293,52 @@ def test_backfill_rebuilds_daily_rollups_with_progress(db: Any) -> None:
     future = run("backfill", "--from", today.isoformat(), "--to", today.isoformat())
     assert future.exit_code == 2 and "ended" in future.output
     assert firestore  # the client module is the one the CLI uses
+
+
+def test_a_user_of_another_profile_is_refused_naming_the_right_one(db: Any) -> None:
+    from shared.ledger import BIGEYE
+
+    db.collection("users").document("be1").set(
+        {"email": "be1@x", "password_hash": "x", "hardware_id": "hw-1", "credits": 0}
+    )
+    bigeye = Ledger(db, BIGEYE, SystemClock())
+    bigeye.run(
+        lambda u: bigeye.credit(
+            u, user_id="be1", kind=Kind.TOPUP, amount=70, key="seed:be1", description="Top-up"
+        )
+    )
+    before = all_documents(db)
+    for args in (
+        ("balance", "be1"),
+        ("history", "be1"),
+        ("grant", "be1", "5", "--actor", "ops", "--reason", "r"),
+        ("adjust", "be1", "5", "--actor", "ops", "--reason", "r"),
+    ):
+        refused = run(*args)
+        assert refused.exit_code == 2, (args, refused.output)
+        assert "belongs to the bigeye profile" in refused.output
+        assert "--profile bigeye" in refused.output
+    assert all_documents(db) == before
+    shown = json.loads(run("balance", "be1", "--json", profile="bigeye").output)
+    assert shown["balance"] == 70 and shown["profile"] == "bigeye"
+
+
+def test_reconcile_without_a_profile_covers_every_ledger_present(db: Any, monkeypatch) -> None:
+    from shared.ledger import BIGEYE
+
+    seed_user(db, "k1", credits=10)
+    db.collection("users").document("be2").set({"email": "be2@x", "credits": 0})
+    bigeye = Ledger(db, BIGEYE, SystemClock())
+    bigeye.run(
+        lambda u: bigeye.credit(
+            u, user_id="be2", kind=Kind.TOPUP, amount=30, key="seed:be2", description="Top-up"
+        )
+    )
+    db.collection("users").document("be2").update({"credits": 31})  # drift in BigEye only
+    monkeypatch.delenv("SCHEMA_PROFILE", raising=False)
+    result = CliRunner().invoke(cli, ["reconcile", "--json"], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    reports = {r["profile"]: r for r in json.loads(result.output)}
+    assert set(reports) == {"kitesforu", "bigeye"}
+    assert reports["kitesforu"]["clean"] is True
+    assert [d["user_id"] for d in reports["bigeye"]["discrepancies"]] == ["be2"]
