@@ -32,8 +32,9 @@ run: $(STAMP) check-tools
 test: $(STAMP) check-tools
 	$(PY) -m pytest
 
+# The pure tier: every test that needs no emulator and starts no process (no Java, no gcloud).
 test-fast: $(STAMP)
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest -m "not emulator and not process"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -14,6 +14,31 @@ from devstack.stack import Stack, StackConfig
 from shared.clock import SystemClock, set_clock
 
 PROJECT = "demo-test"
+_END_TO_END = ("e2e", "chaos", "fuzz")
+#: Tests that start other processes (make, the CLIs, bundles in fresh interpreters) or,
+#: like the fuzz coverage check, depend on emulator tests: not in the pure tier.
+_BY_NODE = {
+    "tests/e2e/test_make_run.py": ("emulator", "e2e", "process"),
+    "tests/devx/": ("process",),
+    "tests/deploy/test_deploy.py::test_every_bundle_imports_in_a_clean_interpreter": ("process",),
+    "tests/deploy/test_deploy.py::test_make_deploy_plan": ("process",),
+    "tests/fuzz/test_fuzz_endpoints.py::test_fuzz_covered_every_target": ("emulator", "e2e"),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tiers: a test that uses the emulator stack is ``emulator`` (and ``e2e`` when
+    it drives the whole wiring); the pure tier (``make test-fast``) is everything else that
+    starts no process."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.emulator)
+            if Path(str(item.path)).parent.name in _END_TO_END:
+                item.add_marker(pytest.mark.e2e)
+        for prefix, marks in _BY_NODE.items():
+            if item.nodeid.startswith(prefix):
+                for mark in marks:
+                    item.add_marker(getattr(pytest.mark, mark))
 
 
 @pytest.fixture(scope="session")
