@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -294,3 +295,42 @@ def test_config_from_documents_ignores_bad_entries() -> None:
     assert config.prices["a"].credits == 10 and config.prices["b"] == PriceRule(tier="PRO")
     assert "c" not in config.prices and config.tier_credits == {"PRO": 100}
     assert config.kaiwa_tiers == {"pm": "plus", "pa": "plus"}
+
+
+@pytest.mark.parametrize("version", fx.VERSIONS)
+@pytest.mark.parametrize("kind", ["subscription_item", "invoice_item"])
+def test_a_proration_is_a_proration_under_either_parent(version: str, kind: str) -> None:
+    def line(price: str, amount: int, proration: bool, line_kind: str) -> dict[str, Any]:
+        return fx.invoice_line(
+            price_id=price,
+            amount=amount,
+            period_start=100,
+            period_end=200,
+            subscription_id="sub_1",
+            kind=line_kind,
+            proration=proration,
+            version=version,
+        )
+
+    lines = [
+        line("price_fee", 4900, False, "invoice_item"),  # a one-off item first
+        line("price_pro", -1267, True, kind),
+        line("price_ultimate", 6600, True, kind),
+    ]
+    inv = Invoice.from_raw(_invoice(lines, version))
+    assert inv.plan_line() is None  # neither the fee nor a proration is a plan line
+    assert [ln.price.id for ln in inv.proration_lines() if ln.price] == [
+        "price_pro",
+        "price_ultimate",
+    ]
+    plan = line("price_pro", 1900, False, "subscription_item")
+    with_plan = Invoice.from_raw(_invoice([*lines, plan], version))
+    found = with_plan.plan_line()
+    assert found is not None and found.price is not None and found.price.id == "price_pro"
+    assert found.unit_amount == 1900
+
+
+def _invoice(lines: list[dict[str, Any]], version: str) -> dict[str, Any]:
+    return fx.invoice(
+        invoice_id="in_1", subscription_id="sub_1", customer="cus_1", lines=lines, version=version
+    )
