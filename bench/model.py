@@ -111,7 +111,8 @@ def hottest(
             elif scope == "promotion":
                 share = 1.0
             else:
-                share = 1.0 / max(1, fanouts.get(pat, 1))
+                share = 1.0
+            share /= max(1, fanouts.get(pat, 1))  # sharded: hashed evenly over the shards
             runs = load.per_s * share
             if scope == "provider" and load.group_commits_per_s is not None:
                 runs = min(runs, load.group_commits_per_s)  # one write per group commit
