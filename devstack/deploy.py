@@ -15,7 +15,8 @@ The plan, in order:
    with its trigger, retry policy, limits and secrets;
    only ``stripe-webhook`` and ``credit-api`` accept unauthenticated calls;
 5. one Cloud Scheduler job per schedule (UTC), created or updated;
-6. the Firestore rules and indexes (Firebase CLI, reading ``firebase.json``);
+6. the Firestore rules (``devstack.rules_release``, the Firebase Rules API) and every
+   index of ``firestore.indexes.json`` (gcloud): no Firebase CLI needed;
 7. a TTL policy on every collection whose documents carry an expiry (``TTL_POLICIES``;
    docs/runbook.md: a TTL on ``created_at`` would delete every log as soon as it is
    written, and why the money records have none);
@@ -28,6 +29,7 @@ Commands are argument vectors (never a shell string), printed with ``shlex.join`
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -47,6 +49,7 @@ from shared.registry import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+INDEXES_FILE = ROOT / "firestore.indexes.json"
 BUILD_DIR = ROOT / "build" / "functions"
 RUNTIME = "python312"
 PUBLIC_FUNCTIONS = frozenset({"stripe-webhook", "credit-api"})
@@ -305,18 +308,11 @@ def plan(
     ]
     commands.append(
         Command(
-            (
-                "firebase",
-                "deploy",
-                "--only",
-                "firestore:rules,firestore:indexes",
-                "--project",
-                target.project,
-                "--non-interactive",
-            ),
-            "Firestore security rules and composite indexes",
+            (sys.executable, "-m", "devstack.rules_release", "--project", target.project),
+            "Firestore security rules (firestore.rules, through the Firebase Rules API)",
         )
     )
+    commands += index_commands(target)
     commands += [
         Command(
             (
@@ -348,6 +344,64 @@ def plan(
             exists_ok=True,
         ),
     ]  # fmt: skip
+    return commands
+
+
+def index_commands(target: Target, indexes_file: Path = INDEXES_FILE) -> list[Command]:
+    """``firestore.indexes.json`` as gcloud commands: each composite index (an existing one is
+    fine) and each single-field override (``indexes: []`` = not indexed)."""
+    spec = json.loads(indexes_file.read_text())
+    p = f"--project={target.project}"
+    commands = []
+    for index in spec.get("indexes", []):
+        fields = [
+            "--field-config="
+            + ",".join(
+                [f"field-path={f['fieldPath']}"]
+                + ([f"order={f['order'].lower()}"] if "order" in f else [])
+                + ([f"array-config={f['arrayConfig'].lower()}"] if "arrayConfig" in f else [])
+            )
+            for f in index["fields"]
+        ]
+        scope = index.get("queryScope", "COLLECTION").lower().replace("_", "-")
+        commands.append(
+            Command(
+                (
+                    "gcloud",
+                    "firestore",
+                    "indexes",
+                    "composite",
+                    "create",
+                    f"--collection-group={index['collectionGroup']}",
+                    f"--query-scope={scope}",
+                    *fields,
+                    p,
+                    "--async",
+                ),
+                f"composite index on {index['collectionGroup']}",
+                exists_ok=True,
+            )
+        )
+    for override in spec.get("fieldOverrides", []):
+        if override.get("indexes"):
+            raise ValueError(f"only 'indexes: []' overrides are deployed: {override}")
+        commands.append(
+            Command(
+                (
+                    "gcloud",
+                    "firestore",
+                    "indexes",
+                    "fields",
+                    "update",
+                    override["fieldPath"],
+                    f"--collection-group={override['collectionGroup']}",
+                    "--disable-indexes",
+                    p,
+                    "--async",
+                ),
+                f"no single-field index on {override['collectionGroup']}.{override['fieldPath']}",
+            )
+        )
     return commands
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from devstack.deploy import (
+    INDEXES_FILE,
     PUBLIC_FUNCTIONS,
     Command,
     DeployError,
@@ -131,8 +132,25 @@ def test_topics_schedules_rules_indexes_and_ttl(tmp_path: Path) -> None:
         assert _flag(job.argv, "time-zone") == ["UTC"]
         assert _flag(job.argv, "topic") == [spec.trigger.topic]
         assert job.on_exists is not None and job.on_exists[3] == "update"
-    texts = [str(c) for c in commands]
-    assert any("firebase deploy --only firestore:rules,firestore:indexes" in t for t in texts)
+    assert not any("firebase" in c.argv[0] for c in commands)  # no Firebase CLI needed
+    assert any(c.argv[1:3] == ("-m", "devstack.rules_release") for c in commands)
+    composite = [
+        c
+        for c in commands
+        if c.argv[:5] == ("gcloud", "firestore", "indexes", "composite", "create")
+    ]
+    declared = json.loads(INDEXES_FILE.read_text())
+    assert len(composite) == len(declared["indexes"]) and all(c.exists_ok for c in composite)
+    first = declared["indexes"][0]
+    assert composite[0].argv[5] == f"--collection-group={first['collectionGroup']}"
+    assert composite[0].argv[7] == (
+        f"--field-config=field-path={first['fields'][0]['fieldPath']},"
+        f"order={first['fields'][0]['order'].lower()}"
+    )
+    overrides = [
+        c for c in commands if c.argv[:5] == ("gcloud", "firestore", "indexes", "fields", "update")
+    ]
+    assert len(overrides) == len(declared.get("fieldOverrides", []))
     ttl = [c for c in commands if c.argv[:4] == ("gcloud", "firestore", "fields", "ttls")]
     groups = {_flag(c.argv, "collection-group")[0]: c.argv[5] for c in ttl}
     assert groups == {
