@@ -1036,6 +1036,62 @@ def app_settings_set(
 
 
 @cli.group()
+def loss() -> None:
+    """Loss users (30-day profit below zero): list, and the action taken (audited)."""
+
+
+@loss.command("list")
+@json_option
+@pass_env
+def loss_list(env: Env, as_json: bool) -> None:
+    """Users in loss now, most negative profit first."""
+    from shared.admin.accounts import list_loss_users
+
+    rows = call(list_loss_users, env.db())
+
+    def lines() -> Iterator[str]:
+        if not rows:
+            yield "no users in loss"
+        for r in rows:
+            yield (
+                f"{r['user_id']}  profit {r.get('total_profit_usd')} USD  "
+                f"margin {r.get('profit_margin_percent')}%  {r.get('days_in_loss')} days  "
+                f"action {r.get('action_taken') or '-'}"
+            )
+
+    emit(rows, as_json, lines)
+
+
+@loss.command("action")
+@click.argument("user_id")
+@click.argument(
+    "action", type=click.Choice(["monitored", "rate_limited", "plan_upgraded", "clear"])
+)
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def loss_action(
+    env: Env, user_id: str, action: str, actor: str, reason: str, as_json: bool
+) -> None:
+    """Record ACTION for loss user USER_ID (rate_limited lowers their daily token limit
+    until cleared)."""
+    from shared.admin.accounts import set_loss_action
+
+    env.confirm_write(f"Set action {action} on loss user {user_id}")
+    view = call(
+        set_loss_action,
+        env.db(),
+        user_id=user_id,
+        action=None if action == "clear" else action,
+        actor=actor,
+        reason=reason,
+        now=env.now(),
+    )
+    emit(view, as_json, lambda: iter([f"{user_id}: action_taken {view['action_taken']}"]))
+
+
+@cli.group()
 def slips() -> None:
     """BigEye slips: list, re-verify PENDING ones, approve or reject after review."""
 

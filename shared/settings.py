@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     slip_reverify_after_s: int = 120
     slip_reverify_batch: int = 50
 
+    # Daily token limit applied by usage-limits to a loss user whose action_taken is
+    # "rate_limited" (the lower of this and the user's own limit), until the action is cleared.
+    loss_rate_limited_daily_tokens: int = 10_000
+
     # Usage metering.
     token_day_timezone: str = "UTC"
 

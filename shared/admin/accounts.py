@@ -32,7 +32,11 @@ APP_SETTINGS = ("system_config", "app_settings")
 
 
 def _stamp(now: datetime) -> str:
-    return now.strftime("%Y%m%dT%H%M%S%f")
+    """A time-ordered, unique suffix for an ``admin_actions`` id (two changes in the same
+    microsecond, or under a fixed test clock, still get two records)."""
+    import uuid
+
+    return f"{now.strftime('%Y%m%dT%H%M%S%f')}_{uuid.uuid4().hex[:8]}"
 
 
 def _user_ref(db: firestore.Client, user_id: str) -> Any:
@@ -315,3 +319,63 @@ def show_app_settings(db: firestore.Client) -> dict[str, Any]:
         raise NotFound("system_config/app_settings does not exist")
     data = snap.to_dict() or {}
     return {name: _short(_get(data, name)) for name in APP_SETTINGS_FIELDS}
+
+
+# -- loss users ------------------------------------------------------------------------------
+LOSS_USERS = "loss_users"
+LOSS_ACTIONS = ("monitored", "rate_limited", "plan_upgraded")
+
+
+def set_loss_action(
+    db: firestore.Client,
+    *,
+    user_id: str,
+    action: str | None,
+    actor: str,
+    reason: str,
+    now: datetime,
+    ip_address: str | None = None,
+) -> dict[str, Any]:
+    """Set ``loss_users/{user_id}.action_taken`` (``None`` clears it), with ``notes`` = reason.
+
+    ``rate_limited`` makes usage-limits apply ``LOSS_RATE_LIMITED_DAILY_TOKENS`` until the
+    action is cleared (or the user recovers and the scan removes the entry); ``monitored``
+    and ``plan_upgraded`` are recorded. Audited in ``admin_actions``.
+    """
+    if action is not None and action not in LOSS_ACTIONS:
+        raise InvalidInput(f"action must be one of {', '.join(LOSS_ACTIONS)} (or cleared)")
+    actor, reason = _text(actor, "actor"), _text(reason, "reason")
+    ref = db.collection(LOSS_USERS).document(_user_ref(db, user_id).id)
+
+    def work(unit: Unit) -> dict[str, Any]:
+        snap = unit.get(ref)
+        if not snap.exists:
+            raise NotFound(f"{user_id} is not in loss_users")
+        before = (snap.to_dict() or {}).get("action_taken")
+        if before == action:
+            return {"user_id": ref.id, "action_taken": action, "changed": False}
+        unit.update(ref, {"action_taken": action, "notes": reason})
+        _record(
+            unit,
+            f"loss_action_{ref.id}_{_stamp(now)}",
+            {
+                "action": "loss_action",
+                "actor": actor,
+                "reason": reason,
+                "user_id": ref.id,
+                "before": before,
+                "after": action,
+                "ip_address": ip_address,
+                "created_at": now,
+            },
+        )
+        return {"user_id": ref.id, "action_taken": action, "changed": True}
+
+    return run_atomically(db, work)
+
+
+def list_loss_users(db: firestore.Client, limit: int = 200) -> list[dict[str, Any]]:
+    """Users in loss now, most negative profit first."""
+    rows = [{"user_id": s.id, **(s.to_dict() or {})} for s in db.collection(LOSS_USERS).stream()]
+    rows.sort(key=lambda r: float(r.get("total_profit_usd") or 0))
+    return rows[:limit]

@@ -332,7 +332,11 @@ def list_slips(db: firestore.Client, *, status: str, limit: int = 50) -> list[di
 
 
 def _stamp(now: datetime) -> str:
-    return now.strftime("%Y%m%dT%H%M%S%f")
+    """A time-ordered, unique suffix for an ``admin_actions`` id (two changes in the same
+    microsecond, or under a fixed test clock, still get two records)."""
+    import uuid
+
+    return f"{now.strftime('%Y%m%dT%H%M%S%f')}_{uuid.uuid4().hex[:8]}"
 
 
 def _promotion_transition(

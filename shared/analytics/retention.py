@@ -6,7 +6,9 @@
 - ``daily_token_usage`` archived into ``token_usage_history``: days more than
   ``TOKEN_DAYS_KEPT`` days old whose daily rollup has run (003);
 - the analytics day counters (``usage_user_days``, ``usage_day_shards``) older than
-  ``COUNTER_DAYS_KEPT`` days.
+  ``COUNTER_DAYS_KEPT`` days;
+- ``profit_audit_log`` entries whose ``changed_at`` is more than two years
+  (``AUDIT_DAYS_KEPT`` = 731 days) before the run (002: "Retention: 2 years").
 Each collection is read oldest first, 500 documents at a time, each page deleted in one
 batch; a run stops after ``max_batches`` pages per collection or at its deadline and the
 next run carries on from the oldest document left (deleted documents are gone, skipped
@@ -34,6 +36,7 @@ from shared.clock import ensure_utc
 USAGE_LOG_DAYS_KEPT = 90
 TOKEN_DAYS_KEPT = 35
 COUNTER_DAYS_KEPT = 400
+AUDIT_DAYS_KEPT = 731
 PAGE = 500
 RUNS = "analytics_runs"
 
@@ -157,6 +160,16 @@ def run_retention(
             "day",
             *args,
         )
+    audit_cutoff = as_of - timedelta(days=AUDIT_DAYS_KEPT)
+    _purge(
+        db,
+        "profit_audit_log",
+        db.collection("profit_audit_log").where(
+            filter=FieldFilter("changed_at", "<", audit_cutoff)
+        ),
+        "changed_at",
+        *args,
+    )
     db.collection(RUNS).document("retention").set(
         {"as_of": as_of, "recorded_at": recorded_at or as_of, **report.as_dict()}
     )

@@ -101,10 +101,22 @@ def check_limits(db: firestore.Client, request: LimitsCheck, now: datetime) -> L
     user = user_snap.to_dict() or {}
     plan_id = config.plan_of(None, user)
     day, reset_at = token_day(now, settings.token_day_timezone)
-    plan_snap, daily_snap = db.get_all([r.plan(plan_id), r.daily(request.user_id, day)])
+    loss_ref = db.collection("loss_users").document(request.user_id)
+    snaps = {
+        s.reference.path: s
+        for s in db.get_all([r.plan(plan_id), r.daily(request.user_id, day), loss_ref])
+    }
+    plan_snap = snaps[r.plan(plan_id).path]
+    daily_snap = snaps[r.daily(request.user_id, day).path]
+    loss_snap = snaps[loss_ref.path]
     user_type = config.user_type_for(plan_snap.to_dict() if plan_snap.exists else None)
     limit_snap = r.token_limit(user_type).get()
     token_limit = config.token_limit(user_type, limit_snap.to_dict() if limit_snap.exists else None)
+    # An operator's ``action_taken: rate_limited`` on the user's loss_users entry lowers the
+    # limit until the action is cleared or the user stops losing money (the scan then
+    # deletes the entry).
+    if loss_snap.exists and (loss_snap.to_dict() or {}).get("action_taken") == "rate_limited":
+        token_limit = min(token_limit, max(0, settings.loss_rate_limited_daily_tokens))
     used = int((daily_snap.to_dict() or {}).get("tokensUsed") or 0) if daily_snap.exists else 0
     allowed = used + request.tokens <= token_limit
     body: dict[str, Any] = {
