@@ -91,6 +91,7 @@ class Dispatcher:
         self.outcomes = Outcomes()
         self._inflight = 0
         self._inflight_lock = threading.Lock()
+        self._handled: dict[str, int] = {}
 
     @property
     def inflight(self) -> int:
@@ -98,12 +99,26 @@ class Dispatcher:
         with self._inflight_lock:
             return self._inflight
 
+    def handled(self, function: str) -> int:
+        """Requests and events ``function`` has finished handling since the server started
+        (tests wait for a count, then assert that nothing more happened)."""
+        with self._inflight_lock:
+            return self._handled.get(function, 0)
+
+    @staticmethod
+    def _function_of(path: str) -> str:
+        parts = [p for p in path.split("/") if p]
+        if len(parts) == 5 and parts[0] == "functions" and parts[3] == "triggers":
+            return parts[4]
+        return parts[0] if parts else ""
+
     def _reply(self, start: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
         data = json.dumps(body, default=str).encode()
         start(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        function = self._function_of(environ.get("PATH_INFO", "") or "/")
         with self._inflight_lock:
             self._inflight += 1
         try:
@@ -117,6 +132,7 @@ class Dispatcher:
         finally:
             with self._inflight_lock:
                 self._inflight -= 1
+                self._handled[function] = self._handled.get(function, 0) + 1
 
     def _route(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"

@@ -290,6 +290,21 @@ class Stack:
                 quiet_since = None
             time.sleep(0.005)
 
+    def handled(self, function: str) -> int:
+        """How many requests or events ``function`` has finished handling."""
+        return self.server.dispatcher.handled(function) if self.server is not None else 0
+
+    def wait_handled(self, function: str, count: int, timeout_s: float = 30.0) -> None:
+        """Wait until ``function`` has finished handling ``count`` requests or events in all
+        (a barrier: the events of writes made before it have been handled, not skipped)."""
+        deadline = time.monotonic() + timeout_s
+        while self.handled(function) < count:
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"{function} handled {self.handled(function)} events, expected {count}"
+                )
+            time.sleep(0.005)
+
     def wipe_quiet(self) -> None:
         """Wipe Firestore and absorb the writes that in-flight triggers make afterwards."""
         from shared.clients import firestore_client

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,9 +20,10 @@ def _bonus_txs(db: Any, user_id: str) -> list[dict[str, Any]]:
     return [t for t in _docs(db, "transactions") if t["user_id"] == user_id]
 
 
-def test_a_new_user_gets_the_welcome_bonus_once(money) -> None:
+def test_a_new_user_gets_the_welcome_bonus_once(money, stack) -> None:
     db = money
     _welcome(db, bonus=100)
+    fired = stack.handled("on-user-created")
     make_user(db, "w1")
     wait_for(lambda: _user(db, "w1").get("credits") == 100)
     (tx,) = _bonus_txs(db, "w1")
@@ -46,10 +46,15 @@ def test_a_new_user_gets_the_welcome_bonus_once(money) -> None:
     db.collection("users").document("w1").update({"last_login": datetime.now(UTC)})
     again = welcome_bonus(db, user_id="w1", now=datetime.now(UTC))
     assert again.replayed
-    time.sleep(0.5)
+    # A user created after those updates is the fence: once its event is handled, the
+    # updates' events (had there been any) were too; only the two creations fired.
+    make_user(db, "fence")
+    stack.wait_handled("on-user-created", fired + 2)
+    wait_for(lambda: _user(db, "fence").get("credits") == 100)
+    assert stack.handled("on-user-created") == fired + 2
     assert _user(db, "w1")["credits"] == 100
     assert len(_bonus_txs(db, "w1")) == 1
-    assert len(_docs(db, "promo_redemptions")) == 1
+    assert [r["user_id"] for r in _docs(db, "promo_redemptions")].count("w1") == 1
 
 
 def test_welcome_bonus_limits_hold_and_priority_decides(money) -> None:

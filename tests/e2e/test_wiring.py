@@ -24,7 +24,8 @@ def test_unknown_function_is_404(stack) -> None:
     assert response.status_code == 404
 
 
-def test_emulator_write_fires_the_failed_job_refund(db) -> None:
+def test_emulator_write_fires_the_failed_job_refund(db, stack) -> None:
+    fired = stack.handled("on-podcast-job-failed")
     ledger = Ledger(db, KITESFORU, SystemClock())
     db.collection("users").document("u1").set({"email": "u1@example.com", "credits_balance": 0})
     ledger.run(
@@ -66,9 +67,8 @@ def test_emulator_write_fires_the_failed_job_refund(db) -> None:
     jobs.document("j1").update({"status": "failed"})
     jobs.document("j1").update({"updated_at": datetime.now(UTC)})
     db.collection("users").document("u1").update({"email": "again@example.com"})
-    import time
-
-    time.sleep(1.0)
+    # Every one of the job's five writes has been delivered and handled: then nothing more.
+    stack.wait_handled("on-podcast-job-failed", fired + 5)
     assert db.collection("users").document("u1").get().get("credits_balance") == 100
     assert len(list(db.collection("credit_transactions").stream())) == 3
 
