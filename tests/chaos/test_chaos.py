@@ -11,10 +11,12 @@ before a commit (nothing written; the caller or Pub/Sub retries) and a lost ackn
 just after it (written, but answered 503/500, so it is delivered again). Firestore
 trigger deliveries are spared: the emulator does not redeliver them (Eventarc does).
 
-At the end: reconciliation is clean for every user of both ledgers; every external event
-(payment intent, usage request, failed job, grant, finalized BigEye job) was applied
-exactly once (after the runbook's replay of Stripe events left parked: the run counts
-them, see ``stripe_parked_stranded_replayed_by_operator``); daily token usage and the
+At the end, before any repair: reconciliation is clean for both ledgers, no payment intent
+is credited twice, and each one not credited yet has a parked event. Then, as a separate
+check, the runbook's replay of Stripe events left parked applies each of them (the run
+counts them, see ``stripe_parked_stranded_replayed_by_operator``). After it: every
+external event (payment intent, usage request, failed job, grant, finalized BigEye job)
+was applied exactly once; daily token usage and the
 daily profit aggregate equal a recomputation from the usage logs. ``make chaos N=5000``
 runs it larger. The operation schedule is a pure function of the seed; thread
 interleavings and so the exact fault placements are not.
@@ -49,6 +51,7 @@ from shared.clock import SystemClock
 from shared.errors import Transient
 from shared.ledger import BIGEYE, KITESFORU, Kind, Ledger, Refs, posting_key, transaction_id_for
 from shared.ledger.reconcile import reconcile
+from shared.settings import override_settings
 from tests.bigeye_api.client import api_url, register_and_login
 from tests.helpers import wait_for
 from tests.indexes.recorder import recording
@@ -174,7 +177,9 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
             }
         )
     # BigEye accounts through the API, with starting credits.
-    sessions = [register_and_login(stack.base_url) for _ in range(max(2, N // 80))]
+    # (Setup, not under test: the per-address sign-up limit would stop it past ~15 accounts.)
+    with override_settings(rate_limit_auth_ip_per_min=10 * N):
+        sessions = [register_and_login(stack.base_url) for _ in range(max(2, N // 80))]
     for s in sessions:
 
         def seed_credits(u: Any, user_id: str = s.user_id) -> Any:
@@ -490,12 +495,31 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
     # service replays parked events only when the enabling event is first processed, so a
     # fault in that automatic replay (or a lost ack on the enabling event, whose redelivery
     # is a duplicate) strands them. The runbook's procedure replays them; count how many.
-    stranded = [p["event_id"] for p in list_parked_events(db)]
+    # 1. Before any repair, nothing is lost or doubled: both ledgers reconcile, no payment
+    # intent is credited twice, and each one not credited yet has a parked event (kept
+    # with its payload) to credit it.
+    before_repair = datetime.now(UTC)
+    for profile in (KITESFORU, BIGEYE):
+        report = reconcile(db, profile, run_id=f"chaos_pre_{profile.name}", now=before_repair)
+        assert report.clean, report.discrepancies[:5]
+    credited = Counter(
+        (s.to_dict() or {}).get("stripe_payment_intent_id")
+        for s in db.collection("credit_transactions")
+        .where(filter=firestore.FieldFilter("type", "==", "PURCHASE"))
+        .stream()
+    )
+    assert all(credited[pi] <= 1 for pi in tally.purchases)
+    uncredited = [pi for pi in tally.purchases if credited[pi] == 0]
+    stranded = [p["event_id"] for p in list_parked_events(db, limit=1000)]
+    assert len(uncredited) <= len(stranded), uncredited
+
+    # 2. The parked-event sweep (the runbook's replay), a separate check: every stranded
+    # event applies, and none is left parked.
     for event_id in stranded:
         assert replay_parked_event(db, event_id).status == "applied", event_id
     assert list_parked_events(db) == []
 
-    # 1. Reconciliation is clean for every user of both ledgers.
+    # 3. After the sweep: reconciliation is clean for every user of both ledgers.
     now = datetime.now(UTC)
     for profile in (KITESFORU, BIGEYE):
         report = reconcile(db, profile, run_id=f"chaos_{profile.name}", now=now)
@@ -503,7 +527,7 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
         assert report.users_checked >= len(users)
 
     txs = [s.to_dict() or {} for s in db.collection("credit_transactions").stream()]
-    # 2. Exactly once: each payment intent credited once.
+    # 4. Exactly once: each payment intent credited once.
     by_pi = Counter(t.get("stripe_payment_intent_id") for t in txs if t["type"] == "PURCHASE")
     owner = {
         t.get("stripe_payment_intent_id"): t["user_id"] for t in txs if t["type"] == "PURCHASE"
@@ -560,7 +584,7 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
             .exists
         )
 
-    # 3. Aggregates equal a recomputation from the raw usage logs.
+    # 5. Aggregates equal a recomputation from the raw usage logs.
     tokens: dict[str, int] = defaultdict(int)
     for log in logs:
         day = log["created_at"].date().isoformat()
@@ -584,7 +608,7 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
     assert abs(Decimal(str(aggregate["total_cost_usd"])) - cost) <= Decimal("0.01")
     assert aggregate["total_users"] == len({log["user_id"] for log in logs})
 
-    # 4. Every query the run sent is served by a declared index.
+    # 6. Every query the run sent is served by a declared index.
     assert missing_indexes(list(queries.shapes), load_indexes()) == []
 
     figures = {
