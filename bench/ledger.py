@@ -8,10 +8,14 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from google.api_core import exceptions as gexc
+
 from bench.common import BenchContext, Result, percentile, result
 from shared.clock import SystemClock
 from shared.errors import CreditsError
+from shared.groupcommit import GroupCommitter, GroupSettings
 from shared.ledger import KITESFORU, Kind, Ledger
+from shared.ledger.reconcile import reconcile
 
 WRITERS = 8
 
@@ -46,7 +50,7 @@ def run(ctx: BenchContext) -> list[Result]:
     n = 40 if ctx.quick else 150
     users = [f"bench-{w}" for w in range(WRITERS)]
     batch = db.batch()
-    for uid in [*users, "bench-hot"]:
+    for uid in [*users, "bench-hot", "bench-group"]:
         batch.set(db.collection("users").document(uid), {"credits_balance": 0})
     batch.commit()
     ledger = Ledger(db, KITESFORU, SystemClock())
@@ -90,9 +94,52 @@ def run(ctx: BenchContext) -> list[Result]:
             )
         )
 
+    # Baseline: the bare compare-and-swap ceiling of one document: read it, write it back
+    # with "unchanged since read", retry on failure; no posting, no record.
+    cas_ref = db.collection("bench_cas").document("one")
+    cas_ref.set({"n": 0})
+
+    def cas(w: int, i: int) -> None:
+        while True:
+            snap = cas_ref.get()
+            try:
+                cas_ref.update(
+                    {"n": snap.get("n") + 1},
+                    option=db.write_option(last_update_time=snap.update_time),
+                )
+                return
+            except (gexc.FailedPrecondition, gexc.Aborted):
+                continue
+
+    group = GroupCommitter(db, GroupSettings())
+    grouped = Ledger(db, KITESFORU, SystemClock(), group=group)
+
+    def group_hot(w: int, i: int) -> None:
+        grouped.run(
+            lambda u: grouped.credit(
+                u,
+                user_id="bench-group",
+                kind=Kind.PURCHASE,
+                amount=1,
+                key=f"group:{run_id}:{w}:{i}",
+                description="bench",
+            ),
+            account="bench-group",
+        )
+
     raw_s, raw_lat, _ = _drive(n, raw)
     led_s, led_lat, led_err = _drive(n, posting)
     hot_s, hot_lat, hot_err = _drive(n, hot)
+    cas_s, _, _ = _drive(n, cas)
+    n_group = 4 * n
+    group_s, group_lat, group_err = _drive(n_group, group_hot)
+    cas_rate = WRITERS * n / cas_s
+    group_rate = (WRITERS * n_group - group_err) / group_s
+    group_balance = db.collection("users").document("bench-group").get().get("credits_balance")
+    assert group_balance == WRITERS * n_group - group_err, "group commit lost or doubled"
+    now = SystemClock().now()
+    report = reconcile(db, KITESFORU, run_id="bench-group", now=now, user_ids=["bench-group"])
+    assert report.clean, "group commit broke the balance_after chain"
     raw_rate = WRITERS * n / raw_s
     led_rate = (WRITERS * n - led_err) / led_s
     hot_rate = (WRITERS * n - hot_err) / hot_s
@@ -127,4 +174,31 @@ def run(ctx: BenchContext) -> list[Result]:
         result("hot account errors", float(hot_err), "count"),
         result("ledger posting latency p50 (hot)", percentile(hot_lat, 50) * 1000, "ms"),
         result("ledger posting latency p99 (hot)", percentile(hot_lat, 99) * 1000, "ms"),
+        result("bare CAS on one document, 8 writers", cas_rate, "ops/s"),
+        result(
+            "group commit, 8 writers, ONE hot account",
+            group_rate,
+            "ops/s",
+            "single-commit hot account",
+            hot_rate,
+        ),
+        result(
+            "group commit vs bare CAS ceiling",
+            group_rate,
+            "ops/s",
+            "bare CAS on one document",
+            cas_rate,
+        ),
+        result("group commit errors", float(group_err), "count"),
+        result("group commit latency p50 (hot)", percentile(group_lat, 50) * 1000, "ms"),
+        result("group commit latency p99 (hot)", percentile(group_lat, 99) * 1000, "ms"),
+        result(
+            "group commit: commits per posting",
+            group.commits / max(1, group.committed_members),
+            "commits",
+            "single commit",
+            1.0,
+            higher_is_better=False,
+        ),
+        result("group commit: failed commits", float(group.failed_commits), "count"),
     ]

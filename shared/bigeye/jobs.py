@@ -116,11 +116,11 @@ class _MaybeStale(Conflict):
 _FRESH_ATTEMPTS = 4
 
 
-def _run_fresh(ledger: Ledger, work: Callable[[Unit], T]) -> T:
+def _run_fresh(ledger: Ledger, work: Callable[[Unit], T], *, account: str | None = None) -> T:
     """``ledger.run(work)``, re-run from fresh reads when the reads disagreed."""
     for attempt in range(_FRESH_ATTEMPTS):
         try:
-            return ledger.run(work)
+            return ledger.run(work, account=account)
         except _MaybeStale as exc:
             if attempt == _FRESH_ATTEMPTS - 1:
                 raise Conflict(exc.detail) from None
@@ -203,7 +203,8 @@ def reserve(
             now=now,
         )
 
-    ledger.run(work)
+    # Group commit: one user's concurrent reserves share commits (docs/ledger.md).
+    ledger.run(work, account=user_id)
     concurrency = {
         "image": settings.get("max_concurrent_images"),
         "video": settings.get("max_concurrent_videos"),
@@ -293,7 +294,7 @@ def finalize(
             )
         return {"refunded": refunded, "balance": result.balance_after}
 
-    return _run_fresh(ledger, work)
+    return _run_fresh(ledger, work, account=user_id)
 
 
 def with_usage_reward(

@@ -48,10 +48,24 @@ def ledger_for(profile_name: str | None = None) -> Ledger:
     from shared.settings import get_settings
 
     settings = get_settings()
+    db = firestore_client()
+    group = None
+    if settings.ledger_group_commit:
+        from shared.groupcommit import GroupSettings, committer_for
+
+        group = committer_for(
+            db,
+            GroupSettings(
+                window_s=settings.ledger_group_window_ms / 1000,
+                max_batch=settings.ledger_group_max_batch,
+                max_attempts=settings.ledger_max_attempts,
+            ),
+        )
     return Ledger(
-        firestore_client(),
+        db,
         ledger_profile(profile_name or settings.schema_profile),
         ProcessClock(),
         max_amount=settings.ledger_max_amount,
         max_attempts=settings.ledger_max_attempts,
+        group=group,
     )

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
@@ -45,6 +45,9 @@ from shared.ledger.core import (
 )
 from shared.ledger.keys import posting_key
 from shared.ledger.profiles import LedgerProfile, Refs
+
+if TYPE_CHECKING:
+    from shared.groupcommit import GroupCommitter
 
 T = TypeVar("T")
 
@@ -129,12 +132,15 @@ class Ledger:
         *,
         max_amount: int = 1_000_000_000,
         max_attempts: int = 60,
+        group: GroupCommitter | None = None,
     ) -> None:
         self.db = db
         self.profile = profile
         self.clock = clock
         self.max_amount = max_amount
         self.max_attempts = max_attempts
+        #: Group commit of one account's concurrent postings (None: one commit each).
+        self.group = group
 
     # -- references ----------------------------------------------------------------------
     def user_ref(self, user_id: str) -> firestore.DocumentReference:
@@ -149,8 +155,16 @@ class Ledger:
     def hold_ref(self, hold_id: str) -> firestore.DocumentReference:
         return self.db.collection(HOLDS_COLLECTION).document(hold_id)
 
-    def run(self, work: Callable[[Unit], T]) -> T:
-        """Run ``work`` as one atomic unit, retried on contention."""
+    def run(self, work: Callable[[Unit], T], *, account: str | None = None) -> T:
+        """Run ``work`` as one atomic unit, retried on contention.
+
+        ``account``: the user whose balance ``work`` moves. With group commit on, ``work``
+        then joins that account's next batch (``shared.groupcommit``): it still commits
+        atomically with all its writes, and gets its own result or exception.
+        """
+        if account is not None and self.group is not None:
+            group_key = f"{self.profile.users_collection}/{account}"
+            return self.group.run(group_key, work)
         return run_atomically(self.db, work, max_attempts=self.max_attempts)
 
     # -- reading -------------------------------------------------------------------------
@@ -184,8 +198,15 @@ class Ledger:
             PostingResult.from_record(snap.to_dict() or {}, replayed=True) if snap.exists else None
         )
 
-    def _replay(self, unit: Unit, key: str, content: dict[str, Any]) -> PostingResult | None:
-        snap = unit.get(self.posting_ref(transaction_id_for(key)))
+    def _replay(
+        self,
+        unit: Unit,
+        key: str,
+        content: dict[str, Any],
+        *also: firestore.DocumentReference,
+    ) -> PostingResult | None:
+        """The first result of ``key``, if any; ``also``: read in the same round trip."""
+        snap = unit.get_all([self.posting_ref(transaction_id_for(key)), *also])[0]
         if not snap.exists:
             return None
         rec = snap.to_dict() or {}
@@ -279,7 +300,7 @@ class Ledger:
             "amount": amount,
             "refs": refs.fingerprint_fields(),
         }
-        replay = self._replay(unit, key, content)
+        replay = self._replay(unit, key, content, self.user_ref(user_id))
         if replay is not None:
             return replay
         account = self.account(unit, user_id)
@@ -321,7 +342,7 @@ class Ledger:
             "allow_partial": allow_partial,
             "refs": refs.fingerprint_fields(),
         }
-        replay = self._replay(unit, key, content)
+        replay = self._replay(unit, key, content, self.user_ref(user_id))
         if replay is not None:
             return replay
         account = self.account(unit, user_id)
@@ -350,7 +371,7 @@ class Ledger:
             raise InvalidInput("amount must be a non-zero whole number of credits")
         check_amount(abs(amount), self.max_amount)
         content = {"op": "adjust", "user_id": user_id, "amount": amount, "actor": actor}
-        replay = self._replay(unit, key, content)
+        replay = self._replay(unit, key, content, self.user_ref(user_id))
         if replay is not None:
             return replay
         account = self.account(unit, user_id)
@@ -519,7 +540,7 @@ class Ledger:
         amount = check_amount(amount, self.max_amount)
         key = posting_key("hold", hold_id)
         content = {"op": "hold", "user_id": user_id, "hold_id": hold_id, "amount": amount}
-        replay = self._replay(unit, key, content)
+        replay = self._replay(unit, key, content, self.user_ref(user_id), self.hold_ref(hold_id))
         if replay is not None:
             return replay
         hold_ref = self.hold_ref(hold_id)

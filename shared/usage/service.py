@@ -249,7 +249,8 @@ def meter_usage(
         count_usage(unit, log_doc)
         return Metered(log_id, False, deducted, shortfall)
 
-    result = ledger.run(work)
+    # Group commit: one user's concurrent usage events share commits (docs/ledger.md).
+    result = ledger.run(work, account=event.user_id)
     if result.credits_shortfall and not result.replayed:
         log(
             logger,
