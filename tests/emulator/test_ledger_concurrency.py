@@ -2,7 +2,8 @@
 
 8 writers x 50 postings on ONE account, and 8 writers on distinct accounts, with every
 posting also replayed concurrently by another writer; then the exact balances, each key
-applied once, and a clean reconciliation. Finished within 60 s each.
+applied once, and a clean reconciliation. Finished within 60 s each. Each runs with one
+commit per posting and through group commit (``shared.groupcommit``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 from shared.clock import SystemClock
 from shared.errors import InsufficientCredits
+from shared.groupcommit import GroupCommitter, GroupSettings
 from shared.ledger import BIGEYE, KITESFORU, Kind, Ledger, LedgerProfile
 from shared.ledger.reconcile import reconcile
 
@@ -41,11 +43,13 @@ def _post(ledger: Ledger, key: str, user: str, op: str, amount: int) -> str:
             r = ledger.run(
                 lambda u: ledger.credit(
                     u, user_id=user, kind=Kind.PURCHASE, amount=amount, key=key, description="c"
-                )
+                ),
+                account=user,
             )
         else:
             r = ledger.run(
-                lambda u: ledger.debit(u, user_id=user, amount=amount, key=key, description="d")
+                lambda u: ledger.debit(u, user_id=user, amount=amount, key=key, description="d"),
+                account=user,
             )
     except InsufficientCredits:
         return "refused"
@@ -93,9 +97,15 @@ def _check(ledger: Ledger, ops, outcomes, users: list[str]) -> None:  # type: ig
     assert reconcile(ledger.db, p, run_id="conc", now=SystemClock().now()).clean
 
 
+def _ledger(db, profile: LedgerProfile, grouped: bool) -> Ledger:  # type: ignore[no-untyped-def]
+    group = GroupCommitter(db, GroupSettings()) if grouped else None
+    return Ledger(db, profile, SystemClock(), group=group)
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["single", "grouped"])
 @pytest.mark.parametrize("profile", [KITESFORU, BIGEYE], ids=lambda p: p.name)
-def test_eight_writers_on_one_hot_account(db, profile: LedgerProfile) -> None:  # type: ignore[no-untyped-def]
-    ledger = Ledger(db, profile, SystemClock())
+def test_eight_writers_on_one_hot_account(db, profile: LedgerProfile, grouped: bool) -> None:  # type: ignore[no-untyped-def]
+    ledger = _ledger(db, profile, grouped)
     db.collection("users").document("hot").set({"email": "hot@example.com"})
     ops = _workload(7, ["hot"])
     start = time.monotonic()
@@ -103,10 +113,14 @@ def test_eight_writers_on_one_hot_account(db, profile: LedgerProfile) -> None:  
     elapsed = time.monotonic() - start
     assert elapsed < 60, f"took {elapsed:.1f}s"
     _check(ledger, ops, outcomes, ["hot"])
+    if grouped:  # the postings really shared commits
+        assert ledger.group is not None
+        assert ledger.group.commits < ledger.group.committed_members
 
 
-def test_eight_writers_on_distinct_accounts(db) -> None:  # type: ignore[no-untyped-def]
-    ledger = Ledger(db, KITESFORU, SystemClock())
+@pytest.mark.parametrize("grouped", [False, True], ids=["single", "grouped"])
+def test_eight_writers_on_distinct_accounts(db, grouped: bool) -> None:  # type: ignore[no-untyped-def]
+    ledger = _ledger(db, KITESFORU, grouped)
     users = [f"user-{i}" for i in range(WRITERS)]
     for uid in users:
         db.collection("users").document(uid).set({"email": f"{uid}@example.com"})

@@ -1,0 +1,273 @@
+"""Group commit on the emulator: one commit for many postings, each with its exact result.
+
+Members are queued in a known order with ``submit`` and then waited for, so one batch
+carries them in that order and the expected chain is exact. A hypothesis state machine
+drives rounds of random operations through the group-commit path against the pure rules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from shared.atomic import Unit
+from shared.clock import SystemClock
+from shared.errors import Conflict, InsufficientCredits, Transient
+from shared.groupcommit import GroupCommitter, GroupSettings
+from shared.ledger import KITESFORU, Kind, Ledger, transaction_id_for
+from shared.ledger.core import Account, plan_credit, plan_debit
+from shared.ledger.reconcile import reconcile
+
+
+def _ledger(db: Any, **kw: Any) -> tuple[Ledger, GroupCommitter]:
+    group = GroupCommitter(db, GroupSettings(**kw))
+    return Ledger(db, KITESFORU, SystemClock(), group=group), group
+
+
+def _credit(ledger: Ledger, user: str, key: str, amount: int):  # type: ignore[no-untyped-def]
+    return lambda u: ledger.credit(
+        u, user_id=user, kind=Kind.PURCHASE, amount=amount, key=key, description="c"
+    )
+
+
+def _debit(ledger: Ledger, user: str, key: str, amount: int):  # type: ignore[no-untyped-def]
+    return lambda u: ledger.debit(u, user_id=user, amount=amount, key=key, description="d")
+
+
+def _outcomes(group: GroupCommitter, account: str, works: list[Any]) -> list[Any]:
+    """Queue ``works`` in order, then wait for each: its result or its exception."""
+    members = [group.submit(account, w) for w in works]
+    out: list[Any] = []
+    for m in members:
+        try:
+            out.append(group.wait(account, m))
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
+def _chain_ok(ledger: Ledger, user: str) -> None:
+    p = ledger.profile
+    balance = (ledger.user_ref(user).get().to_dict() or {}).get(p.balance_field, 0)
+    txs = [
+        s.to_dict()
+        for s in ledger.db.collection(p.transactions_collection)
+        .where(filter=FieldFilter("user_id", "==", user))
+        .stream()
+    ]
+    assert balance == sum(t["amount"] for t in txs) >= 0
+    report = reconcile(
+        ledger.db, p, run_id=f"gc-{uuid.uuid4().hex[:6]}", now=SystemClock().now(), user_ids=[user]
+    )
+    assert report.clean, report
+
+
+def test_one_commit_carries_postings_in_order_with_exact_balance_after(db) -> None:  # type: ignore[no-untyped-def]
+    ledger, group = _ledger(db)
+    db.collection("users").document("u").set({"email": "u@example.com"})
+    out = _outcomes(
+        group,
+        "users/u",
+        [
+            _credit(ledger, "u", "c1", 10),
+            _debit(ledger, "u", "d1", 4),
+            _debit(ledger, "u", "d2", 7),  # 6 left: refused, and only this one
+            _credit(ledger, "u", "c2", 5),
+            _debit(ledger, "u", "d3", 7),  # 11 left: fits
+        ],
+    )
+    assert [r.balance_after for r in (out[0], out[1], out[3], out[4])] == [10, 6, 11, 4]
+    assert isinstance(out[2], InsufficientCredits)
+    assert group.commits == 1 and group.committed_members == 4
+    assert not db.collection("ledger_postings").document(transaction_id_for("d2")).get().exists
+    _chain_ok(ledger, "u")
+
+
+def test_a_key_replayed_inside_or_across_batches_returns_its_first_result(db) -> None:  # type: ignore[no-untyped-def]
+    ledger, group = _ledger(db)
+    db.collection("users").document("u").set({})
+    first, again, other = _outcomes(
+        group,
+        "users/u",
+        [
+            _credit(ledger, "u", "k", 10),
+            _credit(ledger, "u", "k", 10),  # same key in the same batch
+            _credit(ledger, "u", "k2", 3),
+        ],
+    )
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.transaction_id == first.transaction_id and again.balance_after == 10
+    assert other.balance_after == 13
+    (later,) = _outcomes(group, "users/u", [_credit(ledger, "u", "k", 10)])
+    assert later.replayed and later.balance_after == 10
+    (clash,) = _outcomes(group, "users/u", [_credit(ledger, "u", "k", 11)])
+    assert isinstance(clash, Conflict)
+    assert ledger.balance("u") == 13
+    _chain_ok(ledger, "u")
+
+
+def test_each_member_commits_with_its_own_domain_writes_or_not_at_all(db) -> None:  # type: ignore[no-untyped-def]
+    ledger, group = _ledger(db)
+    db.collection("users").document("u").set({})
+    ledger.run(_credit(ledger, "u", "seed", 10))
+
+    def job(name: str, amount: int, fail_after: bool = False):  # type: ignore[no-untyped-def]
+        def work(unit: Unit) -> int:
+            r = ledger.debit(unit, user_id="u", amount=amount, key=name, description="j")
+            unit.create(db.collection("jobs").document(name), {"charged": amount})
+            unit.merge(
+                db.collection("counters").document("jobs"),
+                {"n": firestore.Increment(1)},
+            )
+            if fail_after:
+                raise Conflict("the job changed its mind")
+            return r.balance_after
+
+        return work
+
+    out = _outcomes(
+        group, "users/u", [job("a", 3), job("b", 2, fail_after=True), job("c", 4), job("d", 9)]
+    )
+    assert out[0] == 7 and out[2] == 3
+    assert isinstance(out[1], Conflict) and isinstance(out[3], InsufficientCredits)
+    jobs = {s.id for s in db.collection("jobs").stream()}
+    assert jobs == {"a", "c"}
+    assert db.collection("counters").document("jobs").get().get("n") == 2
+    assert ledger.balance("u") == 3
+    _chain_ok(ledger, "u")
+
+
+def test_a_member_that_can_never_commit_fails_alone(db) -> None:  # type: ignore[no-untyped-def]
+    ledger, group = _ledger(db, max_attempts=3, base_delay_s=0)
+    db.collection("users").document("u").set({})
+    db.collection("jobs").document("taken").set({"x": 1})
+
+    def bad(unit: Unit) -> None:
+        ledger.credit(unit, user_id="u", kind=Kind.BONUS, amount=100, key="bad", description="b")
+        unit.create(db.collection("jobs").document("taken"), {"x": 2})  # exists: never commits
+
+    out = _outcomes(
+        group,
+        "users/u",
+        [_credit(ledger, "u", f"g{i}", 1) for i in range(3)]
+        + [bad]
+        + [_credit(ledger, "u", f"h{i}", 1) for i in range(3)],
+    )
+    assert isinstance(out[3], Transient)
+    good = [r for i, r in enumerate(out) if i != 3]
+    assert [r.balance_after for r in good] == [1, 2, 3, 4, 5, 6]
+    assert ledger.balance("u") == 6
+    assert db.collection("jobs").document("taken").get().get("x") == 1
+    _chain_ok(ledger, "u")
+
+
+def test_hold_and_its_close_in_one_round_commit_in_turn(db) -> None:  # type: ignore[no-untyped-def]
+    ledger, group = _ledger(db)
+    db.collection("users").document("u").set({})
+    expires = SystemClock().now() + timedelta(minutes=5)
+    out = _outcomes(
+        group,
+        "users/u",
+        [
+            _credit(ledger, "u", "c", 50),
+            lambda u: ledger.hold(
+                u, user_id="u", hold_id="h1", amount=20, expires_at=expires, description="r"
+            ),
+            lambda u: ledger.settle(u, hold_id="h1", used=15, description="done"),
+            _debit(ledger, "u", "d", 30),
+        ],
+    )
+    assert [r.balance_after for r in out] == [50, 30, 35, 5]
+    assert group.commits == 2  # the close touches the hold created before it: next batch
+    _chain_ok(ledger, "u")
+
+
+class GroupedLedgerMachine(RuleBasedStateMachine):
+    """Rounds of random postings through one batch each, against the pure rules."""
+
+    db: Any = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ledger, self.group = _ledger(self.db)
+        self.user = f"m-{uuid.uuid4().hex[:10]}"
+        self.db.collection("users").document(self.user).set({})
+        self.account = Account()
+        self.sent: dict[str, tuple[str, int, int]] = {}  # key -> op, amount, balance_after
+        self.n = 0
+
+    @rule(
+        ops=st.lists(
+            st.tuples(st.sampled_from(["credit", "debit", "replay"]), st.integers(1, 30)),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    def round(self, ops: list[tuple[str, int]]) -> None:
+        works, expected = [], []
+        pending: dict[str, tuple[str, int, int]] = {}
+        for op, amount in ops:
+            if op == "replay" and (self.sent or pending):
+                known = {**self.sent, **pending}
+                key = sorted(known)[amount % len(known)]
+                op, amount, after = known[key]
+                expected.append(("replayed", after))
+            else:
+                op = "credit" if op == "replay" else op
+                self.n += 1
+                key = f"{self.user}:{self.n}"
+                if op == "credit":
+                    entry = plan_credit(self.account, Kind.PURCHASE, amount)
+                else:
+                    try:
+                        entry = plan_debit(
+                            self.account, Kind.DEDUCTION, amount, allow_partial=False
+                        )
+                    except InsufficientCredits:
+                        entry = None
+                if entry is None:
+                    expected.append(("refused", None))
+                else:
+                    self.account = entry.apply(self.account)
+                    pending[key] = (op, amount, entry.balance_after)
+                    expected.append(("applied", entry.balance_after))
+            make = _credit if op == "credit" else _debit
+            works.append(make(self.ledger, self.user, key, amount))
+        self.sent.update(pending)
+        out = _outcomes(self.group, f"users/{self.user}", works)
+        for (kind, after), got in zip(expected, out, strict=True):
+            if kind == "refused":
+                assert isinstance(got, InsufficientCredits), got
+            else:
+                assert not isinstance(got, Exception), got
+                assert (got.replayed, got.balance_after) == (kind == "replayed", after)
+
+    @invariant()
+    def balance_matches_model_and_chain(self) -> None:
+        stored = self.db.collection("users").document(self.user).get().to_dict() or {}
+        assert stored.get("credits_balance", 0) == self.account.balance
+        _chain_ok(self.ledger, self.user)
+
+
+@pytest.mark.usefixtures("db")
+def test_grouped_ledger_state_machine(db) -> None:  # type: ignore[no-untyped-def]
+    from hypothesis.stateful import run_state_machine_as_test
+
+    GroupedLedgerMachine.db = db
+    run_state_machine_as_test(
+        GroupedLedgerMachine,
+        settings=settings(
+            max_examples=12,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
