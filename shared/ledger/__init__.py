@@ -1,5 +1,6 @@
 """The shared credit ledger: pure rules (``core``), schema profiles and the Firestore store."""
 
+from shared.groupcommit import GroupSettings
 from shared.ledger.core import Account, Entry, HoldStatus, Kind
 from shared.ledger.keys import posting_key
 from shared.ledger.profiles import (
@@ -34,11 +35,24 @@ __all__ = [
     "PostingResult",
     "Refs",
     "TopupMeta",
+    "group_settings",
     "ledger_for",
     "ledger_profile",
     "posting_key",
     "transaction_id_for",
 ]
+
+
+def group_settings() -> GroupSettings:
+    """Group commit as configured (``LEDGER_GROUP_*``, ``LEDGER_MAX_ATTEMPTS``)."""
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    return GroupSettings(
+        window_s=settings.ledger_group_window_ms / 1000,
+        max_batch=settings.ledger_group_max_batch,
+        max_attempts=settings.ledger_max_attempts,
+    )
 
 
 def ledger_for(profile_name: str | None = None) -> Ledger:
@@ -51,16 +65,9 @@ def ledger_for(profile_name: str | None = None) -> Ledger:
     db = firestore_client()
     group = None
     if settings.ledger_group_commit:
-        from shared.groupcommit import GroupSettings, committer_for
+        from shared.groupcommit import committer_for
 
-        group = committer_for(
-            db,
-            GroupSettings(
-                window_s=settings.ledger_group_window_ms / 1000,
-                max_batch=settings.ledger_group_max_batch,
-                max_attempts=settings.ledger_max_attempts,
-            ),
-        )
+        group = committer_for(db, group_settings())
     return Ledger(
         db,
         ledger_profile(profile_name or settings.schema_profile),

@@ -47,9 +47,20 @@ from devstack.indexes import load_indexes, missing_indexes
 from shared import atomic
 from shared.admin import operations
 from shared.billing import list_parked_events, replay_parked_event
+from shared.clients import firestore_client
 from shared.clock import SystemClock
 from shared.errors import Transient
-from shared.ledger import BIGEYE, KITESFORU, Kind, Ledger, Refs, posting_key, transaction_id_for
+from shared.groupcommit import committer_for
+from shared.ledger import (
+    BIGEYE,
+    KITESFORU,
+    Kind,
+    Ledger,
+    Refs,
+    group_settings,
+    posting_key,
+    transaction_id_for,
+)
 from shared.ledger.reconcile import reconcile
 from shared.settings import override_settings
 from tests.bigeye_api.client import api_url, register_and_login
@@ -611,6 +622,10 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
     # 6. Every query the run sent is served by a declared index.
     assert missing_indexes(list(queries.shapes), load_indexes()) == []
 
+    # Usage deductions and BigEye reserve/finalize went through group commit.
+    grouped = committer_for(firestore_client(), group_settings())
+    assert grouped.committed_members > 0 or N < 50
+
     figures = {
         "seed": SEED,
         "operations": sum(tally.ops.values()),
@@ -623,6 +638,9 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
         "users": len(users) + len(sessions),
         "queries_checked_against_indexes": len(queries.shapes),
         "run_s": round(elapsed, 1),
+        "group_commits": grouped.commits,
+        "group_committed_postings": grouped.committed_members,
+        "group_failed_commits": grouped.failed_commits,
         "lost": 0,
         "doubled": 0,
     }
