@@ -41,13 +41,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from google.cloud.firestore_v1.transforms import Sentinel, _NumericValue, _ValueList
 
 from shared import atomic
 from shared.atomic import _RETRYABLE, Unit, _deep_merge, _Write
-from shared.errors import Transient
+from shared.errors import Conflict, Transient
 
 T = TypeVar("T")
 
@@ -55,6 +56,9 @@ T = TypeVar("T")
 MAX_WRITES = 500
 #: Failed commits of one batch before it is split in halves.
 SPLIT_AFTER = 2
+_RETRY = object()
+_SPLIT = object()
+
 #: Documents remembered as written by recent commits (then the memory starts over).
 _WRITTEN_KEPT = 20_000
 
@@ -333,11 +337,11 @@ class GroupCommitter:
         while True:
             attempts += 1
             left = self._attempt(batch, attempts)
-            if left is not None:
+            if isinstance(left, list):
                 return left
             with self._lock:
                 self.failed_commits += 1
-            if len(batch) > 1 and attempts >= SPLIT_AFTER:
+            if len(batch) > 1 and (left is _SPLIT or attempts >= SPLIT_AFTER):
                 # The head on its own first; the tail waits at the front of the queue.
                 half = len(batch) // 2
                 return self._process(batch[:half]) + batch[half:]
@@ -345,15 +349,16 @@ class GroupCommitter:
                 batch[0].finish(
                     error=Transient("too much contention on the same documents; retry later")
                 )
-                return []
+                return batch[1:]
             ceiling = min(s.max_delay_s, s.base_delay_s * (2 ** min(attempts, 10)))
             time.sleep(random.uniform(0, ceiling))
 
-    def _attempt(self, batch: list[_Member[Any]], attempts: int) -> list[_Member[Any]] | None:
+    def _attempt(self, batch: list[_Member[Any]], attempts: int) -> list[_Member[Any]] | object:
         """Run the members in order on one view and commit them once.
 
-        Returns the members left for a later batch, or None when the commit failed on a
-        precondition (the batch is then retried or split).
+        Returns the members left for a later batch; ``_RETRY`` when the commit failed on a
+        precondition (retried, then split), ``_SPLIT`` when it failed for a reason one
+        member may have brought (split at once, down to that member alone).
         """
         unit = Unit(self.db)
         # One view for the batch: the probes' snapshots where nothing this process
@@ -376,6 +381,7 @@ class GroupCommitter:
             unit._seen.update({snap.reference.path: snap for snap in fresh})
         outcomes: list[tuple[_Member[Any], Any, BaseException | None]] = []
         deferred: list[_Member[Any]] = []
+        creators: dict[str, _Member[Any]] = {}
         for i, member in enumerate(batch):
             mu = _MemberUnit(unit, _copy_scratch(unit.scratch))
             try:
@@ -389,20 +395,40 @@ class GroupCommitter:
             if unit.has_writes and len(unit._writes) + mu.new_paths(unit) > MAX_WRITES:
                 deferred = batch[i:]
                 break
+            creators.update({p: member for p, w in mu._writes.items() if w.op == "create"})
             mu.fold_into(unit)
             unit.scratch = mu.scratch
             outcomes.append((member, value, None))
         if unit.has_writes:
-            try:
-                if atomic.fault_hook is not None:
+            if atomic.fault_hook is not None:
+                try:
                     atomic.fault_hook("before_commit")
+                except Exception as exc:  # a crash before the commit: every member's error
+                    for member, _, _ in outcomes:
+                        member.finish(error=exc)
+                    return deferred
+            try:
                 unit.commit()
+            except gexc.AlreadyExists:
+                raced, blind = unit.taken_by_others()
+                if raced or not blind:
+                    return _RETRY  # created since read as missing: the re-run replays
+                # Created without being read as missing: it will exist on every re-run.
+                # As in a single unit, a Conflict for the member that wrote it; the others
+                # go again at once.
+                bad = {id(creators[p]): (creators[p], p) for p in blind if p in creators}
+                for member, path in bad.values():
+                    member.finish(error=Conflict(f"{path} already exists", path=path))
+                if not bad:
+                    return _SPLIT
+                return [m for m in batch if id(m) not in bad]
             except _RETRYABLE:
-                return None
-            except Exception as exc:  # a crash before the commit: every member's error
-                for member, _, _ in outcomes:
-                    member.finish(error=exc)
-                return deferred
+                return _RETRY
+            except Exception as exc:
+                if len(batch) > 1:
+                    return _SPLIT  # find the member that brought it
+                batch[0].finish(error=exc)
+                return []
             self._note_commit(unit, sum(1 for _, _, error in outcomes if error is None))
             if atomic.fault_hook is not None:
                 try:

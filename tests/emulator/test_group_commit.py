@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from hypothesis import HealthCheck, settings
@@ -20,7 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from shared.atomic import Unit
 from shared.clock import SystemClock
-from shared.errors import Conflict, InsufficientCredits, Transient
+from shared.errors import Conflict, InsufficientCredits
 from shared.groupcommit import GroupCommitter, GroupSettings
 from shared.ledger import KITESFORU, Kind, Ledger, transaction_id_for
 from shared.ledger.core import Account, plan_credit, plan_debit
@@ -145,7 +146,23 @@ def test_each_member_commits_with_its_own_domain_writes_or_not_at_all(db) -> Non
     _chain_ok(ledger, "u")
 
 
-def test_a_member_that_can_never_commit_fails_alone(db) -> None:  # type: ignore[no-untyped-def]
+def _around(ledger: Ledger, bad: Any) -> list[Any]:
+    return (
+        [_credit(ledger, "u", f"g{i}", 1) for i in range(3)]
+        + [bad]
+        + [_credit(ledger, "u", f"h{i}", 1) for i in range(3)]
+    )
+
+
+def _only_the_bad_one_failed(ledger: Ledger, db: Any, out: list[Any]) -> None:
+    good = [r for i, r in enumerate(out) if i != 3]
+    assert [r.balance_after for r in good] == [1, 2, 3, 4, 5, 6]
+    assert ledger.balance("u") == 6
+    assert not db.collection("ledger_postings").document(transaction_id_for("bad")).get().exists
+    _chain_ok(ledger, "u")
+
+
+def test_a_member_creating_an_existing_document_fails_alone_with_a_conflict(db) -> None:  # type: ignore[no-untyped-def]
     ledger, group = _ledger(db, max_attempts=3, base_delay_s=0)
     db.collection("users").document("u").set({})
     db.collection("jobs").document("taken").set({"x": 1})
@@ -154,19 +171,24 @@ def test_a_member_that_can_never_commit_fails_alone(db) -> None:  # type: ignore
         ledger.credit(unit, user_id="u", kind=Kind.BONUS, amount=100, key="bad", description="b")
         unit.create(db.collection("jobs").document("taken"), {"x": 2})  # exists: never commits
 
-    out = _outcomes(
-        group,
-        "users/u",
-        [_credit(ledger, "u", f"g{i}", 1) for i in range(3)]
-        + [bad]
-        + [_credit(ledger, "u", f"h{i}", 1) for i in range(3)],
-    )
-    assert isinstance(out[3], Transient)
-    good = [r for i, r in enumerate(out) if i != 3]
-    assert [r.balance_after for r in good] == [1, 2, 3, 4, 5, 6]
-    assert ledger.balance("u") == 6
+    out = _outcomes(group, "users/u", _around(ledger, bad))
+    assert isinstance(out[3], Conflict) and out[3].detail == "jobs/taken already exists"
     assert db.collection("jobs").document("taken").get().get("x") == 1
-    _chain_ok(ledger, "u")
+    _only_the_bad_one_failed(ledger, db, out)
+
+
+def test_a_member_whose_write_the_database_refuses_is_split_off(db) -> None:  # type: ignore[no-untyped-def]
+    ledger, group = _ledger(db, max_attempts=3, base_delay_s=0)
+    db.collection("users").document("u").set({})
+
+    def bad(unit: Unit) -> None:
+        ledger.credit(unit, user_id="u", kind=Kind.BONUS, amount=100, key="bad", description="b")
+        unit.update(db.collection("jobs").document("missing"), {"x": 2})  # never read: NotFound
+
+    out = _outcomes(group, "users/u", _around(ledger, bad))
+    assert isinstance(out[3], gexc.NotFound)
+    assert group.failed_commits >= 3  # the whole batch, then halves down to the bad member
+    _only_the_bad_one_failed(ledger, db, out)
 
 
 def test_hold_and_its_close_in_one_round_commit_in_turn(db) -> None:  # type: ignore[no-untyped-def]
