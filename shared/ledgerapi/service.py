@@ -126,8 +126,13 @@ class LedgerApi:
         target: str,
         body: dict[str, Any],
         work: Callable[[Unit, str], dict[str, Any]],
+        account: str | None = None,
     ) -> Answer:
-        """Run ``work`` once per Idempotency-Key, atomically with the key's record."""
+        """Run ``work`` once per Idempotency-Key, atomically with the key's record.
+
+        ``account``: the user whose balance ``work`` moves, for group commit of one hot
+        account's concurrent requests (docs/ledger.md, "Group commit").
+        """
         key = check_key(key)
         fingerprint = request_fingerprint(operation, target, body)
         record_ref = self._record_ref(key)
@@ -155,7 +160,7 @@ class LedgerApi:
             )
             return Answer(answer)
 
-        return self.ledger.run(unit_work)
+        return self.ledger.run(unit_work, account=account)
 
     # -- reading -------------------------------------------------------------------------
     def _user(self, unit: Unit | None, user_id: str) -> dict[str, Any]:
@@ -257,7 +262,9 @@ class LedgerApi:
             return self._posting(result)
 
         body = req.model_dump(mode="json")
-        return self._write(key=key, operation="charge", target=user_id, body=body, work=work)
+        return self._write(
+            key=key, operation="charge", target=user_id, body=body, work=work, account=user_id
+        )
 
     def grant(self, user_id: str, req: GrantRequest, key: str | None) -> Answer:
         kind = self._credit_kind(req.type)

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from shared.clock import FixedClock, SystemClock, set_clock
-from shared.ledger import Ledger, ledger_profile
+from shared.groupcommit import committer_for
+from shared.ledger import Ledger, group_settings, ledger_profile
 from shared.ledgerapi.client import (
     InsufficientCredits,
     KeyConflict,
@@ -227,6 +228,8 @@ def test_a_user_of_another_profile_is_refused_naming_it(api, db) -> None:
 def test_concurrent_charges_on_one_account_are_exact(api, db, stack) -> None:
     user = _funded(api, db, "u_hot", 1000)
     writers, each = 8, 50
+    group = committer_for(db, group_settings())  # the served function's (same process)
+    commits, members = group.commits, group.committed_members
 
     def run(w: int) -> list[int]:
         with LedgerApiClient(_base(api)) as client:
@@ -240,6 +243,9 @@ def test_concurrent_charges_on_one_account_are_exact(api, db, stack) -> None:
     assert sorted(seen) == list(range(1000 - writers * each, 1000))
     assert balance(db, user) == 1000 - writers * each == _sum(db, user)
     assert len(transactions(db, user)) == writers * each + 1
+    # The charges went through group commit and shared commits.
+    assert group.committed_members - members == writers * each
+    assert group.commits - commits < writers * each
 
 
 def test_holds_racing_expiry_end_with_exactly_one_outcome_each(api, db) -> None:
