@@ -260,7 +260,7 @@ class GroupCommitter:
             self._lead(group, member)
         if member.error is not None:
             raise member.error
-        return member.value  # type: ignore[no-any-return]
+        return member.value
 
     # -- internals -----------------------------------------------------------------------
     def _group(self, group: str) -> _Group:
@@ -365,7 +365,7 @@ class GroupCommitter:
         # committed since can have changed them (first attempt only), the rest read
         # again in one round trip. A document changed by another process fails the
         # commit's precondition and the next attempt reads everything again.
-        stale: dict[str, firestore.DocumentReference] = {}
+        stale: dict[str, Any] = {}
         with self._lock:
             for m in batch:
                 for snap in m.probed:
