@@ -141,8 +141,14 @@ class _MemberUnit(Unit):
         self._batch = batch
         self._seen = batch._seen  # one snapshot per document for the whole batch
         self.scratch = scratch
+        self._reads: dict[str, None] = {}  # what this member read, for ``footprint``
+
+    def footprint(self) -> tuple[list[str], list[tuple[str, str]]]:
+        """This member's own reads and writes (the batch's view is shared)."""
+        return list(self._reads), [(w.op, path) for path, w in self._writes.items()]
 
     def get_all(self, refs: Sequence[firestore.DocumentReference]) -> list[DocumentSnapshot]:
+        self._reads.update(dict.fromkeys(r.path for r in refs))
         out: list[DocumentSnapshot | None] = []
         for ref in refs:
             earlier = self._batch._writes.get(ref.path)
@@ -353,6 +359,13 @@ class GroupCommitter:
             ceiling = min(s.max_delay_s, s.base_delay_s * (2 ** min(attempts, 10)))
             time.sleep(random.uniform(0, ceiling))
 
+    @staticmethod
+    def _hook(units: list[_MemberUnit]) -> None:
+        """``commit_hook`` with each member as the unit it would have been on its own."""
+        if atomic.commit_hook is not None:
+            for mu in units:
+                atomic.commit_hook(mu)
+
     def _attempt(self, batch: list[_Member[Any]], attempts: int) -> list[_Member[Any]] | object:
         """Run the members in order on one view and commit them once.
 
@@ -380,6 +393,7 @@ class GroupCommitter:
             fresh = self.db.get_all(list(stale.values()))
             unit._seen.update({snap.reference.path: snap for snap in fresh})
         outcomes: list[tuple[_Member[Any], Any, BaseException | None]] = []
+        units: list[_MemberUnit] = []  # of the members that succeeded, for ``commit_hook``
         deferred: list[_Member[Any]] = []
         creators: dict[str, _Member[Any]] = {}
         for i, member in enumerate(batch):
@@ -399,6 +413,7 @@ class GroupCommitter:
             mu.fold_into(unit)
             unit.scratch = mu.scratch
             outcomes.append((member, value, None))
+            units.append(mu)
         if unit.has_writes:
             if atomic.fault_hook is not None:
                 try:
@@ -430,6 +445,7 @@ class GroupCommitter:
                 batch[0].finish(error=exc)
                 return []
             self._note_commit(unit, sum(1 for _, _, error in outcomes if error is None))
+            self._hook(units)
             if atomic.fault_hook is not None:
                 try:
                     atomic.fault_hook("after_commit")
@@ -437,6 +453,8 @@ class GroupCommitter:
                     for member, _, _ in outcomes:
                         member.finish(error=exc)
                     return deferred
+        if not unit.has_writes:
+            self._hook(units)
         for member, value, error in outcomes:
             member.finish(value, error)
         return deferred
