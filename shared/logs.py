@@ -34,8 +34,9 @@ def _redacted(fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-#: Environment variables Cloud Functions (2nd gen) and Cloud Run set in every instance.
-_CLOUD_MARKERS = ("K_SERVICE", "FUNCTION_TARGET")
+#: Set by Cloud Run (which runs 2nd-gen Cloud Functions) in every instance. Not
+#: ``FUNCTION_TARGET``: functions-framework sets that itself, also under ``make run``.
+_CLOUD_MARKERS = ("K_SERVICE",)
 
 
 def log_format() -> str:

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 CODE = (
     "import logging; from shared.logs import get_logger, log;"
@@ -47,9 +45,8 @@ def test_text_locally_one_line_on_stderr_and_nothing_on_stdout() -> None:
     ), lines[0]
 
 
-@pytest.mark.parametrize("marker", ["K_SERVICE", "FUNCTION_TARGET"])
-def test_json_where_cloud_functions_runs(marker: str) -> None:
-    done = run(**{marker: "usage-events"})
+def test_json_where_cloud_functions_runs() -> None:
+    done = run(K_SERVICE="usage-events")
     assert done.stderr == ""
     entry = json.loads(done.stdout.strip().splitlines()[-1])
     assert entry["severity"] == "INFO" and entry["message"] == "usage metered"
@@ -60,3 +57,9 @@ def test_log_format_overrides_the_choice() -> None:
     assert json.loads(run(LOG_FORMAT="json").stdout.strip().splitlines()[-1])["user_id"] == "u 1"
     forced_text = run(LOG_FORMAT="text", K_SERVICE="usage-events")
     assert forced_text.stdout == "" and "usage metered" in forced_text.stderr
+
+
+def test_text_under_functions_framework() -> None:
+    """functions-framework sets FUNCTION_TARGET locally too: that is no sign of production."""
+    done = run(FUNCTION_TARGET="usage_events")
+    assert done.stdout == "" and "usage metered" in done.stderr
