@@ -30,7 +30,9 @@ def on_user_created(change: DocumentChange) -> Any:
 
     if not change.created or not is_bigeye_user(change.after):
         return None
-    reward = welcome_bonus(firestore_client(), user_id=change.document_id, now=get_clock().now())
+    # The event's time, not the processing time: a redelivery or a rerun decides the same.
+    at = change.time or get_clock().now()
+    reward = welcome_bonus(firestore_client(), user_id=change.document_id, now=at)
     if reward.credits:
         # The fields of the event's one log line (written by the entry wrapper).
         return {

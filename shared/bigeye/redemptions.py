@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from google.cloud import firestore
@@ -49,6 +49,8 @@ STATS_SHARDS = 32
 #: ``fold_stats`` refolds every promotion whose shards moved within this long.
 FOLD_LOOKBACK = timedelta(days=1)
 STATS_KEYS = ("total_redemptions", "total_bonus_credits", "total_baht_collected", "unique_users")
+#: Shards count baht in exact integer satang; ``fold_stats`` writes ``stats.total_baht_collected``.
+SATANG_KEY = "total_satang_collected"
 
 
 def counter_ref(db: Any, promo_id: str) -> firestore.DocumentReference:
@@ -146,9 +148,10 @@ def record_redemption(
         "total_redemptions": firestore.Increment(1),
         "total_bonus_credits": firestore.Increment(quote.bonus_credits),
     }
-    baht = number(topup_baht)
-    if baht:
-        stats["total_baht_collected"] = firestore.Increment(baht)
+    satang = _satang(topup_baht)
+    if satang:
+        # Exact integer units in the shards; the fold writes the seed's baht number.
+        stats[SATANG_KEY] = firestore.Increment(satang)
     if counts.by_user == 0:
         stats["unique_users"] = firestore.Increment(1)
     unit.merge(
@@ -160,6 +163,14 @@ def record_redemption(
             "updated_at": now,
         },
     )
+
+
+def _satang(baht: Any) -> int:
+    """Baht as a whole number of satang (1/100 baht), exactly."""
+    if not baht:
+        return 0
+    exact = Decimal(str(baht)) * 100
+    return int(exact.to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 def fold_stats(db: Any, now: datetime) -> int:
@@ -179,8 +190,14 @@ def fold_stats(db: Any, now: datetime) -> int:
             if not snap.exists:
                 continue
             for key, value in ((snap.to_dict() or {}).get("stats") or {}).items():
-                if key in STATS_KEYS and isinstance(value, int | float):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    continue
+                if key == "total_baht_collected":  # shards written before satang
+                    key, value = SATANG_KEY, _satang(value)
+                if key in STATS_KEYS or key == SATANG_KEY:
                     sums[key] = sums.get(key, 0) + value
+        if SATANG_KEY in sums:
+            sums["total_baht_collected"] = number(Decimal(sums.pop(SATANG_KEY)) / 100)
         ref = db.collection(PROMOTIONS_COLLECTION).document(promo_id)
         if not sums or not ref.get().exists:
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from devstack.demo.bigeye import DEMO_PROMOTION_ID
-from shared.bigeye.redemptions import STATS_SHARDS_COLLECTION, fold_stats
+from shared.bigeye.redemptions import STATS_SHARDS_COLLECTION, fold_stats, stats_shard_ref
 from shared.bigeye.topup import topup
 from tests.bigeye_money.conftest import make_slip, make_user
 
@@ -57,3 +57,19 @@ def test_a_promotion_made_limited_counts_its_earlier_redemptions(money) -> None:
     assert _topup(db, "u3", "TR-LM3")["bonus_credits"] == 100
     assert _topup(db, "u4", "TR-LM4")["bonus_credits"] == 0  # 3 of 3 taken
     assert db.document(f"promo_counters/{DEMO_PROMOTION_ID}").get().get("redemptions") == 3
+
+
+def test_baht_collected_is_summed_in_exact_satang(money) -> None:
+    """Shards count satang as integers, so 0.1 baht three times folds to 0.3, not
+    0.30000000000000004; shards written with a baht float still count."""
+    db = money
+    now = datetime.now(UTC)
+    for k, stats in enumerate(
+        [{"total_satang_collected": 10}] * 3 + [{"total_baht_collected": 100.2}]
+    ):
+        stats_shard_ref(db, DEMO_PROMOTION_ID, k).set(
+            {"promo_id": DEMO_PROMOTION_ID, "updated_at": now, "stats": stats}
+        )
+    assert fold_stats(db, now) == 1
+    stats = db.collection("promotions").document(DEMO_PROMOTION_ID).get().get("stats")
+    assert stats["total_baht_collected"] == 100.5
