@@ -14,6 +14,7 @@ from google.cloud import firestore
 
 from devstack.demo.usage import ENGINES, PLANS
 from shared import atomic
+from shared.schema_extensions import declared_fields
 from shared.settings import override_settings
 from shared.usage.pricing import usage_log_id
 from tests.helpers import all_documents, wait_for
@@ -67,6 +68,7 @@ def test_published_event_becomes_log_deduction_and_counters(usage_db, stack) -> 
     assert log["credits_used"] == 5 and log["credits_deducted"] == 5
     assert log["credits_shortfall"] == 0
     assert log["created_at"] == datetime(2026, 1, 4, 10, tzinfo=UTC)
+    assert set(log) == declared_fields("usage_logs")  # the seed's fields, plus declared ones
     assert (log["country_code"], log["device_type"], log["generation_time_ms"]) == (
         "TH",
         "web",
