@@ -39,6 +39,7 @@ from pathlib import Path
 
 from shared.registry import (
     ALL_PROFILES,
+    PUBLISHED_TOPICS,
     REGISTRY,
     Document,
     FunctionSpec,
@@ -344,7 +345,32 @@ def plan(
             exists_ok=True,
         ),
     ]  # fmt: skip
+    commands += alert_commands(target)
     return commands
+
+
+LOSS_ALERT_METRIC = "loss-user-alerts"
+LOSS_ALERT_POLICY = ROOT / "devstack" / "monitoring" / "loss-user-alerts.json"
+
+
+def alert_commands(target: Target) -> list[Command]:
+    """The log-based metric counting loss-user alert lines and the alert policy on it (the
+    ``alerts`` topic carries the same alerts for the app's own channel)."""
+    p = f"--project={target.project}"
+    return [
+        Command(
+            ("gcloud", "logging", "metrics", "create", LOSS_ALERT_METRIC, p,
+             "--description=Loss users detected by cron-hourly-loss-scan",
+             '--log-filter=jsonPayload.alert="loss_user"'),
+            f"log-based metric {LOSS_ALERT_METRIC}",
+            exists_ok=True,
+        ),
+        Command(
+            ("gcloud", "alpha", "monitoring", "policies", "create", p,
+             f"--policy-from-file={_shown(LOSS_ALERT_POLICY)}"),
+            "alert policy on the loss-user metric",
+        ),
+    ]  # fmt: skip
 
 
 def index_commands(target: Target, indexes_file: Path = INDEXES_FILE) -> list[Command]:
@@ -410,7 +436,7 @@ def topics_of(specs: Sequence[FunctionSpec]) -> list[str]:
     for spec in specs:
         if spec.topic and spec.topic not in seen:
             seen.append(spec.topic)
-    return seen
+    return seen + [t for t in PUBLISHED_TOPICS if t not in seen]
 
 
 def _already_exists(output: str) -> bool:

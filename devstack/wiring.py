@@ -17,7 +17,7 @@ import httpx
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-from shared.registry import Document, FunctionSpec
+from shared.registry import PUBLISHED_TOPICS, Document, FunctionSpec
 
 
 def ensure_topic(publisher: pubsub_v1.PublisherClient, project: str, topic: str) -> str:
@@ -33,6 +33,8 @@ def wire_pubsub(specs: Iterable[FunctionSpec], project: str, base_url: str) -> N
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     try:
+        for topic in PUBLISHED_TOPICS:
+            ensure_topic(publisher, project, topic)
         for spec in specs:
             if spec.topic is None:
                 continue

@@ -6,7 +6,8 @@ keep each day): at most two documents per user, never the logs.
 
 An episode: the first scan that finds a user's 30-day profit negative creates the
 ``loss_users`` document (``detected_at`` = that scan's time), writes ``profit_audit_log``
-``loss_detected`` and raises the alert (a WARNING log line with ``alert="loss_user"``), all
+``loss_detected`` and raises the alert (a WARNING log line with ``alert="loss_user"`` and a
+``loss_user`` message on the ``alerts`` topic, ``shared/alerts.py``), all
 at once and only once (``create`` of both documents in one batch; a concurrent or repeated
 scan finds them and only refreshes figures). Later scans refresh the figures and
 ``last_checked_at``; ``days_in_loss`` is the number of calendar days (UTC) from
@@ -215,5 +216,32 @@ def _open_episode(
         user_id=user_id,
         total_profit_usd=figures["total_profit_usd"],
         total_generations=window.usage.total.n,
+    )
+    from shared.alerts import alert_message, publish_alert
+
+    publish_alert(
+        alert_message(
+            "loss_user",
+            f"loss_user:{user_id}:{scan_at.strftime('%Y%m%dT%H%M%SZ')}",
+            raised_at=scan_at,
+            summary=(
+                f"{user_id} lost {-float(figures['total_profit_usd'])} USD over the last 30 days"
+            ),
+            details={
+                "user_id": user_id,
+                "detected_at": scan_at.isoformat(),
+                **{
+                    k: figures.get(k)
+                    for k in (
+                        "subscription_plan",
+                        "total_cost_usd",
+                        "total_revenue_usd",
+                        "total_profit_usd",
+                        "profit_margin_percent",
+                        "total_generations",
+                    )
+                },
+            },
+        )
     )
     return True

@@ -14,6 +14,7 @@ import pytest
 from devstack.deploy import (
     INDEXES_FILE,
     PUBLIC_FUNCTIONS,
+    ROOT,
     Command,
     DeployError,
     Target,
@@ -117,7 +118,17 @@ def test_topics_schedules_rules_indexes_and_ttl(tmp_path: Path) -> None:
     created = [
         c.argv[4] for c in commands if c.argv[:4] == ("gcloud", "pubsub", "topics", "create")
     ]
-    assert created == list(dict.fromkeys(s.topic for s in BIGEYE_SPECS if s.topic))
+    assert created == [*dict.fromkeys(s.topic for s in BIGEYE_SPECS if s.topic), "alerts"]
+    metric = [c for c in commands if c.argv[:4] == ("gcloud", "logging", "metrics", "create")]
+    assert len(metric) == 1 and '--log-filter=jsonPayload.alert="loss_user"' in metric[0].argv
+    policy = [
+        c for c in commands if c.argv[:5] == ("gcloud", "alpha", "monitoring", "policies", "create")
+    ]
+    (path,) = _flag(policy[0].argv, "policy-from-file")
+    assert (
+        "loss-user-alerts"
+        in json.loads((ROOT / path).read_text())["conditions"][0]["conditionThreshold"]["filter"]
+    )
     jobs = {
         c.argv[5]: c
         for c in commands
