@@ -14,8 +14,8 @@ the unit created without reading it as missing will exist on every re-run, so th
 ``Conflict`` naming the document, raised at once instead of retried.
 
 This gives serialisable read-modify-write on the documents a unit writes, with no lock
-waits. Documents that are only read are not protected: write (or ``touch``) what your
-decision depends on.
+waits. Documents that are only read are not protected: write what your decision depends
+on.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ _RETRYABLE = (gexc.FailedPrecondition, gexc.Aborted, gexc.Conflict)
 
 @dataclass
 class _Write:
-    op: str  # "create" | "update" | "set" | "merge" | "delete"
+    op: str  # "create" | "update" | "set" | "merge"
     ref: firestore.DocumentReference
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -68,10 +68,6 @@ class Unit:
             for snap in self.db.get_all(unique):
                 self._seen[snap.reference.path] = snap
         return [self._seen[r.path] for r in refs]
-
-    def seen(self, ref: firestore.DocumentReference) -> DocumentSnapshot | None:
-        """The snapshot this attempt read for ``ref``, if any."""
-        return self._seen.get(ref.path)
 
     # -- writes --------------------------------------------------------------------------
     def create(self, ref: firestore.DocumentReference, data: dict[str, Any]) -> None:
@@ -107,17 +103,6 @@ class Unit:
             _deep_merge(existing.data, data)
             return
         self._add(_Write("merge", ref, dict(data)))
-
-    def delete(self, ref: firestore.DocumentReference) -> None:
-        """Delete a document (only if unchanged since read, when it was read)."""
-        snap = self._seen.get(ref.path)
-        if snap is not None and not snap.exists:
-            return
-        self._add(_Write("delete", ref))
-
-    def touch(self, ref: firestore.DocumentReference, fields: dict[str, Any]) -> None:
-        """Alias of ``update`` used to make a read-only dependency part of the precondition."""
-        self.update(ref, fields)
 
     @property
     def has_writes(self) -> bool:
@@ -165,8 +150,6 @@ class Unit:
                 batch.create(write.ref, write.data)
             elif write.op == "update":
                 batch.update(write.ref, write.data, option=guard)
-            elif write.op == "delete":
-                batch.delete(write.ref, option=guard)
             elif write.op == "merge":
                 batch.set(write.ref, write.data, merge=True)
             elif guard is None:
