@@ -1092,6 +1092,88 @@ def loss_action(
 
 
 @cli.group()
+def router() -> None:
+    """Model router: acknowledge alerts, show and set pipeline_config flags (audited)."""
+
+
+@router.command("alerts")
+@click.option("--all", "include_acknowledged", is_flag=True, help="Include acknowledged.")
+@json_option
+@pass_env
+def router_alerts(env: Env, include_acknowledged: bool, as_json: bool) -> None:
+    """Router alerts not yet acknowledged, newest first."""
+    from shared.admin.router import list_alerts
+
+    rows = call(list_alerts, env.db(), include_acknowledged=include_acknowledged)
+
+    def lines() -> Iterator[str]:
+        if not rows:
+            yield "no open router alerts"
+        for r in rows:
+            yield (
+                f"{r['alert_id']}  {r.get('severity', '?'):<9} {r.get('type', '?')}  "
+                f"{r.get('provider', '')}  ack={r.get('acknowledged')}  {r.get('message', '')}"
+            )
+
+    emit(rows, as_json, lines)
+
+
+@router.command("ack")
+@click.argument("alert_id")
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def router_ack(env: Env, alert_id: str, actor: str, reason: str, as_json: bool) -> None:
+    """Acknowledge router alert ALERT_ID."""
+    from shared.admin.router import acknowledge_alert
+
+    env.confirm_write(f"Acknowledge router alert {alert_id}")
+    view = call(
+        acknowledge_alert, env.db(), alert_id=alert_id, actor=actor, reason=reason, now=env.now()
+    )
+    state = "acknowledged" if view["changed"] else "already acknowledged"
+    emit(view, as_json, lambda: iter([f"{alert_id} {state}"]))
+
+
+@router.command("flags")
+@json_option
+@pass_env
+def router_flags(env: Env, as_json: bool) -> None:
+    """The pipeline_config flags in force."""
+    from shared.admin.router import show_pipeline_flags
+
+    flags = call(show_pipeline_flags, env.db())
+    emit(flags, as_json, lambda: iter(f"{k}: {v}" for k, v in flags.items()))
+
+
+@router.command("set-flag")
+@click.argument("flag")
+@click.argument("value", type=click.Choice(["true", "false"]))
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def router_set_flag(
+    env: Env, flag: str, value: str, actor: str, reason: str, as_json: bool
+) -> None:
+    """Set pipeline_config FLAG to VALUE (e.g. planner_enabled true)."""
+    from shared.admin.router import set_pipeline_flag
+
+    env.confirm_write(f"Set pipeline_config {flag}={value}")
+    view = call(
+        set_pipeline_flag,
+        env.db(),
+        flag=flag,
+        value=value == "true",
+        actor=actor,
+        reason=reason,
+        now=env.now(),
+    )
+    emit(view, as_json, lambda: iter([f"{flag}: {view['value']}"]))
+
+
+@cli.group()
 def slips() -> None:
     """BigEye slips: list, re-verify PENDING ones, approve or reject after review."""
 
