@@ -500,7 +500,8 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
     finally:
         atomic.fault_hook = None
     elapsed = time.monotonic() - started
-    time.sleep(2.0)  # let in-flight redeliveries land (they must replay as no-ops)
+    # Redeliveries being handled now land before the checks (they must replay as no-ops).
+    stack.quiesce(timeout_s=60)
 
     # Stripe events still parked although what they waited for now exists: the billing
     # service replays parked events only when the enabling event is first processed, so a
