@@ -5,7 +5,8 @@ deploy-plan``: no credentials needed); ``--execute`` runs them in order (``make 
 The plan, in order:
 
 1. enable the APIs the suite uses;
-2. check that every secret the functions name exists in Secret Manager;
+2. check that every secret the functions name has an enabled latest version in Secret
+   Manager (a secret without one would leave the function unable to start);
 3. create the Pub/Sub topics (an existing topic is fine) and, for BigEye, the private
    bucket of slip images (uniform bucket-level access, public access prevented);
 4. build one bundle per function of the target's app (``FunctionSpec.profiles``: one
@@ -98,6 +99,7 @@ class Command:
     what: str
     exists_ok: bool = False
     on_exists: tuple[str, ...] | None = None  # run this instead when the thing exists
+    expect: str | None = None  # the output must contain this (case-insensitive)
 
     def __str__(self) -> str:
         import shlex
@@ -271,8 +273,18 @@ def plan(
     secrets = sorted({s for spec in specs for s in spec.secrets})
     commands += [
         Command(
-            ("gcloud", "secrets", "describe", secret, p, "--format=value(name)"),
-            f"check secret {secret} exists (create it first: docs/runbook.md)",
+            (
+                "gcloud",
+                "secrets",
+                "versions",
+                "describe",
+                "latest",
+                f"--secret={secret}",
+                p,
+                "--format=value(state)",
+            ),
+            f"check secret {secret} has an enabled version (docs/runbook.md, Secrets)",
+            expect="enabled",
         )
         for secret in secrets
     ]
@@ -455,6 +467,11 @@ def execute(commands: Sequence[Command], *, echo: bool = True) -> None:
         done = subprocess.run(command.argv, capture_output=True, text=True, cwd=ROOT)
         output = (done.stdout or "") + (done.stderr or "")
         if done.returncode == 0:
+            if command.expect is not None and command.expect not in output.lower():
+                raise DeployError(
+                    f"failed: {command}\nexpected {command.expect!r} in the output, got: "
+                    f"{output.strip() or '(nothing)'}"
+                )
             continue
         if _already_exists(output) and command.on_exists is not None:
             again = subprocess.run(command.on_exists, capture_output=True, text=True, cwd=ROOT)

@@ -3,7 +3,8 @@
 A test slip is a data URL whose base64 content is the UTF-8 JSON
 ``{"transRef", "amount", "dateTime", "receiver": {"account", "name"?}, "sender": {"name"}}``
 (docs/contract.md section 9). The stand-in answers with the code Slip2Go would give under the
-request's ``checkCondition``: 200501 for a ``transRef`` it already passed (no quota used),
+request's ``checkCondition``: 200501 for a ``transRef`` it already passed (compared in
+canonical form, as the credit API does; no quota used),
 200401 / 200402 / 200403 for a receiver / amount / date mismatch, 200200 when every check
 passes (and 200000 when none was asked); content that is not such JSON gives 200404.
 Authentication, quota and credit follow Slip2Go too: a wrong bearer secret → HTTP 401 with
@@ -29,7 +30,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from shared.bigeye.slip2go import account_matches, sub_map
+from shared.bigeye.slip2go import account_matches, canonical_ref, sub_map
 
 MESSAGES = {
     "200000": "Slip found",
@@ -97,7 +98,8 @@ class Slip2GoStandIn:
         self.quota_remaining: int | None = None  # None: unlimited
         self.credit_remaining: int | None = None
         self._lock = threading.Lock()
-        self._seen: dict[str, dict[str, Any]] = {}  # transRef -> data (valid slips)
+        # canonical transRef (shared.bigeye.slip2go.canonical_ref) -> data (valid slips)
+        self._seen: dict[str, dict[str, Any]] = {}
         self._by_reference: dict[str, dict[str, Any]] = {}
         self._faults: deque[tuple[int, str]] = deque()
         self.requests = 0
@@ -209,8 +211,9 @@ class Slip2GoStandIn:
             if slip is None:
                 return self._reply(200, "200404")
             data = self._data(slip)
-            if condition.get("checkDuplicate") and slip["transRef"] in self._seen:
-                return self._reply(200, "200501", self._seen[slip["transRef"]])
+            seen_key = canonical_ref(slip["transRef"])
+            if condition.get("checkDuplicate") and seen_key in self._seen:
+                return self._reply(200, "200501", self._seen[seen_key])
             # A found slip uses one quota unit (duplicates are free, as documented).
             if self.quota_remaining is not None:
                 self.quota_remaining -= 1
@@ -218,7 +221,7 @@ class Slip2GoStandIn:
                 self.credit_remaining -= 1
             code = self._check(slip, condition)
             if code == "200200" or code == "200000":
-                self._seen[slip["transRef"]] = data
+                self._seen[seen_key] = data
                 self._by_reference[data["referenceId"]] = data
             return self._reply(200, code, data)
 

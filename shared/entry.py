@@ -2,7 +2,9 @@
 
 Retry policy per trigger kind (STYLE.md, practice 7):
 - HTTP: a ``CreditsError`` becomes its status and ``{"detail": ...}``; anything else is a
-  500 with a generic detail (and a logged traceback), so the caller may retry.
+  500 with a generic detail (and a logged traceback), so the caller may retry. A function
+  whose secrets are unsafe outside the emulators answers 503 to every request
+  (``shared.secretcheck``).
 - Pub/Sub and Firestore events: bad input is logged as an error and acknowledged (the
   wrapper returns normally); transient faults raise so the platform redelivers; an
   unexpected error raises too, unless the event is older than ``max_age_s``, in which case
@@ -21,10 +23,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from shared import jsonsafe, secretcheck
 from shared.clock import get_clock
 from shared.errors import CreditsError, InvalidInput, http_error_body, http_status, is_transient
 from shared.events import DocumentChange, PubSubMessage, document_change, pubsub_message
 from shared.logs import get_logger, log
+from shared.settings import get_settings
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -62,8 +66,11 @@ def parse_model(model: type[M], data: Any) -> M:
         raise InvalidInput(validation_detail(exc)) from None
 
 
-def request_json(request: Any, *, max_bytes: int = 1024 * 1024) -> Any:
-    """The request body as JSON (InvalidInput when absent, too large or malformed)."""
+def request_json(
+    request: Any, *, max_bytes: int = 1024 * 1024, max_string: int = jsonsafe.MAX_STRING_CHARS
+) -> Any:
+    """The request body as strict JSON (InvalidInput when absent, too large or malformed:
+    see ``shared.jsonsafe`` for what is refused)."""
     raw = request.get_data(cache=True)
     if len(raw) > max_bytes:
         from shared.errors import PayloadTooLarge
@@ -71,10 +78,16 @@ def request_json(request: Any, *, max_bytes: int = 1024 * 1024) -> Any:
         raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes")
     if not raw:
         raise InvalidInput("a JSON body is required")
+    return jsonsafe.loads(raw, what="the body", max_string=max_string)
+
+
+def _secrets_of(name: str) -> tuple[str, ...]:
+    from shared.registry import by_name
+
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidInput("the body is not valid JSON") from None
+        return by_name(name).secrets
+    except KeyError:
+        return ()
 
 
 def http_entry(name: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
@@ -86,6 +99,8 @@ def http_entry(name: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], An
             # One line per handled request with its outcome (method, path, status, time).
             started = time.monotonic()
             where = f"{getattr(request, 'method', '?')} {getattr(request, 'path', '?')}"
+            if secretcheck.refusal(name, _secrets_of(name), get_settings()) is not None:
+                return json_response({"detail": "Service unavailable: not configured"}, 503)
             try:
                 response = handler(request)
             except CreditsError as exc:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared import jsonsafe
 from shared.clock import ensure_utc, parse_instant
 from shared.errors import InvalidInput
 
@@ -29,20 +29,14 @@ class PubSubMessage:
 
     def json(self) -> Any:
         """The message data parsed as UTF-8 JSON, or InvalidInput."""
-        try:
-            return json.loads(self.data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidInput(f"message data is not UTF-8 JSON: {exc}") from None
+        return jsonsafe.loads(self.data, what="the message data")
 
 
 def pubsub_message(cloud_event: Any) -> PubSubMessage:
     """The message inside a ``google.cloud.pubsub.topic.v1.messagePublished`` CloudEvent."""
     envelope = cloud_event.data
     if isinstance(envelope, bytes | str):
-        try:
-            envelope = json.loads(envelope)
-        except json.JSONDecodeError:
-            raise InvalidInput("the Pub/Sub envelope is not JSON") from None
+        envelope = jsonsafe.loads(envelope, what="the Pub/Sub envelope")
     if not isinstance(envelope, dict) or not isinstance(envelope.get("message"), dict):
         raise InvalidInput("the Pub/Sub envelope has no message")
     message = envelope["message"]

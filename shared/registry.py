@@ -179,7 +179,7 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         trigger=Http(public=True),
         description="BigEye /api/v1: accounts, balance, history, slip top-ups, job reserve "
         "and finalize, update check",
-        secrets=("JWT_SECRET", "SLIP2GO_API_SECRET"),
+        secrets=("JWT_SECRET", "SLIP2GO_API_SECRET", "CONFIG_ENCRYPTION_KEY"),
         memory="512Mi",
         max_instances=50,
         concurrency=20,

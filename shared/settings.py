@@ -20,6 +20,8 @@ ProfileName = Literal["kitesforu", "bigeye", "kaiwa"]
 DEMO_STRIPE_WEBHOOK_SECRET = "whsec_demo_local_only"
 DEMO_JWT_SECRET = "demo-jwt-secret-local-only-change-me-0123456789"
 DEMO_SLIP2GO_API_SECRET = "demo-slip2go-secret"
+DEMO_CONFIG_ENCRYPTION_KEY = "demo-config-encryption-key-local-only-0123456789"
+# Outside the emulators every one of these is refused (shared/secretcheck.py).
 
 
 class Settings(BaseSettings):
@@ -44,7 +46,7 @@ class Settings(BaseSettings):
     jwt_ttl_s: int = 7 * 24 * 3600
     display_timezone: str = "Asia/Bangkok"
     job_reserve_ttl_s: int = 2 * 3600
-    config_encryption_key: SecretStr | None = None
+    config_encryption_key: SecretStr = Field(default=SecretStr(DEMO_CONFIG_ENCRYPTION_KEY))
     bcrypt_rounds: int = 12
     # Fixed one-minute windows, counted in Firestore (docs/bigeye-api.md, "Rate limits").
     rate_limit_ip_per_min: int = 300

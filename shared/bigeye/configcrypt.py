@@ -1,7 +1,7 @@
 """The encrypted ``config`` of ``POST /api/v1/job/reserve``.
 
 Scheme (version 1), documented in docs/bigeye-api.md:
-- key = HKDF-SHA256(ikm = CONFIG_ENCRYPTION_KEY (else JWT_SECRET), salt = empty,
+- key = HKDF-SHA256(ikm = CONFIG_ENCRYPTION_KEY, salt = empty,
   info = "bigeye-config-v1"), 32 bytes;
 - AES-256-GCM with a random 12-byte nonce and associated data = the job_token (a config
   cannot be replayed under another job);
@@ -28,7 +28,7 @@ NONCE_BYTES = 12
 def config_key() -> bytes:
     """The 32-byte AES key derived from the configured secret."""
     settings = get_settings()
-    secret = settings.config_encryption_key or settings.jwt_secret
+    secret = settings.config_encryption_key
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=INFO)
     return hkdf.derive(secret.get_secret_value().encode("utf-8"))
 

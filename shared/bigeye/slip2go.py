@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -128,15 +129,47 @@ def matches_any(shown: str | None, receivers: tuple[Receiver, ...]) -> bool:
     return any(account_matches(shown, r.account_number) for r in receivers)
 
 
+# Characters that never tell two bank references apart: white space of any kind, control
+# characters and invisible format characters (zero-width space and joiners, BOM, soft hyphen).
+_IGNORED_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def canonical_ref(text: str) -> str:
+    """The one form of a bank slip reference used as its duplicate key everywhere.
+
+    NFKC (full-width and compatibility forms become plain letters and digits), every white
+    space, control and invisible format character removed, case folded, NFKC again (case
+    folding can leave unnormalised text). ``" advref\u200b\n"`` and ``"ADVREF"`` are one slip.
+    """
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(
+        ch
+        for ch in text
+        if not ch.isspace() and unicodedata.category(ch) not in _IGNORED_CATEGORIES
+    )
+    return unicodedata.normalize("NFKC", text.casefold())
+
+
 @dataclass(frozen=True)
 class SlipData:
-    """The fields of a Slip2Go ``data`` object a top-up uses."""
+    """The fields of a Slip2Go ``data`` object a top-up uses.
+
+    ``trans_ref`` is the canonical reference (``canonical_ref``: the duplicate key of the
+    ledger and the slip lookups); ``trans_ref_text`` is the text as Slip2Go gave it, kept on
+    the slip (``bank_ref``) for people.
+    """
 
     trans_ref: str
     amount: Decimal | None
     receiver_account: str | None
     sender_name: str | None
     date_time: str | None
+    trans_ref_text: str = ""
+
+    @property
+    def shown_ref(self) -> str:
+        """The reference as the bank printed it (the canonical one when unknown)."""
+        return self.trans_ref_text or self.trans_ref
 
 
 @dataclass(frozen=True)
@@ -165,8 +198,11 @@ def slip_data(data: Any) -> SlipData | None:
     """The slip fields of a response's ``data`` (None when there is no usable transRef)."""
     if not isinstance(data, dict):
         return None
-    trans_ref = _text(data.get("transRef"))
-    if trans_ref is None or len(trans_ref) > 200 or "/" in trans_ref:
+    trans_ref_text = _text(data.get("transRef"))
+    if trans_ref_text is None or len(trans_ref_text) > 200:
+        return None
+    trans_ref = canonical_ref(trans_ref_text)
+    if not trans_ref or "/" in trans_ref:
         return None
     amount: Decimal | None = None
     raw_amount = data.get("amount")
@@ -189,6 +225,7 @@ def slip_data(data: Any) -> SlipData | None:
         receiver_account=_text(bank.get("account")) or _text(proxy.get("account")),
         sender_name=_text(sender_account.get("name")) or _text(sender.get("displayName")),
         date_time=_text(data.get("dateTime")),
+        trans_ref_text=trans_ref_text,
     )
 
 

@@ -16,7 +16,9 @@ Flow of ``topup`` (the service behind ``POST /api/v1/credit/topup``):
 3. Whatever Slip2Go says, the amount and the receiver are checked again here. Slip2Go's
    "duplicate" (200501) is a 409 only when this ledger already credited the ``transRef``;
    otherwise it is a slip an earlier attempt verified but never credited, and it proceeds.
-4. One atomic unit: the TOPUP transaction (key ``slip:{transRef}``: a slip can never credit
+4. One atomic unit: the TOPUP transaction (key ``slip:{transRef}`` with the canonical
+   reference of ``slip2go.canonical_ref``, so case, spaces or invisible characters never
+   make a second key; the slip keeps the printed text in ``bank_ref``: a slip can never credit
    twice, a racing second top-up re-runs, finds the posting and gets 409 DUPLICATE), the
    promotion chosen against counts read in the same unit, ``users.total_topup_baht``, the
    slip VERIFIED, the redemption and its counters, ``stats.*`` and the ``TOPUP_SUCCESS``
@@ -230,7 +232,7 @@ def _verification_fields(check: Verification) -> dict[str, Any]:
         fields.update(
             {
                 "amount_detected": number(check.slip.amount),
-                "bank_ref": check.slip.trans_ref,
+                "bank_ref": check.slip.shown_ref,
                 "metadata.sender_name": check.slip.sender_name,
                 "metadata.receiver_account": check.slip.receiver_account,
             }
@@ -497,7 +499,7 @@ def _credit(db: Any, r: _Request) -> dict[str, Any]:
                 "status": "VERIFIED",
                 "amount_detected": number(r.slip.amount),
                 "amount_credited": total,
-                "bank_ref": r.slip.trans_ref,
+                "bank_ref": r.slip.shown_ref,
                 "reject_reason": None,
                 "verified_at": r.now,
                 "verification_method": r.method,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import stripe
 
+from shared import jsonsafe
 from shared.errors import InvalidInput, PayloadTooLarge
 
 
@@ -72,11 +72,8 @@ def parse_event(raw: bytes) -> tuple[dict[str, Any], str]:
     our models reject instead of refusing it (Stripe would retry it for days, and its
     payload would be kept nowhere).
     """
-    try:
-        text = raw.decode("utf-8")
-        data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidInput("the body is not valid JSON") from None
+    data = jsonsafe.loads(raw, what="the body")
+    text = raw.decode("utf-8")
     if not isinstance(data, dict):
         raise InvalidInput("the body is not a Stripe event object")
     return data, text

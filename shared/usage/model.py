@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -10,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
+from shared import jsonsafe
 from shared.clock import parse_instant
 from shared.errors import InvalidInput
 
@@ -117,10 +117,7 @@ class UsageEvent(BaseModel):
 
 def decode_usage_event(data: bytes) -> dict[str, Any]:
     """The message data as a JSON object, numbers with a fraction read as exact Decimals."""
-    try:
-        body = json.loads(data.decode("utf-8"), parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"message data is not UTF-8 JSON: {exc}") from None
+    body = jsonsafe.loads(data, what="the message data", parse_float=Decimal)
     if not isinstance(body, dict):
         raise InvalidInput("message data must be a JSON object")
     return body

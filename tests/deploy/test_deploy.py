@@ -31,6 +31,7 @@ from shared.registry import (
     Http,
     Schedule,
     Topic,
+    by_name,
     for_profile,
 )
 
@@ -181,8 +182,16 @@ def test_topics_schedules_rules_indexes_and_ttl(tmp_path: Path) -> None:
     assert len(backups) == 1 and _flag(backups[0].argv, "recurrence") == ["daily"]
     assert backups[0].exists_ok
     secrets = sorted({s for spec in BIGEYE_SPECS for s in spec.secrets})
-    checked = [c.argv[3] for c in commands if c.argv[:3] == ("gcloud", "secrets", "describe")]
+    checked = [
+        c.argv[5].removeprefix("--secret=")
+        for c in commands
+        if c.argv[:5] == ("gcloud", "secrets", "versions", "describe", "latest")
+    ]
     assert checked == secrets
+    assert "CONFIG_ENCRYPTION_KEY" in by_name("credit-api").secrets
+    assert all(
+        c.expect == "enabled" for c in commands if c.argv[:3] == ("gcloud", "secrets", "versions")
+    )
     # Functions deploy after their topics exist; schedules after the functions.
     order = [c.argv[:3] for c in commands]
     assert order.index(("gcloud", "pubsub", "topics")) < order.index(
@@ -315,3 +324,47 @@ def test_every_bundle_imports_in_a_clean_interpreter(tmp_path: Path) -> None:
         assert found["file"] == str(path / "main.py"), name
         assert found["shared"] == str(path / "shared" / "__init__.py"), name
         assert found["leaks"] == [], name
+
+
+def test_preflight_stops_on_a_secret_without_an_enabled_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fake ``gcloud`` answers like Secret Manager: no version, a disabled one, an enabled one."""
+    from devstack.deploy import execute
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "gcloud"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        '  *--secret=NOVERSION*) echo "NOT_FOUND: Secret Version [latest] not found" >&2;'
+        " exit 1;;\n"
+        '  *--secret=DISABLED*) echo "disabled";;\n'
+        '  *) echo "enabled";;\n'
+        "esac\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    specs = [
+        FunctionSpec(
+            name=f"fn-{secret.lower()}",
+            module=REGISTRY[0].module,
+            entry_point="x",
+            trigger=Topic(topic="t"),
+            description="d",
+            secrets=(secret,),
+        )
+        for secret in ("GOOD", "DISABLED", "NOVERSION")
+    ]
+    checks = [
+        c
+        for c in plan(TARGET, specs, tmp_path)
+        if c.argv[:4] == ("gcloud", "secrets", "versions", "describe")
+    ]
+    by_secret = {c.argv[5].removeprefix("--secret="): c for c in checks}
+    execute([by_secret["GOOD"]], echo=False)
+    with pytest.raises(DeployError, match="expected 'enabled'"):
+        execute([by_secret["DISABLED"]], echo=False)
+    with pytest.raises(DeployError, match="NOT_FOUND"):
+        execute([by_secret["NOVERSION"]], echo=False)

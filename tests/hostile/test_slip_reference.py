@@ -1,0 +1,54 @@
+"""Finding 3: one slip is one slip, however its bank reference is spelled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.bigeye.slip2go import canonical_ref
+from tests.bigeye_api.client import register_and_login
+from tests.bigeye_money.conftest import make_slip
+
+VARIANTS = [
+    "advref0042",
+    " ADVREF0042",
+    "ADVREF0042 ",
+    "ADVREF0042\n",
+    "ADVREF0042\u200b",
+    "\ufeffADV REF 0042",
+    "ＡＤＶＲＥＦ００４２",  # full-width
+]
+
+
+def test_canonical_form() -> None:
+    assert {canonical_ref(v) for v in [*VARIANTS, "ADVREF0042"]} == {"advref0042"}
+    assert canonical_ref("ADVREF0042") != canonical_ref("ADVREF0043")
+
+
+def test_reference_variants_never_credit_again(
+    stack: Any, money: Any, standin: Any, fast_accounts: None
+) -> None:
+    session = register_and_login(stack.base_url)
+    first = session.post("credit/topup", {"slip": make_slip("ADVREF0042", 100), "amount": 100})
+    assert first.status_code == 200, first.text
+    credits = first.json()["credits"]
+    for index, variant in enumerate(VARIANTS):
+        if index % 2:
+            standin.reset()  # Slip2Go forgot the slip: the ledger alone must refuse it
+        again = session.post("credit/topup", {"slip": make_slip(variant, 100), "amount": 100})
+        assert again.status_code == 409, (variant, again.text)
+        assert "already been used" in again.json()["detail"]
+    assert session.get("credit/balance").json()["credits"] == credits
+    topups = [
+        t.to_dict()
+        for t in money.collection("transactions").where("user_id", "==", session.user_id).stream()
+        if t.to_dict()["type"] == "TOPUP"
+    ]
+    assert len(topups) == 1
+    assert topups[0]["metadata"]["slip_ref"] == "advref0042"
+    slips = [
+        s.to_dict()
+        for s in money.collection("slips").where("user_id", "==", session.user_id).stream()
+    ]
+    verified = [s for s in slips if s["status"] == "VERIFIED"]
+    assert len(verified) == 1 and verified[0]["bank_ref"] == "ADVREF0042"  # as printed
+    assert len([s for s in slips if s["status"] == "DUPLICATE"]) == len(VARIANTS)
