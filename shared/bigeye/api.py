@@ -158,7 +158,8 @@ def credit_history(request: Any) -> Reply:
 def credit_topup(request: Any) -> Reply:
     now = _now()
     caller = _caller(request, now, topup=True)
-    body = parse_model(TopupRequest, request_json(request, max_bytes=MAX_TOPUP_BODY_BYTES))
+    raw = request_json(request, max_bytes=MAX_TOPUP_BODY_BYTES, max_string=MAX_TOPUP_BODY_BYTES)
+    body = parse_model(TopupRequest, raw)
     try:
         from shared.bigeye.topup import topup
     except ImportError:

@@ -154,9 +154,10 @@ def canonical_ref(text: str) -> str:
 class SlipData:
     """The fields of a Slip2Go ``data`` object a top-up uses.
 
-    ``trans_ref`` is the canonical reference (``canonical_ref``: the duplicate key of the
-    ledger and the slip lookups); ``trans_ref_text`` is the text as Slip2Go gave it, kept on
-    the slip (``bank_ref``) for people.
+    ``trans_ref`` is the reference as Slip2Go gave it, kept for people on the slip
+    (``bank_ref``), the transaction (``metadata.slip_ref``) and the audit log; ``ref_key``
+    is its canonical form (``canonical_ref``), the duplicate key of the ledger and of every
+    slip lookup.
     """
 
     trans_ref: str
@@ -164,12 +165,11 @@ class SlipData:
     receiver_account: str | None
     sender_name: str | None
     date_time: str | None
-    trans_ref_text: str = ""
 
     @property
-    def shown_ref(self) -> str:
-        """The reference as the bank printed it (the canonical one when unknown)."""
-        return self.trans_ref_text or self.trans_ref
+    def ref_key(self) -> str:
+        """The canonical reference: one slip, one key, however it is spelled."""
+        return canonical_ref(self.trans_ref)
 
 
 @dataclass(frozen=True)
@@ -198,11 +198,11 @@ def slip_data(data: Any) -> SlipData | None:
     """The slip fields of a response's ``data`` (None when there is no usable transRef)."""
     if not isinstance(data, dict):
         return None
-    trans_ref_text = _text(data.get("transRef"))
-    if trans_ref_text is None or len(trans_ref_text) > 200:
+    trans_ref = _text(data.get("transRef"))
+    if trans_ref is None or len(trans_ref) > 200:
         return None
-    trans_ref = canonical_ref(trans_ref_text)
-    if not trans_ref or "/" in trans_ref:
+    key = canonical_ref(trans_ref)
+    if not key or "/" in key:
         return None
     amount: Decimal | None = None
     raw_amount = data.get("amount")
@@ -225,7 +225,6 @@ def slip_data(data: Any) -> SlipData | None:
         receiver_account=_text(bank.get("account")) or _text(proxy.get("account")),
         sender_name=_text(sender_account.get("name")) or _text(sender.get("displayName")),
         date_time=_text(data.get("dateTime")),
-        trans_ref_text=trans_ref_text,
     )
 
 

@@ -18,7 +18,8 @@ Flow of ``topup`` (the service behind ``POST /api/v1/credit/topup``):
    otherwise it is a slip an earlier attempt verified but never credited, and it proceeds.
 4. One atomic unit: the TOPUP transaction (key ``slip:{transRef}`` with the canonical
    reference of ``slip2go.canonical_ref``, so case, spaces or invisible characters never
-   make a second key; the slip keeps the printed text in ``bank_ref``: a slip can never credit
+   make a second key; postings made before under the text as given are checked too; the
+   slip keeps the printed text in ``bank_ref``: a slip can never credit
    twice, a racing second top-up re-runs, finds the posting and gets 409 DUPLICATE), the
    promotion chosen against counts read in the same unit, ``users.total_topup_baht``, the
    slip VERIFIED, the redemption and its counters, ``stats.*`` and the ``TOPUP_SUCCESS``
@@ -232,7 +233,7 @@ def _verification_fields(check: Verification) -> dict[str, Any]:
         fields.update(
             {
                 "amount_detected": number(check.slip.amount),
-                "bank_ref": check.slip.shown_ref,
+                "bank_ref": check.slip.trans_ref,
                 "metadata.sender_name": check.slip.sender_name,
                 "metadata.receiver_account": check.slip.receiver_account,
             }
@@ -373,11 +374,7 @@ def _resolve(
             "slip verification is unavailable right now; nothing was credited, "
             "please submit the slip again later"
         )
-    if (
-        check.outcome is Outcome.DUPLICATE
-        and check.slip is not None
-        and _credited(db, check.slip.trans_ref)
-    ):
+    if check.outcome is Outcome.DUPLICATE and check.slip is not None and _credited(db, check.slip):
         _finish(slip_ref, check, "DUPLICATE", "this slip has already been used")
         raise SlipAlreadyUsed("this slip has already been used")
     outcome: Outcome = check.outcome
@@ -424,9 +421,17 @@ def _precheck_code(
     )
 
 
-def _credited(db: Any, trans_ref: str) -> bool:
+def _legacy_key(slip: SlipData) -> str | None:
+    """The key a top-up credited before references were canonical (the text as given)."""
+    return posting_key("slip", slip.trans_ref) if slip.trans_ref != slip.ref_key else None
+
+
+def _credited(db: Any, slip: SlipData) -> bool:
     ledger = bigeye_ledger(db)
-    return bool(ledger.posting_ref(transaction_id_for(f"slip:{trans_ref}")).get().exists)
+    keys = [posting_key("slip", slip.ref_key), _legacy_key(slip)]
+    return any(
+        ledger.posting_ref(transaction_id_for(key)).get().exists for key in keys if key is not None
+    )
 
 
 def _finish(slip_ref: Any, check: Verification, status: str, reason: str) -> None:
@@ -446,12 +451,15 @@ def _finish(slip_ref: Any, check: Verification, status: str, reason: str) -> Non
 
 def _credit(db: Any, r: _Request) -> dict[str, Any]:
     ledger = bigeye_ledger(db)
-    key = posting_key("slip", r.slip.trans_ref)
+    key = posting_key("slip", r.slip.ref_key)
     tx_id = transaction_id_for(key)
 
     def work(unit: Unit) -> dict[str, Any]:
         user_ref = ledger.user_ref(r.user_id)
         user = _check_user(unit.get(user_ref))
+        legacy = _legacy_key(r.slip)
+        if legacy is not None and unit.get(ledger.posting_ref(transaction_id_for(legacy))).exists:
+            raise SlipAlreadyUsed("this slip has already been used")
         counts = read_redemptions(unit, r.promos, r.user_id)
         quote: Quote = quote_topup(
             r.promos,
@@ -499,7 +507,7 @@ def _credit(db: Any, r: _Request) -> dict[str, Any]:
                 "status": "VERIFIED",
                 "amount_detected": number(r.slip.amount),
                 "amount_credited": total,
-                "bank_ref": r.slip.shown_ref,
+                "bank_ref": r.slip.trans_ref,
                 "reject_reason": None,
                 "verified_at": r.now,
                 "verification_method": r.method,

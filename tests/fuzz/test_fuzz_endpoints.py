@@ -273,3 +273,197 @@ def test_fuzz_covered_every_target() -> None:
     wanted = {s.name for s in HTTP_SPECS + PUBSUB_SPECS}
     assert set(TRIED) == wanted
     print(f"\nfuzz inputs tried: {sum(TRIED.values())} over {len(TRIED)} targets: {TRIED}")
+
+
+# -- the poison corpus ------------------------------------------------------------------
+# Hand-made classes of hostile JSON, sent to every registered HTTP route and every Pub/Sub
+# handler (docs/security.md, "Hostile input"). Each must be a 4xx with ``{"detail"}`` over
+# HTTP and an acknowledged (2xx) push on Pub/Sub, and write nothing.
+FUZZ_USER = "fuzz_poison_user"
+VALID_BODIES: dict[str, dict[str, Any]] = {
+    "/api/v1/auth/register": {
+        "email": "poison@example.com",
+        "password": "correct-horse-9",
+        "full_name": "Poison",
+        "phone": "0800000000",
+        "hardware_id": "hw-poison",
+    },
+    "/api/v1/auth/login": {
+        "email": "poison@example.com",
+        "password": "correct-horse-9",
+        "hardware_id": "hw-poison",
+    },
+    "/api/v1/credit/topup": {"slip": "data:image/jpeg;base64,e30=", "amount": 100},
+    "/api/v1/job/reserve": {"mode": "istock", "file_count": 1},
+    "/api/v1/job/finalize": {"job_token": "x", "success_count": 1, "failed_count": 0},
+    "/api/v1/system/check-update": {"version": "2.0.0"},
+    "/check": {"user_id": FUZZ_USER, "tokens": 5},
+    "usage-events": {
+        "request_id": "poison-1",
+        "user_id": FUZZ_USER,
+        "engine_id": "openai_chat_gpt4",
+        "usage_units": 2.5,
+        "credits_used": 5,
+        "tokens": 2500,
+    },
+    "provider-events": {
+        "event_id": "poison-1",
+        "provider": "openai",
+        "model_id": "gpt-4o",
+        "outcome": "failure",
+    },
+}
+BIG = 2 * 1024 * 1024
+
+
+def _with_duplicate_key(valid: dict[str, Any]) -> bytes:
+    """``valid`` with its first key repeated (another value first, the valid one last)."""
+    if not valid:
+        return b'{"date": "2026-01-01", "date": "2026-01-02"}'
+    key, value = next(iter(valid.items()))
+    other = json.dumps("other" if not isinstance(value, str) else value + "-other")
+    text = json.dumps(valid)
+    return ("{" + json.dumps(key) + ": " + other + ", " + text[1:]).encode()
+
+
+def poison_bodies(valid: dict[str, Any], *, huge_string_field: str = "email") -> dict[str, bytes]:
+    """Every poison class, shaped after ``valid`` where the class allows it."""
+    first = next(iter(valid), "date")
+    return {
+        "huge-int": json.dumps({**valid, first: 0}).replace("0", "1" + "0" * 5000, 1).encode()
+        if valid
+        else b'{"date": 1' + b"0" * 5000 + b"}",
+        "huge-int-top-level": b"9" * 5000,
+        "long-float": b'{"amount": 1.' + b"5" * 5000 + b"}",
+        "float-overflow": b'{"amount": 1e400, "tokens": 1e400}',
+        "nan": b'{"amount": NaN, "tokens": NaN, "usage_units": NaN}',
+        "infinity": b'{"amount": Infinity, "tokens": -Infinity, "usage_units": Infinity}',
+        "deep-array": b"[" * 20_000 + b"]" * 20_000,
+        "deep-object": b'{"a":' * 6_000 + b"1" + b"}" * 6_000,
+        "nested-65": b'{"a":' * 65 + b"1" + b"}" * 65,
+        "duplicate-keys": _with_duplicate_key(valid),
+        "bom-utf8": b"\xef\xbb\xbf" + json.dumps(valid).encode(),
+        "bom-utf16": "\ufeff".encode("utf-16-le") + json.dumps(valid).encode("utf-16-le"),
+        "utf16": json.dumps(valid).encode("utf-16"),
+        "huge-string": json.dumps({**valid, huge_string_field: "a" * BIG}).encode(),
+        "huge-key": json.dumps({"k" * BIG: 1}).encode(),
+        "not-json": b"\x00\xff{",
+        "empty": b"",
+    }
+
+
+POISON_TRIED: dict[str, int] = {}
+POISON_5XX: dict[str, int] = {}
+
+
+def _seed_fuzz_user(db: Any) -> None:
+    db.collection("users").document(FUZZ_USER).set(
+        {
+            "email": f"{FUZZ_USER}@example.com",
+            "status": "active",
+            "credits": 1000,
+            "tier": "standard",
+            "hardware_id": "hw-fuzz",
+        }
+    )
+
+
+def _signed_token(sub: str) -> str:
+    from shared.settings import get_settings
+
+    now = int(time.time())
+    return jwt.encode(
+        {"sub": sub, "user_id": sub, "iat": now, "exp": now + 600},
+        get_settings().jwt_secret.get_secret_value(),
+        "HS256",
+    )
+
+
+def _stripe_headers(body: bytes) -> dict[str, str]:
+    import stripe
+
+    from shared.settings import get_settings
+
+    ts = int(time.time())
+    secret = get_settings().stripe_secrets()[0]
+    signature = stripe.WebhookSignature._compute_signature(
+        f"{ts}.{body.decode('utf-8', 'replace')}", secret
+    )
+    return {"Stripe-Signature": f"t={ts},v1={signature}"}
+
+
+def _http_cases() -> list[tuple[str, str, str, bytes, dict[str, str]]]:
+    """(target, method, path, body, headers) for every HTTP route and poison class."""
+    cases = []
+    for spec in HTTP_SPECS:
+        routes = [
+            ("GET" if p.startswith("/api/v1/credit/") and not p.endswith("topup") else "POST", p)
+            for p in KNOWN_PATHS.get(spec.name, ["/"])
+        ]
+        for method, path in routes:
+            valid = VALID_BODIES.get(path, {"id": "evt_poison", "type": "invoice.paid"})
+            field = "slip" if path.endswith("/topup") else next(iter(valid))
+            for kind, body in poison_bodies(valid, huge_string_field=field).items():
+                cases.append((spec.name, method, path, body, {"x-poison": kind}))
+    return cases
+
+
+def _push(spec: FunctionSpec, data: bytes, index: int) -> bytes:
+    return _json_bytes(
+        {
+            "message": {
+                "data": base64.b64encode(data).decode(),
+                "messageId": f"poison-{index}",
+                "publishTime": "2026-01-04T10:00:00Z",
+                "attributes": {},
+            },
+            "subscription": f"projects/demo-test/subscriptions/{spec.name}-push",
+        }
+    )
+
+
+def test_poison_corpus_over_every_route_and_topic(demo: Any, stack: Any) -> None:
+    """Every poison class at every HTTP route (authenticated, signed) and every topic."""
+    _seed_fuzz_user(demo)
+    before = _settled(demo)
+    client = httpx.Client(base_url=stack.base_url, timeout=120)
+    token = _signed_token(FUZZ_USER)
+    failures: list[str] = []
+    for name, method, path, body, headers in _http_cases():
+        headers = {**headers, "Content-Type": "application/json"}
+        if name == "credit-api":
+            headers["Authorization"] = f"Bearer {token}"
+        if name == "stripe-webhook":
+            headers.update(_stripe_headers(body))
+        response = client.request(method, f"/{name}{path}", content=body, headers=headers)
+        POISON_TRIED[name] = POISON_TRIED.get(name, 0) + 1
+        if response.status_code >= 500:
+            POISON_5XX[name] = POISON_5XX.get(name, 0) + 1
+        kind = headers["x-poison"]
+        if method == "POST" and not (400 <= response.status_code < 500):
+            failures.append(f"{name} {path} {kind}: {response.status_code} {response.text[:120]}")
+        elif response.status_code >= 400 and "detail" not in response.json():
+            failures.append(f"{name} {path} {kind}: no detail")
+    for index, spec in enumerate(PUBSUB_SPECS):
+        valid = VALID_BODIES.get(spec.name, {})
+        bodies = poison_bodies(valid, huge_string_field=next(iter(valid), "date"))
+        if isinstance(spec.trigger, Schedule):
+            del bodies["empty"]  # an empty message is a scheduler tick: the job runs
+        for kind, data in bodies.items():
+            response = client.post(
+                f"/{spec.name}/",
+                content=_push(spec, data, index),
+                headers={"Content-Type": "application/json"},
+            )
+            POISON_TRIED[spec.name] = POISON_TRIED.get(spec.name, 0) + 1
+            if response.status_code >= 500:
+                POISON_5XX[spec.name] = POISON_5XX.get(spec.name, 0) + 1
+            if not 200 <= response.status_code < 300:
+                failures.append(f"{spec.name} {kind}: {response.status_code} (not acknowledged)")
+    assert not failures, "\n".join(failures[:40])
+    assert _snapshot(demo) == before
+    assert set(POISON_TRIED) == {s.name for s in HTTP_SPECS + PUBSUB_SPECS}
+    print(
+        f"\npoison inputs tried: {sum(POISON_TRIED.values())} over {len(POISON_TRIED)} "
+        f"targets, 5xx: {sum(POISON_5XX.values())}, writes outside rate_limits/: 0"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.bigeye.slip2go import canonical_ref
-from tests.bigeye_api.client import register_and_login
+from tests.bigeye_api.client import give_credits, register_and_login
 from tests.bigeye_money.conftest import make_slip
 
 VARIANTS = [
@@ -44,7 +44,7 @@ def test_reference_variants_never_credit_again(
         if t.to_dict()["type"] == "TOPUP"
     ]
     assert len(topups) == 1
-    assert topups[0]["metadata"]["slip_ref"] == "advref0042"
+    assert topups[0]["metadata"]["slip_ref"] == "ADVREF0042"  # as printed
     slips = [
         s.to_dict()
         for s in money.collection("slips").where("user_id", "==", session.user_id).stream()
@@ -52,3 +52,14 @@ def test_reference_variants_never_credit_again(
     verified = [s for s in slips if s["status"] == "VERIFIED"]
     assert len(verified) == 1 and verified[0]["bank_ref"] == "ADVREF0042"  # as printed
     assert len([s for s in slips if s["status"] == "DUPLICATE"]) == len(VARIANTS)
+
+
+def test_a_slip_credited_before_canonical_keys_is_still_a_duplicate(
+    stack: Any, money: Any, standin: Any, fast_accounts: None
+) -> None:
+    """A posting keyed by the text as given (the earlier scheme) still blocks that slip."""
+    session = register_and_login(stack.base_url)
+    give_credits(money, session.user_id, 400, key="slip:OLDREF77")
+    again = session.post("credit/topup", {"slip": make_slip("OLDREF77", 100), "amount": 100})
+    assert again.status_code == 409, again.text
+    assert session.get("credit/balance").json()["credits"] == 400
