@@ -298,6 +298,10 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "/api/v1/job/finalize": {"job_token": "x", "success_count": 1, "failed_count": 0},
     "/api/v1/system/check-update": {"version": "2.0.0"},
     "/check": {"user_id": FUZZ_USER, "tokens": 5},
+    "/v1/accounts/u1/grants": {"amount": 5, "type": "PURCHASE"},
+    "/v1/accounts/u1/adjustments": {"amount": 5, "reason": "poison"},
+    "/v1/refunds": {"transaction_id": "t1", "amount": 5},
+    "/v1/holds": {"hold_id": "h-poison", "user_id": FUZZ_USER, "amount": 5},
     "usage-events": {
         "request_id": "poison-1",
         "user_id": FUZZ_USER,
@@ -314,6 +318,12 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     },
 }
 BIG = 2 * 1024 * 1024
+GET_PATHS = {
+    "/api/v1/credit/balance",
+    "/api/v1/credit/history",
+    "/v1/accounts/u1",
+    "/v1/accounts/u1/transactions",
+}
 
 
 def _with_duplicate_key(valid: dict[str, Any]) -> bytes:
@@ -392,16 +402,22 @@ def _stripe_headers(body: bytes) -> dict[str, str]:
     return {"Stripe-Signature": f"t={ts},v1={signature}"}
 
 
+def name_is_ledger(spec: FunctionSpec) -> bool:
+    return spec.name == "ledger-api"
+
+
 def _http_cases() -> list[tuple[str, str, str, bytes, dict[str, str]]]:
     """(target, method, path, body, headers) for every HTTP route and poison class."""
     cases = []
     for spec in HTTP_SPECS:
         routes = [
-            ("GET" if p.startswith("/api/v1/credit/") and not p.endswith("topup") else "POST", p)
-            for p in KNOWN_PATHS.get(spec.name, ["/"])
+            ("GET" if p in GET_PATHS else "POST", p) for p in KNOWN_PATHS.get(spec.name, ["/"])
         ]
         for method, path in routes:
-            valid = VALID_BODIES.get(path, {"id": "evt_poison", "type": "invoice.paid"})
+            default = (
+                {"amount": 5} if name_is_ledger(spec) else {"id": "evt_p", "type": "invoice.paid"}
+            )
+            valid = VALID_BODIES.get(path, default)
             field = "slip" if path.endswith("/topup") else next(iter(valid))
             for kind, body in poison_bodies(valid, huge_string_field=field).items():
                 cases.append((spec.name, method, path, body, {"x-poison": kind}))
@@ -435,6 +451,8 @@ def test_poison_corpus_over_every_route_and_topic(demo: Any, stack: Any) -> None
             headers["Authorization"] = f"Bearer {token}"
         if name == "stripe-webhook":
             headers.update(_stripe_headers(body))
+        if name == "ledger-api":
+            headers["Idempotency-Key"] = "poison-" + headers["x-poison"]
         response = client.request(method, f"/{name}{path}", content=body, headers=headers)
         POISON_TRIED[name] = POISON_TRIED.get(name, 0) + 1
         if response.status_code >= 500:

@@ -55,7 +55,7 @@ def function_server(
     """``functions-framework --target ...`` in a child process; yields a client for it."""
     port = _free_port()
     child_env = {k: v for k, v in os.environ.items() if k not in CLEARED}
-    child_env.update({"PYTHONPATH": str(ROOT), "LOG_LEVEL": "INFO", **env})
+    child_env.update({"PYTHONPATH": str(ROOT), "LOG_LEVEL": "INFO", "LOG_FORMAT": "json", **env})
     with log.open("w") as out:
         child = subprocess.Popen(
             [str(FRAMEWORK), f"--target={target}", f"--source={source}", f"--port={port}"],
