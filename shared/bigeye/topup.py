@@ -65,6 +65,7 @@ from shared.bigeye.slip2go import (
     Slip2GoClient,
     SlipData,
     Verification,
+    canonical_ref,
     configured_receivers,
     matches_any,
 )
@@ -641,7 +642,8 @@ def approve_slip(
 ) -> dict[str, Any]:
     """Credit a PENDING or REJECTED slip after an operator checked it (MANUAL).
 
-    The credit is the automatic one's unit under the same key ``slip:{transRef}``: a slip
+    The credit is the automatic one's unit under the same key (``slip:`` and the canonical
+    reference, ``slip2go.canonical_ref``): a slip
     Slip2Go or another operator already credited is refused (409) and marked DUPLICATE.
     ``bank_ref`` is required when Slip2Go never read the slip's reference; ``amount`` (baht)
     defaults to the amount the user submitted. Promotions apply as for an automatic credit;
@@ -657,7 +659,7 @@ def approve_slip(
     given_ref = bank_ref.strip() if isinstance(bank_ref, str) and bank_ref.strip() else None
     if given_ref is not None and ("/" in given_ref or len(given_ref) > 200):
         raise InvalidInput("bank_ref must be a bank transaction reference")
-    if known_ref and given_ref and known_ref != given_ref:
+    if known_ref and given_ref and canonical_ref(known_ref) != canonical_ref(given_ref):
         raise InvalidInput(f"the slip's bank reference is {known_ref}, not {given_ref}")
     trans_ref = known_ref or given_ref
     if not trans_ref:

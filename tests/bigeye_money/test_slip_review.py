@@ -205,7 +205,7 @@ def test_operator_approves_a_rejected_slip_once_through_the_slip_key(money, stan
     assert slip["amount_credited"] == 400 and slip["reject_reason"] is None
     (action,) = _docs(db, "admin_actions").values()
     assert action["action"] == "slip_approve" and action["actor"] == "ops@example.com"
-    assert action["reason"] == "paid 100, typo" and action["key"] == "slip:TR-TYPO"
+    assert action["reason"] == "paid 100, typo" and action["key"] == "slip:tr-typo"
     (tx,) = _docs(db, "transactions").values()
     assert tx["metadata"]["slip_ref"] == "TR-TYPO" and tx["reference_id"] == slip_id
 
