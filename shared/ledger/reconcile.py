@@ -8,9 +8,11 @@ user that does not exist are reported too.
 Commit order is each transaction document's Firestore ``create_time`` (the commit time of
 the batch that wrote it; transactions are never rewritten), which needs no field in the
 seeds' documents. ``created_at`` is the writer's clock and may be older than the commit (a
-sweep stamps its start time on every refund it writes), so it only orders transactions
-committed together, and the chain-linking order breaks the remaining ties. Each run writes one
-``ledger_reconciliations/{run_id}`` document and one error log line per discrepancy.
+sweep stamps its start time on every refund it writes); among transactions committed
+together the chain is linked in whatever order links it, preferring ``created_at``.
+
+Each run writes one ``ledger_reconciliations/{run_id}`` document and one error log line
+per discrepancy.
 """
 
 from __future__ import annotations
@@ -75,11 +77,13 @@ def _chain_order(txs: list[_Tx]) -> list[_Tx]:
     """Transactions in commit order; those committed together ordered so the chain links."""
     ordered: list[_Tx] = []
     running = 0
-    by_time: dict[tuple[datetime, datetime], list[_Tx]] = defaultdict(list)
+    by_time: dict[datetime, list[_Tx]] = defaultdict(list)
     for tx in txs:
-        by_time[(tx.committed_at, tx.created_at)].append(tx)
+        by_time[tx.committed_at].append(tx)
     for moment in sorted(by_time):
-        group = sorted(by_time[moment], key=lambda t: t.id)
+        # One commit can hold several postings of one account (a unit, a group commit, a
+        # bulk import): the order that links the chain, preferring the writers' times.
+        group = sorted(by_time[moment], key=lambda t: (t.created_at, t.id))
         while group:
             nxt = next((t for t in group if t.balance_after - t.amount == running), group[0])
             group.remove(nxt)
