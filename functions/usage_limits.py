@@ -1,9 +1,11 @@
 """usage-limits: ``POST /usage-limits/check`` before the app's backend spends tokens.
 
 ``{"user_id", "tokens"}`` -> ``{"allowed", "tokensUsed", "tokenLimit", "resetAt", ...}``:
-200 when the tokens fit in today's limit, 429 with the same body when they would exceed
-it, 400 for bad input, 404 for an unknown user. A Kaiwa user with a tier also gets
-``monthly`` (docs/usage.md). Protected by Cloud Functions IAM in production.
+200 when the tokens fit in today's limit, 429 with the same body (plus ``limit``,
+``limitResetAt`` and ``detail``) when they would exceed it, 400 for bad input, 404 for an
+unknown user. A Kaiwa user also gets ``monthly`` and their tier's monthly limits are
+enforced: 429 naming the limit reached, 403 for a feature the tier lacks (docs/usage.md).
+Protected by Cloud Functions IAM in production.
 """
 
 from __future__ import annotations
@@ -30,4 +32,4 @@ def usage_limits(request: Any) -> Any:
         raise MethodNotAllowed("use POST")
     check = parse_model(LimitsCheck, request_json(request, max_bytes=16 * 1024))
     answer = check_limits(firestore_client(), check, get_clock().now())
-    return json_response(answer.body, 200 if answer.allowed else 429)
+    return json_response(answer.body, answer.status)

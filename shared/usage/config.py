@@ -119,13 +119,29 @@ def engine_cost_at(
     return version
 
 
-def plan_of(message_plan: str | None, user: Mapping[str, Any] | None) -> str:
-    """The plan an event is priced on: the message's, else the user's ``tier``, else free."""
+def plan_of(
+    message_plan: str | None,
+    user: Mapping[str, Any] | None,
+    *,
+    subscription_tier: str | None = None,
+    kaiwa: bool = False,
+) -> str:
+    """The plan an event is priced on.
+
+    The message's plan first. A Kaiwa user (``kaiwa``: the deployment's profile) has no
+    ``users.tier`` (001 keeps ``tierId`` on ``subscriptions``): their active subscription's
+    tier, else free. Anyone else: ``users.tier``, else an active subscription's tier, else
+    free.
+    """
     if message_plan:
         return message_plan.lower()
+    if kaiwa:
+        return (subscription_tier or DEFAULT_PLAN).strip().lower() or DEFAULT_PLAN
     tier = (user or {}).get("tier")
     if isinstance(tier, str) and tier.strip():
         return tier.strip().lower()
+    if subscription_tier and subscription_tier.strip():
+        return subscription_tier.strip().lower()
     return DEFAULT_PLAN
 
 

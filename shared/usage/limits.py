@@ -31,6 +31,7 @@ class LimitsAnswer:
 
     body: dict[str, Any]
     allowed: bool
+    status: int = 200
 
 
 def _iso(at: datetime) -> str:
@@ -46,6 +47,61 @@ def _limit(value: Any) -> int | None:
 
 def _within(used: int, adding: int, limit: int | None) -> bool:
     return limit is None or used + adding <= limit
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a Kaiwa conversation may not start: the limit's name, status and a sentence."""
+
+    limit: str
+    status: int  # 429 (a limit reached) or 403 (a feature the tier lacks)
+    detail: str
+
+
+def kaiwa_refusal(
+    tier_id: str, tier: dict[str, Any], report: dict[str, Any], seconds: int, realtime: bool
+) -> Refusal | None:
+    """The first of the tier's limits a new conversation would break (pure), else None.
+
+    Order: a feature the tier lacks (realtime access, 403), then realtime sessions, the
+    session length, conversations and seconds (429); the seconds include the banked
+    seconds still unused.
+    """
+    reset = report["resetAt"]
+    if realtime and tier.get("hasRealtimeAccess") is not True:
+        return Refusal(
+            "hasRealtimeAccess", 403, f"the {tier_id} tier has no realtime conversations"
+        )
+    realtime_limit = report["monthlyRealtimeSessions"]
+    if realtime and realtime_limit is not None and report["realtimeSessionsUsed"] >= realtime_limit:
+        return Refusal(
+            "monthlyRealtimeSessions",
+            429,
+            f"{realtime_limit} realtime sessions a month on {tier_id} used; resets {reset}",
+        )
+    max_length = _limit(tier.get("maxSessionLengthSeconds"))
+    if max_length is not None and seconds > max_length:
+        return Refusal(
+            "maxSessionLengthSeconds",
+            429,
+            f"a session on {tier_id} lasts at most {max_length} seconds",
+        )
+    conversations = report["monthlyConversations"]
+    if conversations is not None and report["conversationsUsed"] >= conversations:
+        return Refusal(
+            "monthlyConversations",
+            429,
+            f"{conversations} conversations a month on {tier_id} used; resets {reset}",
+        )
+    available = report["secondsAvailable"]
+    if not _within(report["secondsUsed"], seconds, available):
+        return Refusal(
+            "monthlySeconds",
+            429,
+            f"{available} seconds this month on {tier_id} (with banked seconds) would be "
+            f"exceeded; resets {reset}",
+        )
+    return None
 
 
 def monthly_report(
@@ -99,7 +155,9 @@ def check_limits(db: firestore.Client, request: LimitsCheck, now: datetime) -> L
     if not user_snap.exists:
         raise NotFound(f"unknown user {request.user_id}")
     user = user_snap.to_dict() or {}
-    plan_id = config.plan_of(None, user)
+    kaiwa = settings.schema_profile == "kaiwa"
+    subscription_tier = config.kaiwa_tier_id(db, request.user_id)
+    plan_id = config.plan_of(None, user, subscription_tier=subscription_tier, kaiwa=kaiwa)
     day, reset_at = token_day(now, settings.token_day_timezone)
     loss_ref = db.collection("loss_users").document(request.user_id)
     snaps = {
@@ -126,20 +184,45 @@ def check_limits(db: firestore.Client, request: LimitsCheck, now: datetime) -> L
         "resetAt": _iso(reset_at),
         "userType": user_type,
     }
-    tier_id = config.kaiwa_tier_id(db, request.user_id)
-    if tier_id is None and settings.schema_profile == "kaiwa":
+    status = 200 if allowed else 429
+    if not allowed:
+        body["limit"] = "tokenLimit"
+        body["limitResetAt"] = body["resetAt"]
+        body["detail"] = f"{token_limit} tokens a day would be exceeded; resets {body['resetAt']}"
+    tier_id = subscription_tier
+    if tier_id is None and kaiwa:
         tier_id = "free"
     if tier_id is not None:
         tier_snap = r.tier(tier_id).get()
         if tier_snap.exists:
+            tier = tier_snap.to_dict() or {}
             period, month_reset = month_period(now, settings.token_day_timezone)
             usage_snap = r.monthly(request.user_id, period).get()
-            body["monthly"] = monthly_report(
+            monthly = monthly_report(
                 tier_id,
-                tier_snap.to_dict() or {},
+                tier,
                 usage_snap.to_dict() or {} if usage_snap.exists else {},
                 period,
                 month_reset,
                 request.conversation_seconds,
             )
-    return LimitsAnswer(body, allowed)
+            body["monthly"] = monthly
+            refusal = kaiwa_refusal(
+                tier_id,
+                tier,
+                monthly,
+                request.conversation_seconds,
+                request.conversation_mode == "realtime",
+            )
+            # Kaiwa's monthly limits are enforced (a refusal, not advice); a feature the
+            # tier lacks is 403 and wins over a limit reached.
+            if refusal is not None:
+                monthly["allowed"] = False
+                body["allowed"] = False
+                if status == 200 or refusal.status == 403:
+                    status = refusal.status
+                    body["limit"] = refusal.limit
+                    body["detail"] = refusal.detail
+                    monthly_limit = refusal.limit.startswith("monthly")
+                    body["limitResetAt"] = monthly["resetAt"] if monthly_limit else None
+    return LimitsAnswer(body, status == 200, status)

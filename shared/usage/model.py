@@ -131,6 +131,8 @@ class LimitsCheck(BaseModel):
     user_id: StrictStr
     tokens: StrictInt = Field(ge=0, le=MAX_COUNT)
     conversation_seconds: StrictInt = Field(default=0, ge=0, le=86_400)
+    # Kaiwa: a realtime conversation also needs the tier's realtime access and sessions.
+    conversation_mode: Literal["traditional", "realtime"] | None = None
 
     @field_validator("user_id")
     @classmethod

@@ -95,6 +95,7 @@ def meter_usage(
     period, period_end = month_period(at, settings.token_day_timezone)
 
     receipt_ref = db.collection(RECEIPTS).document(log_id)
+    kaiwa = settings.schema_profile == "kaiwa"
 
     def work(unit: Unit) -> Metered:
         log_ref = r.log(log_id)
@@ -124,7 +125,14 @@ def meter_usage(
         if not user_snap.exists:
             raise NotFound(f"unknown user {event.user_id}")
         user = user_snap.to_dict() or {}
-        plan_id = config.plan_of(event.subscription_plan, user)
+        # A user without ``users.tier`` (every Kaiwa user) is on their active
+        # subscription's ``tierId``, as it stands when the event is metered.
+        subscription_tier = None
+        if not event.subscription_plan and (kaiwa or not user.get("tier")):
+            subscription_tier = config.kaiwa_tier_id(db, event.user_id)
+        plan_id = config.plan_of(
+            event.subscription_plan, user, subscription_tier=subscription_tier, kaiwa=kaiwa
+        )
         plan_snap = unit.get(r.plan(plan_id))
         plan_data = plan_snap.to_dict() if plan_snap.exists else None
         pricing = config.plan_pricing(plan_id, plan_data)

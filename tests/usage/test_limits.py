@@ -52,7 +52,13 @@ def test_daily_limit_below_at_and_above(usage_db, stack, clock) -> None:
     assert at.status_code == 200 and at.json()["allowed"] is True
     above = check(stack, {"user_id": "t1", "tokens": 1_001})
     assert above.status_code == 429
-    assert above.json() == {**at.json(), "allowed": False}
+    assert above.json() == {
+        **at.json(),
+        "allowed": False,
+        "limit": "tokenLimit",
+        "limitResetAt": "2026-01-05T00:00:00Z",
+        "detail": "10000 tokens a day would be exceeded; resets 2026-01-05T00:00:00Z",
+    }
     spend(stack, "t1", "b", 1_000, clock.now())
     full = check(stack, {"user_id": "t1", "tokens": 0})
     assert full.status_code == 200 and full.json()["tokensUsed"] == 10_000
@@ -164,10 +170,15 @@ def test_kaiwa_monthly_limits_at_the_edges_and_month_end(usage_db, stack, clock)
     assert monthly["allowed"] is True  # exactly at the seconds limit
     assert monthly["resetAt"] == "2026-02-01T00:00:00Z"
     over = check(stack, {"user_id": "k1", "tokens": 10, "conversation_seconds": 91})
-    assert over.status_code == 200  # the daily tokens still fit
-    assert over.json()["allowed"] is True and over.json()["monthly"]["allowed"] is False
+    # Enforced: the daily tokens still fit, but the month's seconds do not.
+    assert over.status_code == 429
+    assert over.json()["allowed"] is False and over.json()["monthly"]["allowed"] is False
+    assert over.json()["limit"] == "monthlySeconds"
+    assert over.json()["limitResetAt"] == "2026-02-01T00:00:00Z"
     spend(stack, "k1", "conv-9", 10, clock.now(), conversation_id="c9", conversation_seconds=1)
-    exhausted = check(stack, {"user_id": "k1", "tokens": 1}).json()["monthly"]
+    refused = check(stack, {"user_id": "k1", "tokens": 1})
+    assert refused.status_code == 429 and refused.json()["limit"] == "monthlyConversations"
+    exhausted = refused.json()["monthly"]
     assert exhausted["conversationsUsed"] == 10 and exhausted["allowed"] is False
     clock.set(datetime(2026, 2, 1, 0, 0, tzinfo=UTC))
     february = check(stack, {"user_id": "k1", "tokens": 1}).json()["monthly"]
