@@ -32,7 +32,8 @@ still credit only once; ``verification_method`` MANUAL; actor and reason in
 
 ``slip_submissions/{slip_id}`` is a collection of this project (BigEye's ``slips`` schema gets no
 extra fields): ``user_id``, ``amount_baht``, ``promo_code``, ``created_at``, ``attempts``,
-``last_attempt_at``, ``last_code``.
+``last_attempt_at``, ``last_code``, and ``manual_review`` / ``manual_review_reason`` when
+the schedule cannot re-verify a slip (no stored image or amount) and leaves it to operators.
 """
 
 from __future__ import annotations
@@ -746,6 +747,9 @@ def reject_slip(db: Any, *, slip_id: str, actor: str, reason: str, now: datetime
     return run_atomically(db, work)
 
 
+_REVERIFY_MAX_PAGES = 10
+
+
 @dataclass
 class ReverifyReport:
     """What one ``reverify_pending`` run did."""
@@ -756,6 +760,7 @@ class ReverifyReport:
     duplicate: int = 0
     still_pending: int = 0
     failed: int = 0
+    manual_review: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -775,28 +780,75 @@ def reverify_pending(db: Any, now: datetime, *, limit: int | None = None) -> Rev
     settings = get_settings()
     now = ensure_utc(now)
     cutoff = now - timedelta(seconds=settings.slip_reverify_after_s)
-    query = (
+    base = (
         db.collection(SLIPS_COLLECTION)
         .where(filter=firestore.FieldFilter("status", "==", "PENDING"))
         .where(filter=firestore.FieldFilter("created_at", "<=", cutoff))
         .order_by("created_at")
-        .limit(limit or settings.slip_reverify_batch)
     )
+    want = limit or settings.slip_reverify_batch
     report = ReverifyReport()
-    snaps = list(query.stream())
-    if not snaps:
+    # Oldest first, passing over slips already handed to operators (manual_review), so a
+    # slip that can never be re-verified does not hold up the ones behind it.
+    candidates: list[tuple[Any, dict[str, Any], bool]] = []
+    cursor = None
+    for _ in range(_REVERIFY_MAX_PAGES):
+        query = base.limit(want * 2)
+        if cursor is not None:
+            query = query.start_after(cursor)
+        page = list(query.stream())
+        if not page:
+            break
+        refs = [db.collection(SUBMISSIONS_COLLECTION).document(snap.id) for snap in page]
+        subs = {sub.id: sub.to_dict() or {} for sub in db.get_all(refs) if sub.exists}
+        for snap in page:
+            submission = subs.get(snap.id)
+            if submission is not None and submission.get("manual_review") is True:
+                report.manual_review += 1
+                continue
+            slip = snap.to_dict() or {}
+            candidates.append(
+                (snap, submission or _submission(db, snap.id, slip), bool(submission))
+            )
+            if len(candidates) >= want:
+                break
+        if len(candidates) >= want or len(page) < want * 2:
+            break
+        cursor = page[-1]
+    if not candidates:
         return report
     rate, receivers, promos = _setup(db)
-    for snap in snaps:
+    for snap, submission, recorded in candidates:
         report.checked += 1
         slip = snap.to_dict() or {}
-        submission = _submission(db, snap.id, slip)
         sub_ref = db.collection(SUBMISSIONS_COLLECTION).document(snap.id)
         try:
             baht = parse_amount(submission.get("amount_baht"))
             image = slipimages.load(str(slip.get("image_url") or ""))
+        except (InvalidInput, NotFound) as exc:
+            # No submitted amount or no stored image (a slip from before images were kept):
+            # only an operator can decide it. It stays PENDING and is listed for review.
+            sub_ref.set(
+                {
+                    "user_id": slip.get("user_id"),
+                    "manual_review": True,
+                    "manual_review_reason": exc.detail,
+                    "last_attempt_at": now,
+                },
+                merge=True,
+            )
+            report.manual_review += 1
+            log(
+                logger,
+                logging.WARNING,
+                "pending slip needs an operator",
+                slip_id=snap.id,
+                detail=exc.detail,
+            )
+            continue
+        try:
             check = Slip2GoClient().verify(image.data_url(), amount=baht, receivers=receivers)
-            if sub_ref.get().exists:
+            if recorded:
                 sub_ref.update(
                     {
                         "attempts": firestore.Increment(1),

@@ -283,3 +283,34 @@ def test_a_verified_slip_cannot_be_rejected(money) -> None:
     with pytest.raises(Conflict):
         reject_slip(db, slip_id=body["slip_id"], actor="ops", reason="r", now=_earlier(0))
     assert _docs(db, "slips")[body["slip_id"]]["status"] == "VERIFIED"
+
+
+def test_a_slip_that_cannot_be_reverified_goes_to_operators_without_blocking(
+    money, standin
+) -> None:
+    db = money
+    make_user(db, "u1")
+    slip_id = _pending(db, standin, "u1", "TR-BEHIND")
+    # An older PENDING slip from before images were kept: no image, no submission record.
+    legacy = db.collection("slips").document("legacy")
+    legacy.set(
+        {
+            "user_id": "u1",
+            "status": "PENDING",
+            "image_url": "sha256:" + "0" * 64,
+            "amount_detected": None,
+            "created_at": _earlier(60),
+        }
+    )
+    first = reverify_pending(db, datetime.now(UTC), limit=1)
+    assert (first.checked, first.manual_review, first.credited) == (1, 1, 0)
+    review = _docs(db, "slip_submissions")["legacy"]
+    assert review["manual_review"] is True and review["manual_review_reason"]
+    assert _docs(db, "slips")["legacy"]["status"] == "PENDING"
+    # The next run passes over it and resolves the slip behind it.
+    second = reverify_pending(db, datetime.now(UTC), limit=1)
+    assert (second.checked, second.credited, second.manual_review) == (1, 1, 1)
+    assert _docs(db, "slips")[slip_id]["status"] == "VERIFIED"
+    assert _credits(db, "u1") == 400
+    listed = _cli("slips", "list", "--json")
+    assert [r["slip_id"] for r in json.loads(listed.output)] == ["legacy"]
