@@ -132,11 +132,16 @@ def bearer_token(header: str | None) -> str:
 
 
 def _check_status(user: dict[str, Any]) -> None:
+    """Only the exact status ``active`` may act (an unset status counts as active, as in the
+    top-up path); ``"Banned"``, ``"disabled"`` or anything else is refused."""
     status = user.get("status")
+    if status is None or status == UserStatus.ACTIVE.value:
+        return
     if status == UserStatus.SUSPENDED.value:
         raise Forbidden("Account suspended")
     if status == UserStatus.BANNED.value:
         raise Forbidden("Account banned")
+    raise Forbidden("Account not active")
 
 
 def load_caller(db: firestore.Client, claims: dict[str, Any]) -> Caller:
