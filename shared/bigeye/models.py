@@ -8,10 +8,12 @@ numbers must be JSON numbers (no strings, no booleans) and every string is bound
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any
 
+import idna
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -121,8 +123,22 @@ def check_version(value: str) -> str:
 
 
 def check_email(value: str) -> str:
-    """A plausible e-mail address, lower-cased (addresses are unique case-insensitively)."""
-    value = value.strip().lower()
+    """A plausible e-mail address in its one canonical form (addresses are unique in it).
+
+    NFKC (full-width letters become plain ones), surrounding white space removed, lower
+    case, the domain's trailing dots dropped and the domain in IDNA ASCII form (UTS 46), so
+    ``x@example.com.``, ``X@EXAMPLE.com`` and ``x@ＥＸＡＭＰＬＥ.com`` are one account.
+    """
+    value = unicodedata.normalize("NFKC", value).strip()
+    local, at, domain = value.rpartition("@")
+    domain = domain.rstrip(".")
+    if not at or not local or not domain or len(value) > 254:
+        raise ValueError("must be an e-mail address")
+    try:
+        domain = idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        raise ValueError("must be an e-mail address") from None
+    value = f"{local.lower()}@{domain.lower()}"
     if len(value) > 254 or not _EMAIL_RE.match(value):
         raise ValueError("must be an e-mail address")
     return value
