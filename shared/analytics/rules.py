@@ -354,8 +354,9 @@ def banked_seconds_next(
     """Seconds banked into the next period: what was left of the period's allowance, capped.
 
     The period's allowance is the tier's ``monthlySeconds`` plus what was left of the bank
-    carried in (``bankedSeconds - bankedSecondsUsed``); ``secondsUsed`` counts every second
-    used in the period (the usage-limits check lets a user spend both). What was left rolls
+    carried in (``bankedSeconds - bankedSecondsUsed``); ``usage-events`` counts the seconds
+    used past the allowance in ``bankedSecondsUsed`` while banked seconds are left, and
+    the rest in ``secondsUsed`` (the usage-limits check lets a user spend both). What was left rolls
     over, capped at ``cap_seconds`` (default: one month's allowance, so a bank never holds
     more than one extra month). A tier without ``sessionBankingEnabled`` banks nothing.
     """

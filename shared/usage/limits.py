@@ -104,6 +104,37 @@ def kaiwa_refusal(
     return None
 
 
+@dataclass(frozen=True)
+class SecondsSplit:
+    """Where one conversation's seconds go in ``userUsage``: the allowance or the bank."""
+
+    regular: int  # added to ``secondsUsed`` (the allowance, and any excess past both)
+    banked: int  # added to ``bankedSecondsUsed``
+
+
+def split_seconds(tier: dict[str, Any] | None, usage: dict[str, Any], seconds: int) -> SecondsSplit:
+    """Split ``seconds`` used by a Kaiwa user between the month's allowance and the bank (pure).
+
+    The allowance (``monthlySeconds``) is used first; seconds beyond it come out of the
+    banked seconds still unused (``bankedSeconds - bankedSecondsUsed``), on a tier with
+    ``sessionBankingEnabled`` and a limited allowance. Seconds beyond both (the use already
+    happened) count in ``secondsUsed``, past the allowance. So what is left is always
+    ``(monthlySeconds - secondsUsed) + (bankedSeconds - bankedSecondsUsed)``.
+    """
+    seconds = max(0, int(seconds))
+    tier = tier or {}
+    allowance = _limit(tier.get("monthlySeconds"))
+    if tier.get("sessionBankingEnabled") is not True or allowance is None:
+        return SecondsSplit(seconds, 0)
+    used = int(usage.get("secondsUsed") or 0)
+    bank_left = max(
+        0, int(usage.get("bankedSeconds") or 0) - int(usage.get("bankedSecondsUsed") or 0)
+    )
+    from_allowance = min(seconds, max(0, allowance - used))
+    from_bank = min(seconds - from_allowance, bank_left)
+    return SecondsSplit(seconds - from_bank, from_bank)
+
+
 def monthly_report(
     tier_id: str,
     tier: dict[str, Any],

@@ -11,8 +11,11 @@ The unit writes, all or nothing:
 - the ledger DEDUCTION of ``credits_used`` (key ``usage:{request_id}``, partial allowed:
   the use already happened, so a short balance goes to zero and the shortfall is recorded
   on the log and in the transaction's description);
-- ``daily_token_usage/{userId}_{YYYY-MM-DD}`` and Kaiwa ``userUsage/{userId}_{YYYY-MM}``
-  as blind ``Increment`` merges (a busy user's counters never serialise the unit);
+- ``daily_token_usage/{userId}_{YYYY-MM-DD}`` as a blind ``Increment`` merge (a busy
+  user's counter never serialises the unit);
+- Kaiwa ``userUsage/{userId}_{YYYY-MM}`` read then written (guarded by "unchanged since
+  read"): seconds past the month's allowance go to ``bankedSecondsUsed`` while banked
+  seconds are left (``limits.split_seconds``);
 - the analytics write-time counters (``count_usage``), once per new log.
 """
 
@@ -34,6 +37,7 @@ from shared.ledger import Refs, ledger_for, posting_key, transaction_id_for
 from shared.logs import get_logger, log
 from shared.settings import get_settings
 from shared.usage import config
+from shared.usage.limits import split_seconds
 from shared.usage.model import UsageEvent
 from shared.usage.pricing import (
     fingerprint,
@@ -128,7 +132,8 @@ def meter_usage(
         # A user without ``users.tier`` (every Kaiwa user) is on their active
         # subscription's ``tierId``, as it stands when the event is metered.
         subscription_tier = None
-        if not event.subscription_plan and (kaiwa or not user.get("tier")):
+        looked_up = not event.subscription_plan and (kaiwa or not user.get("tier"))
+        if looked_up:
             subscription_tier = config.kaiwa_tier_id(db, event.user_id)
         plan_id = config.plan_of(
             event.subscription_plan, user, subscription_tier=subscription_tier, kaiwa=kaiwa
@@ -242,17 +247,33 @@ def meter_usage(
                         },
                     )
             realtime = 1 if event.conversation_mode == "realtime" and new_conversation else 0
-            unit.merge(
-                r.monthly(event.user_id, period),
-                {
-                    "userId": event.user_id,
-                    "period": period,
-                    "conversationsUsed": firestore.Increment(new_conversation),
-                    "secondsUsed": firestore.Increment(event.conversation_seconds),
-                    "realtimeSessionsUsed": firestore.Increment(realtime),
-                    "updatedAt": now,
-                },
-            )
+            # Read-then-write (not a blind Increment): the seconds past the month's
+            # allowance come out of the bank, which depends on what is already used; the
+            # write carries "unchanged since read", so concurrent events never double-count.
+            tier_id = subscription_tier if looked_up else config.kaiwa_tier_id(db, event.user_id)
+            if tier_id is None and kaiwa:
+                tier_id = config.DEFAULT_PLAN
+            usage_ref = r.monthly(event.user_id, period)
+            if tier_id is not None:
+                usage_snap, tier_snap = unit.get_all([usage_ref, r.tier(tier_id)])
+                tier = tier_snap.to_dict() if tier_snap.exists else None
+            else:
+                usage_snap, tier = unit.get(usage_ref), None
+            usage = (usage_snap.to_dict() or {}) if usage_snap.exists else {}
+            split = split_seconds(tier, usage, event.conversation_seconds)
+            counters = {
+                "userId": event.user_id,
+                "period": period,
+                "conversationsUsed": int(usage.get("conversationsUsed") or 0) + new_conversation,
+                "secondsUsed": int(usage.get("secondsUsed") or 0) + split.regular,
+                "realtimeSessionsUsed": int(usage.get("realtimeSessionsUsed") or 0) + realtime,
+                "bankedSecondsUsed": int(usage.get("bankedSecondsUsed") or 0) + split.banked,
+                "updatedAt": now,
+            }
+            if usage_snap.exists:
+                unit.update(usage_ref, counters)
+            else:
+                unit.create(usage_ref, {**counters, "bankedSeconds": 0})
 
         count_usage(unit, log_doc)
         return Metered(log_id, False, deducted, shortfall)

@@ -6,12 +6,14 @@ Over real HTTP (usage-limits) and Pub/Sub pushes (usage-events), under the kaiwa
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from google.cloud.firestore import FieldFilter
 
 from shared.settings import override_settings
+from shared.usage.limits import split_seconds
 from tests.helpers import wait_for
 from tests.usage.test_limits import _subscribe, check, spend
 
@@ -110,3 +112,107 @@ def test_free_user_out_of_seconds_is_429_on_seconds(kaiwa, stack, clock) -> None
     answer = check(stack, {"user_id": "kf2", "tokens": 1, "conversation_seconds": 1})
     assert answer.status_code == 429 and answer.json()["limit"] == "monthlySeconds"
     assert answer.json()["monthly"]["secondsUsed"] == 1_800
+
+
+def _usage(db: Any, user_id: str, period: str = "2026-01") -> dict[str, Any]:
+    snap = db.collection("userUsage").document(f"{user_id}_{period}").get()
+    return snap.to_dict() or {}
+
+
+def test_banked_seconds_are_consumed_past_the_allowance_then_refused(kaiwa, stack, clock) -> None:
+    _kaiwa_user(kaiwa, "kb1")
+    _subscribe(kaiwa, "kb1", "plus")  # 18,000 s a month, banking, sessions up to 600 s
+    # The rollover banked 500 s into January; 17,800 s of the allowance are used.
+    kaiwa.collection("userUsage").document("kb1_2026-01").set(
+        {
+            "userId": "kb1",
+            "period": "2026-01",
+            "conversationsUsed": 5,
+            "secondsUsed": 17_800,
+            "realtimeSessionsUsed": 0,
+            "bankedSeconds": 500,
+            "bankedSecondsUsed": 0,
+        }
+    )
+    spend(stack, "kb1", "kb-0", 10, clock.now(), conversation_id="c0", conversation_seconds=300)
+    usage = _usage(kaiwa, "kb1")
+    # 200 s finish the allowance, the other 100 s come out of the bank.
+    assert (usage["secondsUsed"], usage["bankedSecondsUsed"]) == (18_000, 100)
+    assert usage["bankedSeconds"] == 500 and usage["conversationsUsed"] == 6
+    # Left: (18,000 - 18,000) + (500 - 100) = 400 s.
+    at_edge = check(stack, {"user_id": "kb1", "tokens": 1, "conversation_seconds": 400})
+    assert at_edge.status_code == 200, at_edge.json()
+    assert at_edge.json()["monthly"]["secondsAvailable"] == 18_400
+    over = check(stack, {"user_id": "kb1", "tokens": 1, "conversation_seconds": 401})
+    assert over.status_code == 429 and over.json()["limit"] == "monthlySeconds"
+
+    # Four concurrent conversations of 100 s use exactly the 400 s left, once each.
+    def one(i: int) -> None:
+        spend(
+            stack,
+            "kb1",
+            f"kb-{i}",
+            10,
+            clock.now(),
+            conversation_id=f"c{i}",
+            conversation_seconds=100,
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(one, range(1, 5)))
+    one(3)  # a redelivery counts nothing
+    usage = _usage(kaiwa, "kb1")
+    assert (usage["secondsUsed"], usage["bankedSecondsUsed"]) == (18_000, 500)
+    assert usage["conversationsUsed"] == 10
+    refused = check(stack, {"user_id": "kb1", "tokens": 1, "conversation_seconds": 1})
+    assert refused.status_code == 429, refused.json()
+    body = refused.json()
+    assert body["limit"] == "monthlySeconds" and body["limitResetAt"] == "2026-02-01T00:00:00Z"
+    assert "resets 2026-02-01T00:00:00Z" in body["detail"]
+    assert body["monthly"]["bankedSecondsUsed"] == 500
+    # The use already happened: seconds past both are recorded past the allowance.
+    spend(stack, "kb1", "kb-9", 10, clock.now(), conversation_id="c9", conversation_seconds=50)
+    usage = _usage(kaiwa, "kb1")
+    assert (usage["secondsUsed"], usage["bankedSecondsUsed"]) == (18_050, 500)
+
+
+def test_a_tier_without_banking_never_touches_the_bank(kaiwa, stack, clock) -> None:
+    _kaiwa_user(kaiwa, "kb2")  # free: 1,800 s, no banking
+    kaiwa.collection("userUsage").document("kb2_2026-01").set(
+        {"userId": "kb2", "period": "2026-01", "secondsUsed": 1_700, "bankedSeconds": 500}
+    )
+    spend(stack, "kb2", "kb2-0", 10, clock.now(), conversation_id="c0", conversation_seconds=150)
+    usage = _usage(kaiwa, "kb2")
+    assert (usage["secondsUsed"], usage["bankedSecondsUsed"]) == (1_850, 0)
+    assert usage["conversationsUsed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("tier", "usage", "seconds", "expected"),
+    [
+        ({"monthlySeconds": 100, "sessionBankingEnabled": True}, {}, 60, (60, 0)),
+        (
+            {"monthlySeconds": 100, "sessionBankingEnabled": True},
+            {"secondsUsed": 80, "bankedSeconds": 50, "bankedSecondsUsed": 10},
+            60,
+            (20, 40),
+        ),
+        (
+            {"monthlySeconds": 100, "sessionBankingEnabled": True},
+            {"secondsUsed": 100, "bankedSeconds": 50, "bankedSecondsUsed": 30},
+            60,
+            (40, 20),
+        ),
+        (
+            {"monthlySeconds": 100, "sessionBankingEnabled": False},
+            {"secondsUsed": 100, "bankedSeconds": 50},
+            60,
+            (60, 0),
+        ),
+        ({"monthlySeconds": -1, "sessionBankingEnabled": True}, {"bankedSeconds": 5}, 9, (9, 0)),
+        (None, {"bankedSeconds": 5}, 9, (9, 0)),
+    ],
+)
+def test_split_seconds(tier, usage, seconds, expected) -> None:
+    split = split_seconds(tier, usage, seconds)
+    assert (split.regular, split.banked) == expected
