@@ -109,17 +109,23 @@ def configured_receivers(raw: str | None = None) -> tuple[Receiver, ...]:
 _ACCOUNT_CHARS = re.compile(r"[^0-9xX*]")
 
 
+#: A masked slip must show at least this many digits of the receiver's account, all
+#: matching; fewer cannot tell BigEye's account from a stranger's (REJECTED with the reason).
+MIN_VISIBLE_DIGITS = 4
+
+
 def account_matches(shown: str | None, account_number: str) -> bool:
     """True when a slip's (possibly masked) account is ``account_number``.
 
     Slips mask digits (``xxx-x-x5678-x``): separators are dropped, both sides must have the
-    same length, and every digit shown must equal the account's digit at that position.
+    same length, at least ``MIN_VISIBLE_DIGITS`` digits must be shown, and every digit shown
+    must equal the account's digit at that position.
     """
     if not shown:
         return False
     a = _ACCOUNT_CHARS.sub("", shown)
     b = _ACCOUNT_CHARS.sub("", account_number)
-    if not a or len(a) != len(b) or not any(ch.isdigit() for ch in a):
+    if not a or len(a) != len(b) or sum(ch.isdigit() for ch in a) < MIN_VISIBLE_DIGITS:
         return False
     return all(x in "xX*" or x == y for x, y in zip(a, b, strict=True))
 

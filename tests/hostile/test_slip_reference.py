@@ -63,3 +63,21 @@ def test_a_slip_credited_before_canonical_keys_is_still_a_duplicate(
     again = session.post("credit/topup", {"slip": make_slip("OLDREF77", 100), "amount": 100})
     assert again.status_code == 409, again.text
     assert session.get("credit/balance").json()["credits"] == 400
+
+
+def test_a_slip_showing_too_few_digits_of_the_receiver_is_rejected(
+    stack: Any, money: Any, standin: Any, fast_accounts: None
+) -> None:
+    """Finding 4: ``xxx-x-xxxx9-x`` matches any account with a 9 there; it is not enough."""
+    session = register_and_login(stack.base_url)
+    for n, shown in enumerate(["xxx-x-xxxx9-x", "xxx-x-xx789-x"]):
+        slip = make_slip(f"FEWDIGITS{n}", 100, account=shown)
+        answer = session.post("credit/topup", {"slip": slip, "amount": 100})
+        assert answer.status_code == 400, answer.text
+        assert "account" in answer.json()["detail"]
+    assert session.get("credit/balance").json()["credits"] == 0
+    enough = session.post(
+        "credit/topup",
+        {"slip": make_slip("FEWDIGITS9", 100, account="xxx-x-x6789-x"), "amount": 100},
+    )
+    assert enough.status_code == 200, enough.text
