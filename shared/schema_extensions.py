@@ -9,7 +9,8 @@ Tests compare the written documents with ``declared_fields`` exactly.
 
 from __future__ import annotations
 
-#: The seeds' own fields of the collections below (Profit & Cost 002, KitesForU 000).
+#: The seeds' own fields of the collections below (Profit & Cost 002, KitesForU 000,
+#: Kaiwa 001).
 SEED_FIELDS: dict[str, frozenset[str]] = {
     "usage_logs": frozenset(
         {
@@ -29,6 +30,18 @@ SEED_FIELDS: dict[str, frozenset[str]] = {
             "country_code",
             "device_type",
             "generation_time_ms",
+        }
+    ),
+    # Kaiwa (001).
+    "payments": frozenset(
+        {
+            "userId",
+            "subscriptionId",
+            "stripePaymentIntentId",
+            "stripeInvoiceId",
+            "amount",
+            "currency",
+            "status",
         }
     ),
     "model_provider_health": frozenset(
@@ -61,6 +74,10 @@ ADDED_FIELDS: dict[str, dict[str, str]] = {
         "processed_at": "when the event was metered (created_at is the sender's time)",
         "message_sha256": "tells a replay from a reused request_id by reading the log",
         "expires_at": "created_at + 90 days: the field the deploy's TTL policy deletes on",
+    },
+    "payments": {
+        "amountRefunded": "what a refund returned so far (minor units, Stripe's cumulative "
+        "amount): amount stays what was paid, so partial refunds keep the net revenue",
     },
     "model_provider_health": {
         "last_event_at": "the newest event folded in, so a late event is recognised as late",

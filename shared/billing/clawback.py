@@ -5,6 +5,12 @@ the payment bought) and the original posting; decide with ``rules.clawback_targe
 ``clawback_delta`` (proportional, cumulative, never more than bought); apply one
 ``ledger.refund`` keyed by the event, and record any shortfall. A refund or dispute whose
 payment is not known yet is parked and replayed when the payment record is written.
+
+Kaiwa (profile ``kaiwa``): a refund also marks the payment in Kaiwa's ``payments``
+``refunded`` / ``partially_refunded`` with ``amountRefunded`` (Stripe's cumulative amount,
+so a redelivery or an older refund event arriving late changes nothing). A Kaiwa invoice
+that granted no credits (its tiers carry limits, not credits) has no payment record: its
+refund only updates ``payments``.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from google.cloud.firestore import FieldFilter
+
 from shared.atomic import Unit
 from shared.billing.context import (
+    INVOICE_PAYMENTS,
     KAIWA_PAYMENTS,
     PAYMENTS,
     SHORTFALLS,
@@ -23,7 +32,7 @@ from shared.billing.context import (
     safe_id,
 )
 from shared.billing.events import Charge, Dispute
-from shared.billing.rules import Unresolvable, clawback_delta, clawback_target
+from shared.billing.rules import Unresolvable, clawback_delta, clawback_target, kaiwa_id
 from shared.ledger import Refs
 from shared.logs import get_logger, log
 
@@ -83,7 +92,7 @@ def _claw_back(
     reason: str,
     object_id: str,
     updates: dict[str, Any],
-    kaiwa_status: str,
+    kaiwa_status: str | None,
 ) -> Outcome:
     user_id = str(pay["user_id"])
     # Reads in one attempt are not a snapshot: clamp to what the original's posting record
@@ -148,7 +157,7 @@ def _claw_back(
             payment_intent=payment_intent,
             shortfall=shortfall,
         )
-    if ctx.profile == "kaiwa" and pay.get("kaiwa_payment_id"):
+    if kaiwa_status and ctx.profile == "kaiwa" and pay.get("kaiwa_payment_id"):
         unit.update(
             ctx.db.collection(KAIWA_PAYMENTS).document(str(pay["kaiwa_payment_id"])),
             {"status": kaiwa_status},
@@ -165,13 +174,76 @@ def _claw_back(
     )
 
 
+def _kaiwa_payment(
+    unit: Unit, ctx: Context, charge: Charge, pay: dict[str, Any] | None
+) -> tuple[Any, dict[str, Any]] | None:
+    """The Kaiwa ``payments`` document a refunded charge paid, if it is known.
+
+    Found by the payment record, the charge's invoice (before basil), the invoice link
+    that holds the charge's payment key, or the document's ``stripePaymentIntentId``.
+    """
+    if ctx.profile != "kaiwa":
+        return None
+    ids: list[str] = []
+    if pay and pay.get("kaiwa_payment_id"):
+        ids.append(str(pay["kaiwa_payment_id"]))
+    if charge.invoice:
+        ids.append(kaiwa_id("invoice", charge.invoice))
+    links = (
+        ctx.db.collection(INVOICE_PAYMENTS)
+        .where(filter=FieldFilter("payment_keys", "array_contains", charge.payment_key))
+        .limit(5)
+    )
+    ids += [str(s.get("kaiwa_payment_id")) for s in links.stream() if s.get("kaiwa_payment_id")]
+    if charge.payment_intent:
+        found = (
+            ctx.db.collection(KAIWA_PAYMENTS)
+            .where(filter=FieldFilter("stripePaymentIntentId", "==", charge.payment_intent))
+            .limit(5)
+        )
+        ids += [s.id for s in found.stream()]
+    for payment_id in dict.fromkeys(ids):
+        ref = ctx.db.collection(KAIWA_PAYMENTS).document(safe_id(payment_id, "payment id"))
+        snap = unit.get(ref)
+        if snap.exists:
+            return ref, snap.to_dict() or {}
+    return None
+
+
+def _kaiwa_refunded(unit: Unit, ref: Any, data: dict[str, Any], charge: Charge) -> None:
+    """Mark a Kaiwa payment refunded with the charge's cumulative refunded amount."""
+    before = int(data.get("amountRefunded") or 0)
+    refunded = max(before, charge.amount_refunded)
+    status = "refunded" if refunded >= charge.amount else "partially_refunded"
+    if refunded <= 0 or (refunded == before and data.get("status") == status):
+        return  # a redelivery, or an older refund event arriving late
+    updates = {"amountRefunded": refunded, "status": status}
+    unit.update(ref, updates)
+
+
 def charge_refunded(unit: Unit, ctx: Context, charge: Charge) -> Outcome:
-    pay_ref, pay = _payment(unit, ctx, charge.payment_key)
+    try:
+        pay_ref, pay = _payment(unit, ctx, charge.payment_key)
+    except Unresolvable:
+        kaiwa = _kaiwa_payment(unit, ctx, charge, None)
+        if kaiwa is None:
+            raise
+        _kaiwa_refunded(unit, kaiwa[0], kaiwa[1], charge)
+        return done(
+            unit,
+            ctx,
+            "applied",
+            user_id=kaiwa[1].get("userId"),
+            object_id=charge.id,
+            detail="Kaiwa payment marked refunded; it bought no credits",
+        )
     credits = int(pay.get("credits") or 0)
     target = clawback_target(credits, charge.amount, charge.amount_refunded)
     remaining = credits - int(pay.get("clawed_credits") or 0)
     delta = clawback_delta(target, int(pay.get("refund_clawed") or 0), remaining)
-    full = charge.amount_refunded >= charge.amount
+    kaiwa = _kaiwa_payment(unit, ctx, charge, pay)
+    if kaiwa is not None:
+        _kaiwa_refunded(unit, kaiwa[0], kaiwa[1], charge)
     return _claw_back(
         unit,
         ctx,
@@ -186,7 +258,7 @@ def charge_refunded(unit: Unit, ctx: Context, charge: Charge) -> Outcome:
             "amount_refunded": max(int(pay.get("amount_refunded") or 0), charge.amount_refunded),
             "charge_id": charge.id,
         },
-        kaiwa_status="refunded" if full else "partially_refunded",
+        kaiwa_status=None,
     )
 
 

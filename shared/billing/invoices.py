@@ -293,6 +293,10 @@ def invoice_payment_paid(unit: Unit, ctx: Context, payment: InvoicePayment) -> O
             ctx.db.collection(KAIWA_PAYMENTS).document(str(kaiwa_payment)),
             {"stripePaymentIntentId": payment.payment_intent},
         )
+    if kaiwa_payment and not grant:
+        # A Kaiwa invoice that bought no credits: a refund parked for this payment can now
+        # find its ``payments`` document (replayed after this commit).
+        ctx.linked.append(("payment_intent_id", key))
     if not grant:
         return done(
             unit,
@@ -313,6 +317,33 @@ def invoice_payment_paid(unit: Unit, ctx: Context, payment: InvoicePayment) -> O
     )
 
 
+def _kaiwa_failed_payment(
+    unit: Unit, ctx: Context, inv: Invoice, sub_id: str, user_id: str
+) -> None:
+    """Kaiwa's ``payments/{uuid5(invoice)}`` with status ``failed`` and the amount due.
+
+    The same document ``invoice.paid`` writes: a later successful retry replaces it with
+    ``succeeded``; a failure delivered after the payment (Stripe does not keep order) never
+    turns a paid, refunded or disputed payment back into a failed one.
+    """
+    ref = ctx.db.collection(KAIWA_PAYMENTS).document(kaiwa_id("invoice", inv.id))
+    snap = unit.get(ref)
+    found = (snap.to_dict() or {}) if snap.exists else {}
+    if snap.exists and found.get("status") != "failed":
+        return
+    doc = kaiwa_payment_doc(
+        user_id=user_id,
+        subscription_id=kaiwa_id("subscription", sub_id),
+        payment_intent=inv.payment_intent or found.get("stripePaymentIntentId"),
+        invoice_id=inv.id,
+        amount=inv.amount_due,
+        currency=inv.currency,
+        status="failed",
+    )
+    if doc != found:
+        unit.set(ref, doc)
+
+
 def invoice_failed(unit: Unit, ctx: Context, inv: Invoice) -> Outcome:
     if not inv.subscription_id:
         return done(unit, ctx, "ignored", object_id=inv.id, detail="not a subscription invoice")
@@ -326,6 +357,8 @@ def invoice_failed(unit: Unit, ctx: Context, inv: Invoice) -> Outcome:
         subscription_id=sub_id,
         user_id=user_id,
     )
+    if ctx.profile == "kaiwa":
+        _kaiwa_failed_payment(unit, ctx, inv, sub_id, user_id)
     key = order_key(ctx.event.created, ctx.event.type, ctx.event.id)
     snapshot = state.get("snapshot")
     if not snapshot or state.get("deleted") or not is_newer(key, stored_key(state)):
