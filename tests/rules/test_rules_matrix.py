@@ -62,6 +62,18 @@ SEED: dict[str, dict[str, Any]] = {
         "stripe_customer_id": "cus_bob",
     },
     "users/mallory": {"email": "m@example.com", "credits_balance": 0, "role": "super_admin"},
+    # BigEye users (004): credentials and device/IP data are never returned to a client.
+    "users/be_carol": {
+        "email": "carol@example.com",
+        "password_hash": "$2b$12$abcdefghijklmnopqrstuv",
+        "hardware_id": "HW-CAROL",
+        "credits": 40,
+        "status": "active",
+        "metadata": {"os": "Windows 11", "registration_ip": "203.0.113.9", "notes": ""},
+    },
+    "users/be_hashonly": {"email": "h@example.com", "password_hash": "$2b$12$x"},
+    "users/be_ipnly": {"email": "i@example.com", "metadata": {"registration_ip": "1.2.3.4"}},
+    "users/be_devonly": {"email": "d@example.com", "hardware_id": "HW-D"},
     "credit_transactions/t_alice": {"user_id": "alice", "type": "PURCHASE", "amount": 100},
     "credit_transactions/t_bob": {"user_id": "bob", "type": "PURCHASE", "amount": 50},
     "transactions/bt_alice": {"user_id": "alice", "type": "TOPUP", "amount": 2000},
@@ -175,6 +187,11 @@ SEED: dict[str, dict[str, Any]] = {
     "token_usage_history/bob_2026_01": {"userId": "bob", "year": 2026, "month": 1},
     "jobs/jt_alice": {"user_id": "alice", "status": "RESERVED", "reserved_credits": 21},
     "jobs/jt_bob": {"user_id": "bob", "status": "RESERVED", "reserved_credits": 21},
+    "jobs/jt_carol": {
+        "user_id": "be_carol",
+        "status": "RESERVED",
+        "metadata": {"app_version": "1.0", "hardware_id": "HW-CAROL"},
+    },
     "slips/sl_alice": {"user_id": "alice", "status": "VERIFIED", "amount_detected": 500},
     "slips/sl_bob": {"user_id": "bob", "status": "VERIFIED", "amount_detected": 500},
     "promo_redemptions/pr_alice": {"user_id": "alice", "promo_id": "promo1", "bonus_credits": 1},
@@ -366,12 +383,67 @@ def _cases() -> list[Case]:
             data={"credits_balance": 0},
         ),
         Case(u, "owner deletes self", ALICE, "delete", "users/alice", False),
+        # Credentials, device and registration IP: no client reads them, not even the owner.
+        Case(u, "BigEye owner reads own secrets", ("be_carol", {}), "get", "users/be_carol", False),
+        Case(
+            u,
+            "owner reads own password hash",
+            ("be_hashonly", {}),
+            "get",
+            "users/be_hashonly",
+            False,
+        ),
+        Case(
+            u, "owner reads own registration IP", ("be_ipnly", {}), "get", "users/be_ipnly", False
+        ),
+        Case(
+            u, "owner reads own hardware id", ("be_devonly", {}), "get", "users/be_devonly", False
+        ),
+        Case(u, "other user reads BigEye secrets", BOB, "get", "users/be_carol", False),
+        Case(u, "unauthenticated reads BigEye user", ANON, "get", "users/be_carol", False),
+        Case(u, "admin claim reads BigEye user", ADMIN, "get", "users/be_carol", True),
+        Case(
+            u,
+            "owner adds a registration IP",
+            ALICE,
+            "update",
+            "users/alice",
+            False,
+            data={"metadata": {"registration_ip": "1.1.1.1"}},
+        ),
+        Case(
+            u,
+            "owner adds a hardware id",
+            ALICE,
+            "update",
+            "users/alice",
+            False,
+            data={"hardware_id": "HW-X"},
+        ),
     ]
     cases += owned("credit_transactions", "t_alice", "t_bob", "user_id", {"amount": 999})
     cases += owned("transactions", "bt_alice", "bt_bob", "user_id", {"amount": 999})
     cases += owned("courses", "c_alice", "c_bob", "user_id", {"status": "failed"})
     cases += owned("podcast_jobs", "j_alice", "j_bob", "user_id", {"status": "failed"})
-    cases += owned("jobs", "jt_alice", "jt_bob", "user_id", {"status": "COMPLETED"})
+    # Jobs record their device (metadata.hardware_id): a query cannot prove a result set
+    # free of it, so clients read single jobs without device data and never list them.
+    cases += [
+        c
+        for c in owned("jobs", "jt_alice", "jt_bob", "user_id", {"status": "COMPLETED"})
+        if c.label != "owner lists own"
+    ]
+    cases += [
+        Case("jobs", "owner lists own", ALICE, "list", "jobs", False, where=("user_id", "alice")),
+        Case(
+            "jobs",
+            "owner reads job with device id",
+            ("be_carol", {}),
+            "get",
+            "jobs/jt_carol",
+            False,
+        ),
+        Case("jobs", "admin claim reads job with device id", ADMIN, "get", "jobs/jt_carol", True),
+    ]
     cases += owned("slips", "sl_alice", "sl_bob", "user_id", {"status": "VERIFIED"})
     cases += owned("promo_redemptions", "pr_alice", "pr_bob", "user_id", {"bonus_credits": 9})
     cases += owned("payments", "p_alice", "p_bob", "userId", {"amount": 1})
