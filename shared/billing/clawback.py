@@ -194,7 +194,8 @@ def _kaiwa_payment(
         .where(filter=FieldFilter("payment_keys", "array_contains", charge.payment_key))
         .limit(5)
     )
-    ids += [str(s.get("kaiwa_payment_id")) for s in links.stream() if s.get("kaiwa_payment_id")]
+    found_links = [link.to_dict() or {} for link in links.stream()]
+    ids += [str(link["kaiwa_payment_id"]) for link in found_links if link.get("kaiwa_payment_id")]
     if charge.payment_intent:
         found = (
             ctx.db.collection(KAIWA_PAYMENTS)

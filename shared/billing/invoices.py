@@ -237,6 +237,9 @@ def invoice_paid(unit: Unit, ctx: Context, inv: Invoice) -> Outcome:
         },
     )
     if ctx.profile == "kaiwa":
+        if record is None:
+            # No credits bought: a refund parked for this payment needs only this document.
+            ctx.linked.extend(("payment_intent_id", key) for key in sorted(keys))
         unit.set(
             ctx.db.collection(KAIWA_PAYMENTS).document(kaiwa_payment),
             kaiwa_payment_doc(

@@ -18,6 +18,7 @@ from shared.atomic import Unit, run_atomically
 from shared.billing.context import (
     CUSTOMERS,
     EVENTS,
+    INVOICE_PAYMENTS,
     PARKED,
     PAYMENTS,
     SHORTFALLS,
@@ -117,7 +118,17 @@ def now_resolvable(db: firestore.Client, event_type: str, obj: Any) -> bool:
     keys = park_keys(event_type, obj)
     payment, customer = keys["payment_intent_id"], keys["customer_id"]
     if event_type.startswith("charge.") and payment and STRIPE_ID.match(payment):
-        return bool(db.collection(PAYMENTS).document(payment).get().exists)
+        if db.collection(PAYMENTS).document(payment).get().exists:
+            return True
+        if event_type != "charge.refunded":
+            return False
+        # A Kaiwa invoice that bought no credits: its refund needs only the payment link.
+        links = (
+            db.collection(INVOICE_PAYMENTS)
+            .where(filter=firestore.FieldFilter("payment_keys", "array_contains", payment))
+            .limit(5)
+        )
+        return any((link.to_dict() or {}).get("kaiwa_payment_id") for link in links.stream())
     if customer and STRIPE_ID.match(customer):
         return bool(db.collection(CUSTOMERS).document(customer).get().exists)
     return False

@@ -166,3 +166,27 @@ def test_other_profiles_write_no_kaiwa_payment(billing: Any, stack: Any) -> None
     failed = fx.event("invoice.payment_failed", _invoice(fx.LATEST, "open"), created=P1 + 1)
     deliver_ok(stack, failed)
     assert "payments" not in {c.id for c in billing.collections()}
+
+
+@pytest.mark.parametrize("version", [fx.LATEST])
+def test_refund_between_the_payment_link_and_the_invoice(
+    kaiwa: Any, stack: Any, version: str
+) -> None:
+    """invoice_payment.paid first (its link names no Kaiwa payment yet), then the refund
+    (parked), then invoice.paid: the refund is replayed onto the new payment."""
+    _subscribe(stack, version)
+    link = fx.event(
+        "invoice_payment.paid",
+        fx.invoice_payment(invoice_id="in_k1", payment_intent="pi_k1", amount=999, version=version),
+        api_version=version,
+        created=P1 + 3,
+    )
+    assert deliver_ok(stack, link) == "linked"
+    refund = _refund(version, 999, P1 + 4)
+    assert deliver_ok(stack, refund) == "parked"
+    paid = fx.event("invoice.paid", _invoice(version, "paid"), api_version=version, created=P1 + 2)
+    assert deliver_ok(stack, paid) == "applied"
+    doc = _payment(kaiwa)
+    assert (doc["status"], doc["amountRefunded"]) == ("refunded", 999)
+    assert doc["stripePaymentIntentId"] == "pi_k1"
+    assert docs(kaiwa, "stripe_parked_events")[refund["id"]]["status"] == "replayed"
