@@ -6,6 +6,7 @@ Signed with the stripe library (``tests.stripe.support.deliver``), under the kai
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -190,3 +191,15 @@ def test_refund_between_the_payment_link_and_the_invoice(
     assert (doc["status"], doc["amountRefunded"]) == ("refunded", 999)
     assert doc["stripePaymentIntentId"] == "pi_k1"
     assert docs(kaiwa, "stripe_parked_events")[refund["id"]]["status"] == "replayed"
+
+
+def test_failure_and_payment_racing_end_paid(kaiwa: Any, stack: Any) -> None:
+    """Redeliveries of a failure and of the payment, all at once: the payment wins."""
+    _subscribe(stack, fx.LATEST)
+    failed = fx.event("invoice.payment_failed", _invoice(fx.LATEST, "open"), created=P1 + 1)
+    paid = fx.event("invoice.paid", _invoice(fx.LATEST, "paid"), created=P1 + 2)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(lambda evt: deliver_ok(stack, evt), [failed, paid] * 3))
+    assert sorted(statuses).count("duplicate") == 4
+    doc = _payment(kaiwa)
+    assert (doc["status"], doc["amount"]) == ("succeeded", 999)
