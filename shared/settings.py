@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     rate_limit_auth_ip_per_min: int = 30
     rate_limit_user_per_min: int = 120
     rate_limit_topup_user_per_min: int = 10
+    # The welcome bonus is paid at most once per device (hardware_id) as well as per user;
+    # False pays it once per user only (docs/bigeye-topups.md, "Welcome bonus").
+    welcome_bonus_once_per_device: bool = True
 
     # Slip2Go.
     slip2go_base_url: str = "https://connect.slip2go.com/api"

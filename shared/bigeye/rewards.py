@@ -4,10 +4,18 @@ Both are BONUS transactions with a key derived from their cause, so a redelivere
 credits once: ``welcome:{user_id}`` (one welcome bonus per user, whatever promotion gave
 it) and ``usage-reward:{job_token}`` (one reward per finished job). The redemption, its
 counters and ``stats.*`` are written in the same atomic unit (see ``redemptions``).
+
+The welcome bonus is also paid at most once per device (setting
+``welcome_bonus_once_per_device``): the bonus creates ``welcome_devices/{device_key}``
+(``device_key`` = SHA-256 of the canonical ``hardware_id``) in the same unit as the
+posting; a later user of that device gets nothing, and one ``audit_logs`` entry
+``WELCOME_BONUS_DEVICE_REUSED`` with ``welcome_devices/{device_key}/refused/{user_id}`` in one
+unit (so a redelivered event audits nothing more).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +23,8 @@ from decimal import Decimal
 from typing import Any
 
 from shared.atomic import Unit
+from shared.bigeye.audit import audit
+from shared.bigeye.models import AuditEvent, Severity
 from shared.bigeye.promotions import (
     Customer,
     Occasion,
@@ -25,11 +35,13 @@ from shared.bigeye.promotions import (
     quote_welcome,
 )
 from shared.bigeye.redemptions import read_redemptions, record_redemption
+from shared.bigeye.slip2go import canonical_ref
 from shared.bigeye.topup import bigeye_ledger, customer_facts
 from shared.clock import ensure_utc
 from shared.errors import InvalidInput
 from shared.ledger import Kind, Refs, posting_key, transaction_id_for
 from shared.logs import get_logger, log
+from shared.settings import get_settings
 
 logger = get_logger(__name__)
 
@@ -48,6 +60,16 @@ class Reward:
 def is_bigeye_user(user: dict[str, Any] | None) -> bool:
     """True for a BigEye ``users`` document (``credits`` or ``hardware_id``, 004)."""
     return isinstance(user, dict) and ("credits" in user or "hardware_id" in user)
+
+
+WELCOME_DEVICES = "welcome_devices"
+
+
+def device_key(hardware_id: str) -> str:
+    """The marker id of a device: SHA-256 of its canonical ``hardware_id`` (NFKC, white
+    space and invisible characters removed, case folded), so spellings of one id are one
+    device and the raw id is not repeated in another collection."""
+    return hashlib.sha256(canonical_ref(hardware_id).encode("utf-8")).hexdigest()
 
 
 def _reward(
@@ -75,6 +97,31 @@ def _reward(
         if not user_snap.exists:
             return Reward(user_id, 0, None, None)
         user = user_snap.to_dict() or {}
+        device_ref = None
+        hardware_id = user.get("hardware_id")
+        if (
+            occasion is Occasion.SIGNUP
+            and get_settings().welcome_bonus_once_per_device
+            and isinstance(hardware_id, str)
+            and canonical_ref(hardware_id)
+        ):
+            device_ref = unit.db.collection(WELCOME_DEVICES).document(device_key(hardware_id))
+            refused_ref = device_ref.collection("refused").document(user_id)
+            marker, refused = unit.get_all([device_ref, refused_ref])
+            first = (marker.to_dict() or {}).get("user_id") if marker.exists else None
+            if first is not None and first != user_id:
+                if not refused.exists:
+                    # Recorded once per user, so a redelivered event audits nothing more.
+                    unit.create(refused_ref, {"user_id": user_id, "created_at": now})
+                    audit(
+                        unit,
+                        AuditEvent.WELCOME_BONUS_DEVICE_REUSED,
+                        user_id=user_id,
+                        details={"hardware_id": hardware_id, "first_user_id": first},
+                        now=now,
+                        severity=Severity.WARNING,
+                    )
+                return Reward(user_id, 0, None, None)
         customer: Customer = customer_facts(user)
         if occasion is Occasion.SIGNUP and customer.created_at is None:
             customer = Customer(created_at=now, has_topped_up=customer.has_topped_up)
@@ -109,6 +156,16 @@ def _reward(
             slip_id=None,
             now=now,
         )
+        if device_ref is not None:
+            unit.set(
+                device_ref,
+                {
+                    "user_id": user_id,
+                    "promo_id": promo.promo_id,
+                    "transaction_id": result.transaction_id,
+                    "created_at": now,
+                },
+            )
         return Reward(user_id, quote.bonus_credits, promo.promo_id, result.transaction_id)
 
     reward = ledger.run(work)
