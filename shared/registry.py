@@ -310,6 +310,18 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         trigger=Document(pattern="plan_pricing/{plan_id}"),
         description="profit_audit_log pricing_changed entry for every plan pricing change",
     ),
+    FunctionSpec(
+        name="admin-console",
+        module="admin_console",
+        entry_point="admin_console",
+        # Browsers reach it directly; every page but sign-in needs a super_admin session.
+        trigger=Http(public=True),
+        description="Operator console: profit charts, money queue (parked Stripe events, "
+        "slips), users (balance, transactions, adjust)",
+        secrets=("CONSOLE_SESSION_SECRET",),
+        max_instances=5,
+        concurrency=20,
+    ),
 )
 
 

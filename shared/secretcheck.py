@@ -18,6 +18,7 @@ Minimums (docs/runbook.md, "Secrets"):
 | ``CONFIG_ENCRYPTION_KEY`` | >= 32 bytes (AES-256 key material), not ``JWT_SECRET`` |
 | ``STRIPE_WEBHOOK_SECRET`` | each comma-separated secret ``whsec_`` followed by >= 24 characters |
 | ``SLIP2GO_API_SECRET`` | >= 16 characters |
+| ``CONSOLE_SESSION_SECRET`` | >= 32 bytes (signs the operator console's session cookie) |
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from shared.logs import get_logger, log
 from shared.settings import (
     DEMO_CONFIG_ENCRYPTION_KEY,
+    DEMO_CONSOLE_SESSION_SECRET,
     DEMO_JWT_SECRET,
     DEMO_SLIP2GO_API_SECRET,
     DEMO_STRIPE_WEBHOOK_SECRET,
@@ -44,6 +46,7 @@ DEMO_VALUES = frozenset(
         DEMO_STRIPE_WEBHOOK_SECRET,
         DEMO_SLIP2GO_API_SECRET,
         DEMO_CONFIG_ENCRYPTION_KEY,
+        DEMO_CONSOLE_SESSION_SECRET,
         # Earlier published demo values and the usual placeholders.
         "change-me",
         "changeme",
@@ -55,6 +58,7 @@ CONFIG_KEY_MIN_BYTES = 32
 STRIPE_PREFIX = "whsec_"
 STRIPE_MIN_CHARS_AFTER_PREFIX = 24
 SLIP2GO_MIN_CHARS = 16
+CONSOLE_SECRET_MIN_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,12 @@ def _check_one(name: str, settings: Settings) -> list[Problem]:
         reason = _common(name, value)
         if reason is None and len(value) < SLIP2GO_MIN_CHARS:
             reason = f"shorter than {SLIP2GO_MIN_CHARS} characters"
+        return [Problem(name, reason)] if reason else []
+    if name == "CONSOLE_SESSION_SECRET":
+        value = settings.console_session_secret.get_secret_value()
+        reason = _common(name, value)
+        if reason is None and len(value.encode("utf-8")) < CONSOLE_SECRET_MIN_BYTES:
+            reason = f"shorter than {CONSOLE_SECRET_MIN_BYTES} bytes (session signing key)"
         return [Problem(name, reason)] if reason else []
     return [Problem(name, "no rule for this secret (add one to shared/secretcheck.py)")]
 

@@ -21,6 +21,7 @@ DEMO_STRIPE_WEBHOOK_SECRET = "whsec_demo_local_only"
 DEMO_JWT_SECRET = "demo-jwt-secret-local-only-change-me-0123456789"
 DEMO_SLIP2GO_API_SECRET = "demo-slip2go-secret"
 DEMO_CONFIG_ENCRYPTION_KEY = "demo-config-encryption-key-local-only-0123456789"
+DEMO_CONSOLE_SESSION_SECRET = "demo-console-session-secret-local-only-0123456789"
 # Outside the emulators every one of these is refused (shared/secretcheck.py).
 
 
@@ -101,6 +102,14 @@ class Settings(BaseSettings):
     provider_group_linger_ms: int = Field(default=0, ge=0, le=5000)
     pipeline_config_document: str = "global"
     pipeline_flags: dict[str, bool] = Field(default_factory=dict)
+
+    # Operator console (docs/console.md): the key signing its session cookies, how long a
+    # session lasts, and where Firebase Auth's ID-token signing certificates are published.
+    console_session_secret: SecretStr = Field(default=SecretStr(DEMO_CONSOLE_SESSION_SECRET))
+    console_session_ttl_s: int = 8 * 3600
+    console_firebase_certs_url: str = (
+        "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+    )
 
     def served_profiles(self) -> frozenset[str]:
         """The apps whose data this process may act on in sweeps (holds, jobs)."""
