@@ -425,8 +425,9 @@ def handle(request: Any) -> Any:
     """Answer one console request (never a 5xx for bad input)."""
     path = request.path.rstrip("/") or "/"
     method = request.method
-    if method == "GET" and path.startswith("/static/"):
-        name = path[len("/static/") :]
+    # Not /static/: the functions framework's Flask app keeps that path for itself.
+    if method == "GET" and path.startswith("/assets/"):
+        name = path[len("/assets/") :]
         if name not in STATIC_FILES:
             return _response("not found", 404, "text/plain")
         return _response(

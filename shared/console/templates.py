@@ -22,8 +22,8 @@ th{background:#f3f4f6;text-align:left}
 .charts{display:grid;grid-template-columns:1fr 1fr;gap:1em}.charts div{height:260px}
 img.slip{max-width:160px;max-height:220px;border:1px solid #ccc}
 </style>
-<script src="{{ base }}/static/chart.umd.js" defer></script>
-<script src="{{ base }}/static/console.js" defer></script>
+<script src="{{ base }}/assets/chart.umd.js" defer></script>
+<script src="{{ base }}/assets/console.js" defer></script>
 </head><body>
 {% if operator %}<nav>
 <a href="{{ base }}/profit">Profit</a><a href="{{ base }}/queue">Money queue</a>
