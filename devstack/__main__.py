@@ -196,7 +196,9 @@ def what_you_can_do_now(stack: Stack) -> str:
     lines.append("  HTTP functions:")
     lines += [f"    {base}/{name}/" for name in http]
     if "admin-console" in http:
-        lines.append(f"  operator console:    {base}/admin-console/")
+        lines.append(
+            f"  operator console:    {base}/admin-console/  (dev sign-in, docs/console.md)"
+        )
     lines += [
         "  send events:",
         "    .venv/bin/python -m devstack.usage_send        # a usage event, and what it became",

@@ -184,6 +184,7 @@ def test_approve_a_slip_seeing_its_image(db: Any, page: Any, stack: Any) -> None
         "() => { const i = document.querySelector('img.slip'); return i && i.complete "
         "&& i.naturalWidth === 60; }"
     )
+    _shot(page, "slips")
     page.fill("#approve-reason-slip-console-1", "checked the bank statement")
     page.fill("#slips-pending input[name=bank_ref]", "TR-CONSOLE-1")
     page.fill("#slips-pending input[name=amount]", "100")
