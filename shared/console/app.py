@@ -54,6 +54,11 @@ def _response(body: Any, status: int = 200, mimetype: str = "text/html", **heade
     return response
 
 
+def _detail(detail: str, status: int) -> Any:
+    """An error answer outside a page: ``{"detail": ...}`` as every HTTP function's."""
+    return _response(json.dumps({"detail": detail}), status, "application/json")
+
+
 def _base(request: Any) -> str:
     """The URL prefix the function is served under (``/admin-console`` locally)."""
     script = request.environ.get("SCRIPT_NAME", "") or ""
@@ -429,7 +434,7 @@ def handle(request: Any) -> Any:
     if method == "GET" and path.startswith("/assets/"):
         name = path[len("/assets/") :]
         if name not in STATIC_FILES:
-            return _response("not found", 404, "text/plain")
+            return _detail("not found", 404)
         return _response(
             (STATIC / name).read_bytes(),
             200,
@@ -452,7 +457,7 @@ def handle(request: Any) -> Any:
         except auth.SignInRefused:
             if method == "GET" and (path in GETS or path == "/"):
                 return _redirect(request, "/login")
-            return _response("sign in first", 401, "text/plain")
+            return _detail("sign in first", 401)
         if method == "GET":
             if path == "/":
                 return _redirect(request, "/profit")
@@ -464,7 +469,7 @@ def handle(request: Any) -> Any:
             raise Page(404, "not found")
         if method == "POST" and path in POSTS:
             if not auth.csrf_ok(operator, request.form.get("csrf")):
-                return _response("the form's CSRF token is missing or stale", 403, "text/plain")
+                return _detail("the form's CSRF token is missing or stale", 403)
             try:
                 return POSTS[path](request, operator)
             except CreditsError as exc:
@@ -482,7 +487,7 @@ def handle(request: Any) -> Any:
                 return _with_status(page(request, operator, error=exc.detail), exc.status)
         if method == "POST" and path == "/users/adjust":
             if not auth.csrf_ok(operator, request.form.get("csrf")):
-                return _response("the form's CSRF token is missing or stale", 403, "text/plain")
+                return _detail("the form's CSRF token is missing or stale", 403)
             try:
                 return adjust(request, operator)
             except CreditsError as exc:
@@ -495,7 +500,7 @@ def handle(request: Any) -> Any:
             raise Page(405, "method not allowed")
         raise Page(404, "not found")
     except Page as exc:
-        return _response(exc.detail, exc.status, "text/plain")
+        return _detail(exc.detail, exc.status)
 
 
 def _with_status(response: Any, status: int) -> Any:

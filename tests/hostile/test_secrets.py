@@ -33,6 +33,7 @@ STRONG = {
     "CONFIG_ENCRYPTION_KEY": "c" * 48,
     "SLIP2GO_API_SECRET": "s" * 24,
     "STRIPE_WEBHOOK_SECRET": "whsec_" + "w" * 32,
+    "CONSOLE_SESSION_SECRET": "k" * 48,
 }
 CLEARED = (
     "FIRESTORE_EMULATOR_HOST",
