@@ -314,8 +314,9 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         name="admin-console",
         module="admin_console",
         entry_point="admin_console",
-        # Browsers reach it directly; every page but sign-in needs a super_admin session.
-        trigger=Http(public=True),
+        # Behind Cloud Functions IAM too (operators open it through `gcloud run services
+        # proxy`, docs/console.md); every page but sign-in also needs a super_admin session.
+        trigger=Http(public=False),
         description="Operator console: profit charts, money queue (parked Stripe events, "
         "slips), users (balance, transactions, adjust)",
         secrets=("CONSOLE_SESSION_SECRET",),
