@@ -95,8 +95,8 @@ QUEUE = """{% extends "base" %}{% block body %}
 <th>bank ref</th><th>reason</th><th>approve</th><th>reject</th></tr>
 {% for s in rows %}<tr><td>{{ s.slip_id }}</td>
 <td><img class="slip" alt="slip {{ s.slip_id }}" src="{{ base }}/slips/{{ s.slip_id }}/image"></td>
-<td>{{ s.user_id }}</td><td>{{ s.amount_detected }}</td><td>{{ s.bank_ref }}</td>
-<td>{{ s.reject_reason }}</td>
+<td>{{ s.user_id }}</td><td>{{ s.amount_detected or '' }}</td><td>{{ s.bank_ref or '' }}</td>
+<td>{{ s.reject_reason or '' }}</td>
 <td><form method="post" action="{{ base }}/queue/slips/approve">
 <input type="hidden" name="csrf" value="{{ operator.csrf }}">
 <input type="hidden" name="slip_id" value="{{ s.slip_id }}">
