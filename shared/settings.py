@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # The welcome bonus is paid at most once per device (hardware_id) as well as per user;
     # False pays it once per user only (docs/bigeye-topups.md, "Welcome bonus").
     welcome_bonus_once_per_device: bool = True
+    # Per-account failed-login throttle (docs/bigeye-api.md, "Failed logins"): after this
+    # many wrong passwords the account is locked for base * 2^(n - max) seconds, capped.
+    login_max_failures: int = 5
+    login_lockout_base_s: int = 30
+    login_lockout_max_s: int = 3600
 
     # Slip2Go.
     slip2go_base_url: str = "https://connect.slip2go.com/api"

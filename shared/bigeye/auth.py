@@ -15,8 +15,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import bcrypt
@@ -34,7 +35,7 @@ from shared.bigeye.models import (
     Severity,
     UserStatus,
 )
-from shared.errors import Conflict, Forbidden, Unauthenticated
+from shared.errors import Conflict, Forbidden, RateLimited, Unauthenticated
 from shared.settings import get_settings
 
 ISSUER = "bigeye-credit-api"
@@ -222,6 +223,79 @@ def register(
     return _session(user_ref.id, user, now)
 
 
+LOGIN_THROTTLE = "login_throttle"
+
+
+def _lock_seconds(failures: int) -> int:
+    settings = get_settings()
+    over = failures - settings.login_max_failures
+    if over < 0:
+        return 0
+    return int(
+        min(settings.login_lockout_max_s, settings.login_lockout_base_s * 2 ** min(over, 30))
+    )
+
+
+def _refuse_if_locked(
+    db: firestore.Client,
+    ref: Any,
+    user_id: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> None:
+    """429 while the account is locked, whatever the password (audited, no bcrypt run)."""
+    state = ref.get().to_dict() or {}
+    locked_until = state.get("locked_until")
+    if locked_until is None or locked_until <= now:
+        return
+    audit_now(
+        db,
+        AuditEvent.LOGIN_FAILED_THROTTLED,
+        user_id=user_id,
+        details={**details, "locked_until": locked_until},
+        now=now,
+        severity=Severity.WARNING,
+    )
+    retry_after = max(1, math.ceil((locked_until - now).total_seconds()))
+    raise RateLimited(
+        f"Too many failed logins; retry in {retry_after} s", retry_after_s=retry_after
+    )
+
+
+def _record_failure(
+    db: firestore.Client,
+    ref: Any,
+    user_id: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Count a wrong password and audit it in one unit; lock the account past the limit."""
+
+    def work(unit: Unit) -> None:
+        state = unit.get(ref).to_dict() or {}
+        failures = int(state.get("failures") or 0) + 1
+        lock_s = _lock_seconds(failures)
+        unit.set(
+            ref,
+            {
+                "user_id": user_id,
+                "failures": failures,
+                "last_failed_at": now,
+                "locked_until": now + timedelta(seconds=lock_s) if lock_s else None,
+            },
+        )
+        audit(
+            unit,
+            AuditEvent.LOGIN_FAILED_WRONG_PASSWORD,
+            user_id=user_id,
+            details={**details, "failures": failures, "locked_s": lock_s},
+            now=now,
+            severity=Severity.WARNING,
+        )
+
+    run_atomically(db, work)
+
+
 def login(db: firestore.Client, request: LoginRequest, *, ip: str, now: datetime) -> dict[str, Any]:
     """Check password, status and device; 401 / 403 with an audit entry on failure."""
     index = db.collection(USER_EMAILS).document(email_key(request.email)).get()
@@ -231,16 +305,14 @@ def login(db: firestore.Client, request: LoginRequest, *, ip: str, now: datetime
         password_matches(request.password, None)  # same cost as a wrong password
         raise Unauthenticated("Invalid email or password")
     user = snap.to_dict() or {}
+    throttle_ref = db.collection(LOGIN_THROTTLE).document(user_id)
+    details = {"email": request.email, "ip": ip, "hardware_id": request.hardware_id}
+    _refuse_if_locked(db, throttle_ref, user_id, details, now)
     if not password_matches(request.password, user.get("password_hash")):
-        audit_now(
-            db,
-            AuditEvent.LOGIN_FAILED_WRONG_PASSWORD,
-            user_id=user_id,
-            details={"email": request.email, "ip": ip, "hardware_id": request.hardware_id},
-            now=now,
-            severity=Severity.WARNING,
-        )
+        _record_failure(db, throttle_ref, user_id, details, now)
         raise Unauthenticated("Invalid email or password")
+    if throttle_ref.get().exists:
+        throttle_ref.delete()
     _check_status(user)
     if request.hardware_id != user.get("hardware_id"):
         audit_now(
