@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # Per-account failed-login throttle (docs/bigeye-api.md, "Failed logins"): after this
     # many wrong passwords the account is locked for base * 2^(n - max) seconds, capped.
     login_max_failures: int = 5
+    # Proxies that append to X-Forwarded-For in front of the function (Cloud Run / Cloud
+    # Functions: 1, Google's front end); the client is the hop that many from the right.
+    # 0 = use the socket peer only.
+    trusted_proxy_hops: int = 1
     login_lockout_base_s: int = 30
     login_lockout_max_s: int = 3600
 

@@ -41,12 +41,14 @@ class Reply:
 
 
 def client_ip(request: Any) -> str:
-    """The caller's address: the last ``X-Forwarded-For`` hop (the one Google's front end
-    appended), else the socket peer."""
-    forwarded = request.headers.get("X-Forwarded-For", "")
+    """The caller's address: the ``X-Forwarded-For`` hop ``TRUSTED_PROXY_HOPS`` from the
+    right (each trusted proxy appends the address it saw; anything further left is the
+    caller's to forge), else the socket peer."""
+    trusted = max(0, get_settings().trusted_proxy_hops)
+    forwarded = request.headers.get("X-Forwarded-For", "") if trusted else ""
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
     if hops:
-        return hops[-1][:64]
+        return hops[-min(trusted, len(hops))][:64]
     return str(request.remote_addr or "unknown")[:64]
 
 
