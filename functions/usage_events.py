@@ -1,4 +1,4 @@
-"""usage-events: meter one AI generation (CONTRACT.md section 3, ``usage-events`` message).
+"""usage-events: meter one AI generation (docs/contract.md, ``usage-events`` message shape).
 
 Validates the message, then ``shared.usage.service.meter_usage`` writes the usage log with
 cost, revenue and profit, the credit deduction, the daily token usage and Kaiwa's monthly

@@ -161,7 +161,7 @@ class _Body(BaseModel):
 
 
 class RegisterRequest(_Body):
-    """``POST /api/v1/auth/register`` (CONTRACT.md section 7)."""
+    """``POST /api/v1/auth/register`` (docs/bigeye-api.md)."""
 
     email: StrictStr
     password: StrictStr
@@ -188,7 +188,7 @@ class RegisterRequest(_Body):
 
 
 class LoginRequest(_Body):
-    """``POST /api/v1/auth/login`` (CONTRACT.md section 7)."""
+    """``POST /api/v1/auth/login`` (docs/bigeye-api.md)."""
 
     email: StrictStr
     password: Annotated[StrictStr, Field(min_length=1, max_length=1000)]

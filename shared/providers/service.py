@@ -76,7 +76,7 @@ EVENT_ID_PATTERN = r"^[^/\s_][^/\s]{0,199}$"  # a Firestore document id: no "/",
 
 
 class ProviderEvent(BaseModel):
-    """One ``provider-events`` message (CONTRACT.md section 3)."""
+    """One ``provider-events`` message (docs/contract.md, message shapes)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

@@ -1,4 +1,4 @@
-"""The ``usage-events`` message (CONTRACT.md section 3) and the usage-limits request."""
+"""The ``usage-events`` message (docs/contract.md, message shapes) and the usage-limits request."""
 
 from __future__ import annotations
 

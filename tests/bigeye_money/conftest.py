@@ -26,7 +26,7 @@ def make_slip(
     when: str = "2026-02-08T10:00:00Z",
     sender: str = "Somchai Jaidee",
 ) -> str:
-    """A test slip (CONTRACT.md section 8): a data URL around the slip's JSON."""
+    """A test slip (docs/contract.md, test slips): a data URL around the slip's JSON."""
     content = {
         "transRef": trans_ref,
         "amount": amount,

@@ -63,7 +63,7 @@ KNOWN_PATHS = {
         "/v1/holds/h1/release",
     ],
 }
-# Fields of each message (CONTRACT.md section 3 and the schedule requests).
+# Fields of each message (docs/contract.md, message shapes and schedule requests).
 MESSAGE_FIELDS = {
     "usage-events": ["request_id", "user_id", "engine_id", "usage_units"],
     "provider-events": ["event_id", "provider", "model_id", "outcome"],
