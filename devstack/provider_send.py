@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     local_env()
     require_or_exit(firestore=True, pubsub=True, functions=True)
-    from devstack.trigger import publish, wait_outcome
+    from devstack.trigger import outcome, publish, wait_outcome
     from shared.clients import firestore_client
 
     rejected = 0
@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             else f"demo {args.outcome}",
             "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
+        before = outcome(message["event_id"])
         publish("provider-events", message)
-        found = wait_outcome(message["event_id"], wait_s=30)
+        found = wait_outcome(message["event_id"], wait_s=30, after=before)
         if found is None:
             print(
                 f"error: no outcome for event_id={message['event_id']} after 30 s; "

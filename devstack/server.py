@@ -47,6 +47,7 @@ class Outcomes(logging.Handler):
         self.size_max = size_max
         self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._items_lock = threading.Lock()
+        self._seq = 0  # numbers each outcome, so a sender can tell a new one from an old one
 
     def emit(self, record: logging.LogRecord) -> None:
         fields = getattr(record, "json_fields", None) or {}
@@ -65,6 +66,8 @@ class Outcomes(logging.Handler):
             "fields": {k: v for k, v in fields.items() if k not in ("function", "outcome")},
         }
         with self._items_lock:
+            self._seq += 1
+            item["seq"] = self._seq
             for key in keys:
                 self._items.pop(key, None)
                 self._items[key] = item

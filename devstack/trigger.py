@@ -103,14 +103,25 @@ def outcome(event_id: str) -> dict[str, Any] | None:
     return found
 
 
-def wait_outcome(event_id: str, wait_s: float = WAIT_S) -> dict[str, Any] | None:
+def wait_outcome(
+    event_id: str, wait_s: float = WAIT_S, after: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The outcome of ``event_id``; with ``after`` (the outcome seen before sending), only a
+    newer one counts, so a resent id never reads its earlier delivery's outcome."""
+    seen = None if after is None else after.get("seq")
+
+    def fresh(found: dict[str, Any] | None) -> dict[str, Any] | None:
+        if found is None or (seen is not None and found.get("seq") == seen):
+            return None
+        return found
+
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        found = outcome(event_id)
+        found = fresh(outcome(event_id))
         if found and found.get("outcome") != "retry":
             return found
         time.sleep(0.2)
-    return outcome(event_id)
+    return fresh(outcome(event_id))
 
 
 def publish(topic: str, message: dict[str, Any]) -> str:
