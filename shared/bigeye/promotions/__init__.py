@@ -1,0 +1,76 @@
+"""BigEye promotions: ``model`` (the values and the document parser), ``rules`` (the pure
+engine and the client's list) and ``store`` (the Firestore reads).
+
+Every public name is re-exported here, so callers import from ``shared.bigeye.promotions``.
+"""
+
+from shared.bigeye.promotions.model import (
+    EXHAUSTED,
+    OCCASION_OF,
+    PROMOTIONS_COLLECTION,
+    REDEMPTIONS_COLLECTION,
+    Conditions,
+    Customer,
+    Ineligible,
+    InvalidPromotion,
+    Occasion,
+    PromoCodeRejected,
+    PromoStatus,
+    Promotion,
+    PromoType,
+    Quote,
+    Redemptions,
+    Reward,
+    RewardType,
+    Tier,
+    parse_promotion,
+    promo_code_error,
+)
+from shared.bigeye.promotions.rules import (
+    base_credits,
+    bonus_for,
+    client_list,
+    client_view,
+    ineligibility,
+    quote_topup,
+    quote_usage,
+    quote_welcome,
+    same_code,
+    visible_in_client,
+)
+from shared.bigeye.promotions.store import active_for_client, load_active
+
+__all__ = [
+    "EXHAUSTED",
+    "OCCASION_OF",
+    "PROMOTIONS_COLLECTION",
+    "REDEMPTIONS_COLLECTION",
+    "Conditions",
+    "Customer",
+    "Ineligible",
+    "InvalidPromotion",
+    "Occasion",
+    "PromoCodeRejected",
+    "PromoStatus",
+    "PromoType",
+    "Promotion",
+    "Quote",
+    "Redemptions",
+    "Reward",
+    "RewardType",
+    "Tier",
+    "active_for_client",
+    "base_credits",
+    "bonus_for",
+    "client_list",
+    "client_view",
+    "ineligibility",
+    "load_active",
+    "parse_promotion",
+    "promo_code_error",
+    "quote_topup",
+    "quote_usage",
+    "quote_welcome",
+    "same_code",
+    "visible_in_client",
+]

@@ -1,0 +1,332 @@
+"""BigEye promotions, the rules: a pure engine over ``Promotion`` values, and the client's list.
+
+No I/O and no clock: the time, the customer's facts and the redemption counts are passed
+in. The engine decides which ONE promotion applies to an occasion and how many bonus
+credits it gives:
+
+- occasions: a top-up (RATE_BOOST, TIERED_BONUS, FLAT_BONUS, FIRST_TOPUP), a sign-up
+  (WELCOME_BONUS) and a finished job (USAGE_REWARD, the base being the credits it used);
+- reward types: BONUS_CREDITS (a fixed bonus), PERCENTAGE_BONUS (``floor(base × % / 100)``),
+  RATE_OVERRIDE (``floor(baht × override_rate) - base``, never negative) and TIERED_BONUS;
+- TIERED_BONUS reading of 004's example (100-299 → 400, 300-499 → 1,300, 500+ → 2,200 at an
+  exchange rate of 4): a tier's ``credits`` is what a top-up of exactly ``min_baht`` receives
+  in total, so the tier's bonus is ``credits - min_baht × exchange_rate`` (0, 100, 200) and it
+  is added to the base of any amount in the tier: 500 baht → 2,000 + 200 = 2,200 (the banner),
+  700 baht → 2,800 + 200 = 3,000. Bounds compare the whole-baht part (299.50 is in 100-299).
+- conditions: ACTIVE status, ``start_date <= now <= end_date``, ``min/max_topup_baht``
+  (top-ups only), ``max_redemptions`` (all users), ``max_per_user``, ``new_users_only`` (the
+  user signed up at or after the promotion's ``start_date``), ``first_topup_only`` (and every
+  FIRST_TOPUP) for users with no earlier top-up, ``require_code`` (the promotion applies only
+  when its ``code`` is given, compared case-insensitively);
+- choice: a code given names the promotion to apply (it must be eligible, else the reason
+  is raised); without a code the eligible promotion with the highest ``priority`` wins, then
+  the larger bonus, then the smaller document id. A promotion whose bonus would be 0 does
+  not apply.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from shared.bigeye.promotions.model import (
+    Customer,
+    Ineligible,
+    Occasion,
+    PromoCodeRejected,
+    PromoStatus,
+    Promotion,
+    PromoType,
+    Quote,
+    Redemptions,
+    RewardType,
+    promo_code_error,
+)
+from shared.clock import ensure_utc
+from shared.errors import InvalidInput
+
+
+def same_code(given: str | None, promo: Promotion) -> bool:
+    """True when ``given`` is the promotion's code (trimmed, case-insensitive)."""
+    if given is None or promo.code is None:
+        return False
+    return given.strip().casefold() == promo.code.strip().casefold()
+
+
+def base_credits(baht: Decimal, exchange_rate: Decimal) -> int:
+    """Credits a top-up buys without any promotion: ``floor(baht × exchange_rate)``."""
+    return math.floor(baht * exchange_rate)
+
+
+def bonus_for(promo: Promotion, *, amount: Decimal, base: int, rate: Decimal) -> int:
+    """The bonus credits ``promo`` gives on ``base`` (``amount``: baht, or credits used)."""
+    reward = promo.reward
+    if reward.type is RewardType.BONUS_CREDITS:
+        return reward.bonus_credits or 0
+    if reward.type is RewardType.PERCENTAGE_BONUS:
+        pct = reward.bonus_percentage or Decimal(0)
+        return math.floor(Decimal(base) * pct / 100)
+    if reward.type is RewardType.RATE_OVERRIDE:
+        if promo.occasion is not Occasion.TOPUP:
+            return 0
+        override = reward.override_rate or Decimal(0)
+        return max(0, math.floor(amount * override) - base)
+    # TIERED_BONUS: the tier's credits are the total of a top-up of its minimum.
+    for tier in reversed(reward.tiers):
+        if tier.contains(amount):
+            floor_credits = math.floor((tier.min_baht or Decimal(0)) * rate)
+            return max(0, tier.credits - floor_credits)
+    return 0
+
+
+def ineligibility(
+    promo: Promotion,
+    occasion: Occasion,
+    *,
+    now: datetime,
+    code: str | None,
+    customer: Customer,
+    redemptions: Redemptions,
+    baht: Decimal | None = None,
+) -> Ineligible | None:
+    """Why ``promo`` does not apply to this occasion, or None when it does."""
+    c = promo.conditions
+    if promo.status is not PromoStatus.ACTIVE:
+        return Ineligible.NOT_ACTIVE
+    if c.start_date is not None and now < c.start_date:
+        return Ineligible.NOT_STARTED
+    if c.end_date is not None and now > c.end_date:
+        return Ineligible.ENDED
+    if promo.occasion is not occasion:
+        return Ineligible.OTHER_OCCASION
+    if c.require_code and not same_code(code, promo):
+        return Ineligible.CODE_REQUIRED
+    if occasion is Occasion.TOPUP and baht is not None:
+        if c.min_topup_baht is not None and baht < c.min_topup_baht:
+            return Ineligible.BELOW_MIN
+        if c.max_topup_baht is not None and baht > c.max_topup_baht:
+            return Ineligible.ABOVE_MAX
+    if c.new_users_only and (
+        customer.created_at is None
+        or (c.start_date is not None and customer.created_at < c.start_date)
+    ):
+        return Ineligible.NOT_NEW_USER
+    if (
+        occasion is Occasion.TOPUP
+        and (c.first_topup_only or promo.type is PromoType.FIRST_TOPUP)
+        and customer.has_topped_up
+    ):
+        return Ineligible.NOT_FIRST_TOPUP
+    if c.max_redemptions is not None and redemptions.total >= c.max_redemptions:
+        return Ineligible.SOLD_OUT
+    if c.max_per_user is not None and redemptions.by_user >= c.max_per_user:
+        return Ineligible.USER_LIMIT
+    return None
+
+
+def _choose(
+    promotions: Iterable[Promotion],
+    occasion: Occasion,
+    *,
+    amount: Decimal,
+    base: int,
+    rate: Decimal,
+    now: datetime,
+    code: str | None,
+    customer: Customer,
+    redemptions: Mapping[str, Redemptions],
+) -> Quote:
+    promos = list(promotions)
+    if code is not None and code.strip():
+        named = [p for p in promos if same_code(code, p)]
+        if not named:
+            raise PromoCodeRejected(code, Ineligible.UNKNOWN_CODE)
+        # Several promotions may share a code: the best eligible one, else the first reason.
+        first_reason: Ineligible | None = None
+        for promo in _ranked(named):
+            reason = ineligibility(
+                promo,
+                occasion,
+                now=now,
+                code=code,
+                customer=customer,
+                redemptions=redemptions.get(promo.promo_id, Redemptions()),
+                baht=amount if occasion is Occasion.TOPUP else None,
+            )
+            bonus = 0
+            if reason is None:
+                bonus = bonus_for(promo, amount=amount, base=base, rate=rate)
+                if bonus <= 0:
+                    reason = Ineligible.NO_BONUS
+            if reason is None:
+                return Quote(base, bonus, promo)
+            first_reason = first_reason or reason
+        raise promo_code_error(code, first_reason or Ineligible.UNKNOWN_CODE)
+    best: tuple[tuple[int, int, str], Promotion, int] | None = None
+    for promo in promos:
+        reason = ineligibility(
+            promo,
+            occasion,
+            now=now,
+            code=None,
+            customer=customer,
+            redemptions=redemptions.get(promo.promo_id, Redemptions()),
+            baht=amount if occasion is Occasion.TOPUP else None,
+        )
+        if reason is not None:
+            continue
+        bonus = bonus_for(promo, amount=amount, base=base, rate=rate)
+        if bonus <= 0:
+            continue
+        rank = (-promo.priority, -bonus, promo.promo_id)
+        if best is None or rank < best[0]:
+            best = (rank, promo, bonus)
+    if best is None:
+        return Quote(base, 0, None)
+    return Quote(base, best[2], best[1])
+
+
+def _ranked(promos: Iterable[Promotion]) -> list[Promotion]:
+    return sorted(promos, key=lambda p: (-p.priority, p.promo_id))
+
+
+def quote_topup(
+    promotions: Iterable[Promotion],
+    *,
+    baht: Decimal,
+    exchange_rate: Decimal,
+    now: datetime,
+    code: str | None = None,
+    customer: Customer = Customer(),
+    redemptions: Mapping[str, Redemptions] | None = None,
+) -> Quote:
+    """Base and bonus credits of a top-up of ``baht`` (PromoCodeRejected/Conflict for a code)."""
+    if baht <= 0 or exchange_rate <= 0:
+        raise InvalidInput("the amount and the exchange rate must be positive")
+    base = base_credits(baht, exchange_rate)
+    return _choose(
+        promotions,
+        Occasion.TOPUP,
+        amount=baht,
+        base=base,
+        rate=exchange_rate,
+        now=now,
+        code=code,
+        customer=customer,
+        redemptions=redemptions or {},
+    )
+
+
+def quote_welcome(
+    promotions: Iterable[Promotion],
+    *,
+    now: datetime,
+    customer: Customer,
+    redemptions: Mapping[str, Redemptions] | None = None,
+) -> Quote:
+    """The welcome bonus of a new user (no code can be given at sign-up)."""
+    return _choose(
+        promotions,
+        Occasion.SIGNUP,
+        amount=Decimal(0),
+        base=0,
+        rate=Decimal(0),
+        now=now,
+        code=None,
+        customer=customer,
+        redemptions=redemptions or {},
+    )
+
+
+def quote_usage(
+    promotions: Iterable[Promotion],
+    *,
+    credits_used: int,
+    now: datetime,
+    customer: Customer,
+    redemptions: Mapping[str, Redemptions] | None = None,
+) -> Quote:
+    """The USAGE_REWARD bonus for a job that used ``credits_used`` (tiers read in credits).
+
+    The returned ``base_credits`` is 0: nothing but the bonus is credited.
+    """
+    if credits_used <= 0:
+        return Quote(0, 0, None)
+    quote = _choose(
+        promotions,
+        Occasion.USAGE,
+        amount=Decimal(credits_used),
+        base=credits_used,
+        rate=Decimal(1),
+        now=now,
+        code=None,
+        customer=customer,
+        redemptions=redemptions or {},
+    )
+    return Quote(0, quote.bonus_credits, quote.promotion)
+
+
+# -- client view ---------------------------------------------------------------------------
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return ensure_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _plain(value: Decimal | None) -> int | float | None:
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def visible_in_client(promo: Promotion, now: datetime) -> bool:
+    """ACTIVE, inside its date window and ``display.show_in_client``."""
+    c = promo.conditions
+    return (
+        promo.status is PromoStatus.ACTIVE
+        and (c.start_date is None or c.start_date <= now)
+        and (c.end_date is None or now <= c.end_date)
+        and promo.display.get("show_in_client") is True
+    )
+
+
+def client_view(promo: Promotion) -> dict[str, Any]:
+    """One ``active_promos`` entry shaped as in 004's balance example (codes are not shown)."""
+    display = promo.display
+    reward: dict[str, Any] = {"type": promo.reward.type.value}
+    r = promo.reward
+    if r.type is RewardType.BONUS_CREDITS:
+        reward["bonus_credits"] = r.bonus_credits
+    elif r.type is RewardType.RATE_OVERRIDE:
+        reward["override_rate"] = _plain(r.override_rate)
+    elif r.type is RewardType.PERCENTAGE_BONUS:
+        reward["bonus_percentage"] = _plain(r.bonus_percentage)
+    else:
+        reward["tiers"] = [
+            {"min_baht": _plain(t.min_baht), "max_baht": _plain(t.max_baht), "credits": t.credits}
+            for t in r.tiers
+        ]
+    return {
+        "name": promo.name,
+        "type": promo.type.value,
+        "display": {
+            "banner_text": display.get("banner_text", ""),
+            "banner_color": display.get("banner_color", ""),
+            "show_in_client": display.get("show_in_client") is True,
+            "show_in_topup": display.get("show_in_topup") is True,
+        },
+        "conditions": {
+            "min_topup_baht": _plain(promo.conditions.min_topup_baht),
+            "end_date": _iso(promo.conditions.end_date),
+        },
+        "reward": reward,
+    }
+
+
+def client_list(promotions: Iterable[Promotion], now: datetime) -> list[dict[str, Any]]:
+    """The ``active_promos`` list: visible promotions, highest priority first."""
+    shown = [p for p in promotions if visible_in_client(p, now)]
+    return [client_view(p) for p in _ranked(shown)]
