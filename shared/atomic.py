@@ -136,8 +136,12 @@ class Unit:
         self._writes[write.ref.path] = write
 
     # -- commit --------------------------------------------------------------------------
-    def commit(self) -> None:
-        """Commit every buffered write as one atomic batch with its preconditions."""
+    def commit(self) -> list[Any]:
+        """Commit every buffered write as one atomic batch with its preconditions.
+
+        Returns the batch's write results (each with the document's new ``update_time``),
+        in the order of the writes.
+        """
         batch = self.db.batch()
         for write in self._writes.values():
             snap = self._seen.get(write.ref.path)
@@ -159,7 +163,7 @@ class Unit:
                 pbs = _helpers.pbs_for_set_no_merge(write.ref._document_path, write.data)
                 guard.modify_write(pbs[0])
                 batch._add_write_pbs(pbs)
-        batch.commit()
+        return batch.commit()
 
 
 def _deep_merge(into: dict[str, Any], data: dict[str, Any]) -> None:
