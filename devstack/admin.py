@@ -142,6 +142,13 @@ def emit(data: Any, as_json: bool, lines: Callable[[], Iterator[str]]) -> None:
             click.echo(line)
 
 
+def emit_rows(
+    rows: list[dict[str, Any]], as_json: bool, empty: str, line: Callable[[dict[str, Any]], str]
+) -> None:
+    """A list: JSON, or one line per row (``empty`` when there is none)."""
+    emit(rows, as_json, lambda: iter([line(r) for r in rows] or [empty]))
+
+
 def posting_view(result: Any, key: str) -> dict[str, Any]:
     return {
         "user_id": result.user_id,
@@ -275,12 +282,58 @@ def history(env: Env, user_id: str, limit: int, tz_name: str, as_json: bool) -> 
     emit(rows, as_json, lines)
 
 
+def _ledger_action(
+    env: Env,
+    action: str,
+    question: str,
+    actor: str,
+    reason: str,
+    key: str | None,
+    as_json: bool,
+    *,
+    user_id: str | None = None,
+    transaction_id: str | None = None,
+    amount: int | None = None,
+) -> None:
+    """grant / adjust / refund: the default key, the profile check, the question, the call."""
+    from shared.admin import operations
+
+    now = env.now()
+    if not key:
+        # Grants and adjustments made again the same day replay; a refund is keyed by its
+        # transaction alone, since refunding it twice is never meant.
+        target = user_id if user_id is not None else transaction_id
+        day = (now.date(),) if user_id is not None else ()
+        key = operations.default_key(action, target, amount, actor, reason, *day)
+    if user_id is not None:
+        env.check_user(user_id)
+    env.confirm_write(question)
+    done = call(
+        operations.ledger_action,
+        env.ledger(),
+        action,
+        user_id=user_id,
+        transaction_id=transaction_id,
+        amount=amount,
+        actor=actor,
+        reason=reason,
+        key=key,
+        now=now,
+    )
+    print_posting(posting_view(done.result, done.key), as_json)
+
+
+key_option = click.option(
+    "--key", help="Idempotency key (default: derived from the arguments, and today's date)."
+)
+
+
 @cli.command()
 @click.argument("user_id")
 @click.argument("amount", type=click.IntRange(min=1))
 @actor_option
 @reason_option
-@click.option("--key", help="Idempotency key (default: derived from the arguments and today).")
+@key_option
 @json_option
 @pass_env
 def grant(
@@ -291,23 +344,8 @@ def grant(
     Running the same command again the same day replays it instead of granting twice;
     pass a distinct --key to grant the same amount twice on purpose.
     """
-    from shared.admin import operations
-
-    now = env.now()
-    key = key or operations.default_key("grant", user_id, amount, actor, reason, now.date())
-    env.check_user(user_id)
-    env.confirm_write(f"Grant {amount} credits to {user_id}")
-    done = call(
-        operations.grant,
-        env.ledger(),
-        user_id=user_id,
-        amount=amount,
-        actor=actor,
-        reason=reason,
-        key=key,
-        now=now,
-    )
-    print_posting(posting_view(done.result, done.key), as_json)
+    what = f"Grant {amount} credits to {user_id}"
+    _ledger_action(env, "grant", what, actor, reason, key, as_json, user_id=user_id, amount=amount)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -315,7 +353,7 @@ def grant(
 @click.argument("amount", type=int)
 @actor_option
 @reason_option
-@click.option("--key", help="Idempotency key (default: derived from the arguments and today).")
+@key_option
 @json_option
 @pass_env
 def adjust(
@@ -325,25 +363,10 @@ def adjust(
 
     A negative amount is written as is: credits-admin adjust u1 -50 --actor a --reason r
     """
-    from shared.admin import operations
-
     if amount == 0:
         raise AdminError("amount must not be zero")
-    now = env.now()
-    key = key or operations.default_key("adjust", user_id, amount, actor, reason, now.date())
-    env.check_user(user_id)
-    env.confirm_write(f"Adjust {user_id} by {amount:+d}")
-    done = call(
-        operations.adjust,
-        env.ledger(),
-        user_id=user_id,
-        amount=amount,
-        actor=actor,
-        reason=reason,
-        key=key,
-        now=now,
-    )
-    print_posting(posting_view(done.result, done.key), as_json)
+    what = f"Adjust {user_id} by {amount:+d}"
+    _ledger_action(env, "adjust", what, actor, reason, key, as_json, user_id=user_id, amount=amount)
 
 
 @cli.command()
@@ -351,7 +374,7 @@ def adjust(
 @actor_option
 @reason_option
 @click.option("--amount", type=click.IntRange(min=1), help="Refund part (default: all left).")
-@click.option("--key", help="Idempotency key (default: derived from the arguments).")
+@key_option
 @json_option
 @pass_env
 def refund(
@@ -364,21 +387,18 @@ def refund(
     as_json: bool,
 ) -> None:
     """Refund TRANSACTION_ID (never more than the original in total; audited)."""
-    from shared.admin import operations
-
-    key = key or operations.default_key("refund", transaction_id, amount, actor, reason)
-    env.confirm_write(f"Refund transaction {transaction_id}")
-    done = call(
-        operations.refund,
-        env.ledger(),
+    what = f"Refund transaction {transaction_id}"
+    _ledger_action(
+        env,
+        "refund",
+        what,
+        actor,
+        reason,
+        key,
+        as_json,
         transaction_id=transaction_id,
-        actor=actor,
-        reason=reason,
         amount=amount,
-        key=key,
-        now=env.now(),
     )
-    print_posting(posting_view(done.result, done.key), as_json)
 
 
 @cli.command()
@@ -451,6 +471,10 @@ def stripe() -> None:
     """Stripe events that could not be attributed (parked) and their replay."""
 
 
+def _parked_line(r: dict[str, Any]) -> str:
+    return f"{r['event_id']}  {r.get('type', '?')}  {r.get('status', '?')}  {r.get('reason', '')}"
+
+
 @stripe.command("parked")
 @click.option("--all", "include_replayed", is_flag=True, help="Include replayed events.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
@@ -462,16 +486,7 @@ def stripe_parked(env: Env, include_replayed: bool, limit: int, as_json: bool) -
 
     rows = call(list_parked_events, env.db(), include_replayed=include_replayed, limit=limit)
 
-    def lines() -> Iterator[str]:
-        if not rows:
-            yield "no parked events"
-        for r in rows:
-            yield (
-                f"{r['event_id']}  {r.get('type', '?')}  {r.get('status', '?')}  "
-                f"{r.get('reason', '')}"
-            )
-
-    emit(rows, as_json, lines)
+    emit_rows(rows, as_json, "no parked events", _parked_line)
 
 
 @stripe.command("replay")
@@ -648,6 +663,15 @@ def promotions() -> None:
     """BigEye promotions: list, create, pause."""
 
 
+def _promotion_line(p: dict[str, Any]) -> str:
+    stats = p.get("stats") or {}
+    return (
+        f"{p['promo_id']}  {p.get('status', '?'):<9} {p.get('type', '?'):<14} "
+        f"priority {p.get('priority', 0)}  {p.get('name', '')}  "
+        f"redemptions {stats.get('total_redemptions', 0)}"
+    )
+
+
 @promotions.command("list")
 @click.option("--status", type=click.Choice(["DRAFT", "ACTIVE", "PAUSED", "EXPIRED", "CANCELLED"]))
 @json_option
@@ -658,18 +682,7 @@ def promotions_list(env: Env, status: str | None, as_json: bool) -> None:
 
     rows = call(operations.list_promotions, env.db(), status)
 
-    def lines() -> Iterator[str]:
-        if not rows:
-            yield "no promotions"
-        for p in rows:
-            stats = p.get("stats") or {}
-            yield (
-                f"{p['promo_id']}  {p.get('status', '?'):<9} {p.get('type', '?'):<14} "
-                f"priority {p.get('priority', 0)}  {p.get('name', '')}  "
-                f"redemptions {stats.get('total_redemptions', 0)}"
-            )
-
-    emit(rows, as_json, lines)
+    emit_rows(rows, as_json, "no promotions", _promotion_line)
 
 
 def _tiers(text: str | None) -> list[dict[str, Any]] | None:
@@ -805,65 +818,55 @@ def promotions_create(
     )
 
 
-@promotions.command("pause")
-@click.argument("promo_id")
-@actor_option
-@reason_option
-@json_option
-@pass_env
-def promotions_pause(env: Env, promo_id: str, actor: str, reason: str, as_json: bool) -> None:
-    """Pause PROMO_ID (no new redemptions; existing ones stand)."""
-    from shared.admin import operations
-
-    env.confirm_write(f"Pause promotion {promo_id}")
-    doc = call(
-        operations.pause_promotion,
-        env.db(),
-        promo_id=promo_id,
-        actor=actor,
-        reason=reason,
-        now=env.now(),
-    )
-    emit({"promo_id": promo_id, **doc}, as_json, lambda: iter([f"{promo_id} is {doc['status']}"]))
-
-
-def _promotion_change(
-    env: Env, fn_name: str, promo_id: str, actor: str, reason: str, as_json: bool
+def _target_command(
+    group: click.Group,
+    name: str,
+    metavar: str,
+    doc: str,
+    act: Callable[[Env, str, str, str], tuple[dict[str, Any], str]],
 ) -> None:
-    from shared.admin import operations
+    """``GROUP NAME TARGET --actor --reason [--json]``: one audited change of one document;
+    ``act`` asks, does it, and returns the view and the line to print."""
 
-    env.confirm_write(f"{fn_name.split('_')[0].capitalize()} promotion {promo_id}")
-    doc = call(
-        getattr(operations, fn_name),
-        env.db(),
-        promo_id=promo_id,
-        actor=actor,
-        reason=reason,
-        now=env.now(),
+    @group.command(name, help=doc)
+    @click.argument("target", metavar=metavar)
+    @actor_option
+    @reason_option
+    @json_option
+    @pass_env
+    def command(env: Env, target: str, actor: str, reason: str, as_json: bool) -> None:
+        view, line = act(env, target, actor, reason)
+        emit(view, as_json, lambda: iter([line]))
+
+
+def _promotion_act(name: str, action: str) -> Callable[..., tuple[dict[str, Any], str]]:
+    def act(env: Env, promo_id: str, actor: str, reason: str) -> tuple[dict[str, Any], str]:
+        from shared.admin.operations import promotion_transition
+
+        env.confirm_write(f"{name.capitalize()} promotion {promo_id}")
+        now = env.now()
+        doc = call(
+            promotion_transition,
+            env.db(),
+            action,
+            promo_id=promo_id,
+            actor=actor,
+            reason=reason,
+            now=now,
+        )
+        return {"promo_id": promo_id, **doc}, f"{promo_id} is {doc['status']}"
+
+    return act
+
+
+for _name, _doc in (
+    ("pause", "Pause PROMO_ID (no new redemptions; existing ones stand)."),
+    ("resume", "Resume a PAUSED PROMO_ID (refused once its end date has passed)."),
+    ("cancel", "Cancel PROMO_ID for good (DRAFT, ACTIVE or PAUSED; redemptions made stand)."),
+):
+    _target_command(
+        promotions, _name, "PROMO_ID", _doc, _promotion_act(_name, f"promotion_{_name}")
     )
-    emit({"promo_id": promo_id, **doc}, as_json, lambda: iter([f"{promo_id} is {doc['status']}"]))
-
-
-@promotions.command("resume")
-@click.argument("promo_id")
-@actor_option
-@reason_option
-@json_option
-@pass_env
-def promotions_resume(env: Env, promo_id: str, actor: str, reason: str, as_json: bool) -> None:
-    """Resume a PAUSED PROMO_ID (refused once its end date has passed)."""
-    _promotion_change(env, "resume_promotion", promo_id, actor, reason, as_json)
-
-
-@promotions.command("cancel")
-@click.argument("promo_id")
-@actor_option
-@reason_option
-@json_option
-@pass_env
-def promotions_cancel(env: Env, promo_id: str, actor: str, reason: str, as_json: bool) -> None:
-    """Cancel PROMO_ID for good (DRAFT, ACTIVE or PAUSED; redemptions made stand)."""
-    _promotion_change(env, "cancel_promotion", promo_id, actor, reason, as_json)
 
 
 @promotions.command("expire")
@@ -883,56 +886,32 @@ def accounts() -> None:
     """BigEye accounts: suspend, ban, unban, rebind to another device (audited)."""
 
 
-def _account_status(
-    env: Env, user_id: str, status: str, actor: str, reason: str, as_json: bool
-) -> None:
-    from shared.admin.accounts import set_user_status
+def _status_act(status: str) -> Callable[..., tuple[dict[str, Any], str]]:
+    def act(env: Env, user_id: str, actor: str, reason: str) -> tuple[dict[str, Any], str]:
+        from shared.admin.accounts import set_user_status
 
-    env.confirm_write(f"Set {user_id} {status}")
-    view = call(
-        set_user_status,
-        env.db(),
-        user_id=user_id,
-        status=status,
-        actor=actor,
-        reason=reason,
-        now=env.now(),
-    )
-    state = "now" if view["changed"] else "already"
-    emit(view, as_json, lambda: iter([f"{user_id} is {state} {status}"]))
+        env.confirm_write(f"Set {user_id} {status}")
+        now = env.now()
+        view = call(
+            set_user_status,
+            env.db(),
+            user_id=user_id,
+            status=status,
+            actor=actor,
+            reason=reason,
+            now=now,
+        )
+        return view, f"{user_id} is {'now' if view['changed'] else 'already'} {status}"
 
-
-@accounts.command("suspend")
-@click.argument("user_id")
-@actor_option
-@reason_option
-@json_option
-@pass_env
-def accounts_suspend(env: Env, user_id: str, actor: str, reason: str, as_json: bool) -> None:
-    """Suspend USER_ID: every API call and login is refused (403) until unbanned."""
-    _account_status(env, user_id, "suspended", actor, reason, as_json)
+    return act
 
 
-@accounts.command("ban")
-@click.argument("user_id")
-@actor_option
-@reason_option
-@json_option
-@pass_env
-def accounts_ban(env: Env, user_id: str, actor: str, reason: str, as_json: bool) -> None:
-    """Ban USER_ID: every API call and login is refused (403)."""
-    _account_status(env, user_id, "banned", actor, reason, as_json)
-
-
-@accounts.command("unban")
-@click.argument("user_id")
-@actor_option
-@reason_option
-@json_option
-@pass_env
-def accounts_unban(env: Env, user_id: str, actor: str, reason: str, as_json: bool) -> None:
-    """Make a suspended or banned USER_ID active again."""
-    _account_status(env, user_id, "active", actor, reason, as_json)
+for _name, _status, _doc in (
+    ("suspend", "suspended", "Suspend USER_ID: every API call and login is refused (403)."),
+    ("ban", "banned", "Ban USER_ID: every API call and login is refused (403)."),
+    ("unban", "active", "Make a suspended or banned USER_ID active again."),
+):
+    _target_command(accounts, _name, "USER_ID", _doc, _status_act(_status))
 
 
 @accounts.command("rebind")
@@ -1040,6 +1019,14 @@ def loss() -> None:
     """Loss users (30-day profit below zero): list, and the action taken (audited)."""
 
 
+def _loss_line(r: dict[str, Any]) -> str:
+    return (
+        f"{r['user_id']}  profit {r.get('total_profit_usd')} USD  "
+        f"margin {r.get('profit_margin_percent')}%  {r.get('days_in_loss')} days  "
+        f"action {r.get('action_taken') or '-'}"
+    )
+
+
 @loss.command("list")
 @json_option
 @pass_env
@@ -1049,17 +1036,7 @@ def loss_list(env: Env, as_json: bool) -> None:
 
     rows = call(list_loss_users, env.db())
 
-    def lines() -> Iterator[str]:
-        if not rows:
-            yield "no users in loss"
-        for r in rows:
-            yield (
-                f"{r['user_id']}  profit {r.get('total_profit_usd')} USD  "
-                f"margin {r.get('profit_margin_percent')}%  {r.get('days_in_loss')} days  "
-                f"action {r.get('action_taken') or '-'}"
-            )
-
-    emit(rows, as_json, lines)
+    emit_rows(rows, as_json, "no users in loss", _loss_line)
 
 
 @loss.command("action")
@@ -1096,6 +1073,13 @@ def router() -> None:
     """Model router: acknowledge alerts, show and set pipeline_config flags (audited)."""
 
 
+def _alert_line(r: dict[str, Any]) -> str:
+    return (
+        f"{r['alert_id']}  {r.get('severity', '?'):<9} {r.get('type', '?')}  "
+        f"{r.get('provider', '')}  ack={r.get('acknowledged')}  {r.get('message', '')}"
+    )
+
+
 @router.command("alerts")
 @click.option("--all", "include_acknowledged", is_flag=True, help="Include acknowledged.")
 @json_option
@@ -1106,16 +1090,7 @@ def router_alerts(env: Env, include_acknowledged: bool, as_json: bool) -> None:
 
     rows = call(list_alerts, env.db(), include_acknowledged=include_acknowledged)
 
-    def lines() -> Iterator[str]:
-        if not rows:
-            yield "no open router alerts"
-        for r in rows:
-            yield (
-                f"{r['alert_id']}  {r.get('severity', '?'):<9} {r.get('type', '?')}  "
-                f"{r.get('provider', '')}  ack={r.get('acknowledged')}  {r.get('message', '')}"
-            )
-
-    emit(rows, as_json, lines)
+    emit_rows(rows, as_json, "no open router alerts", _alert_line)
 
 
 @router.command("ack")
@@ -1203,7 +1178,7 @@ def slips_list(env: Env, status: str, limit: int, as_json: bool) -> None:
     from shared.admin.operations import list_slips
 
     rows = call(list_slips, env.db(), status=status, limit=limit)
-    emit(rows, as_json, lambda: iter([_slip_line(r) for r in rows] or [f"no {status} slips"]))
+    emit_rows(rows, as_json, f"no {status} slips", _slip_line)
 
 
 @slips.command("reverify")

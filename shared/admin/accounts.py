@@ -22,7 +22,7 @@ from typing import Any
 
 from google.cloud import firestore
 
-from shared.admin.operations import ACTIONS_COLLECTION, _text
+from shared.admin.changes import Operator, doc_id, record, set_field, stamp, text
 from shared.atomic import Unit, run_atomically
 from shared.errors import InvalidInput, NotFound
 
@@ -31,23 +31,28 @@ USER_STATUSES = ("active", "suspended", "banned")
 APP_SETTINGS = ("system_config", "app_settings")
 
 
-def _stamp(now: datetime) -> str:
-    """A time-ordered, unique suffix for an ``admin_actions`` id (two changes in the same
-    microsecond, or under a fixed test clock, still get two records)."""
-    import uuid
-
-    return f"{now.strftime('%Y%m%dT%H%M%S%f')}_{uuid.uuid4().hex[:8]}"
-
-
-def _user_ref(db: firestore.Client, user_id: str) -> Any:
-    user_id = _text(user_id, "user id", 200)
-    if "/" in user_id:
-        raise InvalidInput("user id must not contain '/'")
-    return db.collection(USERS).document(user_id)
-
-
-def _record(unit: Unit, action_id: str, record: dict[str, Any]) -> None:
-    unit.create(unit.db.collection(ACTIONS_COLLECTION).document(action_id), record)
+def _user(
+    db: firestore.Client,
+    user_id: str,
+    field: str,
+    value: Any,
+    action: str,
+    who: Operator,
+    default: Any = None,
+) -> dict[str, Any]:
+    ref = db.collection(USERS).document(doc_id(user_id, "user id"))
+    done = set_field(
+        db,
+        ref,
+        field=field,
+        value=value,
+        who=who,
+        action=action,
+        missing=f"unknown user {user_id}",
+        default=default,
+        details=lambda _: {"user_id": ref.id},
+    )
+    return {"user_id": ref.id, field: value, "changed": done.changed}
 
 
 def set_user_status(
@@ -60,38 +65,14 @@ def set_user_status(
     now: datetime,
     ip_address: str | None = None,
 ) -> dict[str, Any]:
-    """Suspend, ban or unban (``active``) a BigEye user; returns the user's new fields."""
+    """Suspend, ban or unban (``active``) a BigEye user; returns the user's new fields.
+
+    A blind field update: concurrent ledger postings on this user are not disturbed."""
     if status not in USER_STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(USER_STATUSES)}")
-    actor, reason = _text(actor, "actor"), _text(reason, "reason")
-    ref = _user_ref(db, user_id)
-
-    def work(unit: Unit) -> dict[str, Any]:
-        snap = unit.get(ref)
-        if not snap.exists:
-            raise NotFound(f"unknown user {user_id}")
-        before = (snap.to_dict() or {}).get("status") or "active"
-        if before == status:
-            return {"user_id": ref.id, "status": status, "changed": False}
-        # A blind field update: concurrent ledger postings on this user are not disturbed.
-        unit.update(ref, {"status": status})
-        _record(
-            unit,
-            f"user_status_{ref.id}_{_stamp(now)}",
-            {
-                "action": f"user_{'unban' if status == 'active' else status}",
-                "actor": actor,
-                "reason": reason,
-                "user_id": ref.id,
-                "before": before,
-                "after": status,
-                "ip_address": ip_address,
-                "created_at": now,
-            },
-        )
-        return {"user_id": ref.id, "status": status, "changed": True}
-
-    return run_atomically(db, work)
+    who = Operator.of(actor, reason, now, ip_address)
+    action = f"user_{'unban' if status == 'active' else status}"
+    return _user(db, user_id, "status", status, action, who, default="active")
 
 
 def rebind_device(
@@ -105,35 +86,9 @@ def rebind_device(
     ip_address: str | None = None,
 ) -> dict[str, Any]:
     """Bind the user to ``hardware_id``; every token of the previous device stops working."""
-    actor, reason = _text(actor, "actor"), _text(reason, "reason")
-    hardware_id = _text(hardware_id, "hardware id", 200)
-    ref = _user_ref(db, user_id)
-
-    def work(unit: Unit) -> dict[str, Any]:
-        snap = unit.get(ref)
-        if not snap.exists:
-            raise NotFound(f"unknown user {user_id}")
-        before = (snap.to_dict() or {}).get("hardware_id")
-        if before == hardware_id:
-            return {"user_id": ref.id, "hardware_id": hardware_id, "changed": False}
-        unit.update(ref, {"hardware_id": hardware_id})
-        _record(
-            unit,
-            f"device_rebind_{ref.id}_{_stamp(now)}",
-            {
-                "action": "device_rebind",
-                "actor": actor,
-                "reason": reason,
-                "user_id": ref.id,
-                "before": before,
-                "after": hardware_id,
-                "ip_address": ip_address,
-                "created_at": now,
-            },
-        )
-        return {"user_id": ref.id, "hardware_id": hardware_id, "changed": True}
-
-    return run_atomically(db, work)
+    who = Operator.of(actor, reason, now, ip_address)
+    device = text(hardware_id, "hardware id", 200)
+    return _user(db, user_id, "hardware_id", device, "device_rebind", who)
 
 
 # -- app settings ----------------------------------------------------------------------------
@@ -255,7 +210,7 @@ def update_app_settings(
     Returns ``{"changed": {field: [before, after]}}``; unknown fields and bad values are a
     400 with nothing written.
     """
-    actor, reason = _text(actor, "actor"), _text(reason, "reason")
+    who = Operator.of(actor, reason, now, ip_address)
     if not changes:
         raise InvalidInput("give at least one field to change")
     parsed: dict[str, Any] = {}
@@ -285,20 +240,16 @@ def update_app_settings(
             fields["dictionary_word_count"] = len(str(fields["dictionary"]).split())
             fields["dictionary_updated_at"] = now
         unit.update(ref, fields)
-        _record(
+        record(
             unit,
-            f"app_settings_{_stamp(now)}",
+            f"app_settings_{stamp(now)}",
             {
-                "action": "app_settings",
-                "actor": actor,
-                "reason": reason,
+                **who.fields("app_settings"),
                 # Long texts (prompts, dictionary) are recorded by size, not copied.
                 "changes": {
                     k: {"before": _short(before), "after": _short(after)}
                     for k, (before, after) in diff.items()
                 },
-                "ip_address": ip_address,
-                "created_at": now,
             },
         )
         return {"changed": diff}
@@ -344,34 +295,20 @@ def set_loss_action(
     """
     if action is not None and action not in LOSS_ACTIONS:
         raise InvalidInput(f"action must be one of {', '.join(LOSS_ACTIONS)} (or cleared)")
-    actor, reason = _text(actor, "actor"), _text(reason, "reason")
-    ref = db.collection(LOSS_USERS).document(_user_ref(db, user_id).id)
-
-    def work(unit: Unit) -> dict[str, Any]:
-        snap = unit.get(ref)
-        if not snap.exists:
-            raise NotFound(f"{user_id} is not in loss_users")
-        before = (snap.to_dict() or {}).get("action_taken")
-        if before == action:
-            return {"user_id": ref.id, "action_taken": action, "changed": False}
-        unit.update(ref, {"action_taken": action, "notes": reason})
-        _record(
-            unit,
-            f"loss_action_{ref.id}_{_stamp(now)}",
-            {
-                "action": "loss_action",
-                "actor": actor,
-                "reason": reason,
-                "user_id": ref.id,
-                "before": before,
-                "after": action,
-                "ip_address": ip_address,
-                "created_at": now,
-            },
-        )
-        return {"user_id": ref.id, "action_taken": action, "changed": True}
-
-    return run_atomically(db, work)
+    who = Operator.of(actor, reason, now, ip_address)
+    ref = db.collection(LOSS_USERS).document(doc_id(user_id, "user id"))
+    done = set_field(
+        db,
+        ref,
+        field="action_taken",
+        value=action,
+        who=who,
+        action="loss_action",
+        missing=f"{user_id} is not in loss_users",
+        also={"notes": who.reason},
+        details=lambda _: {"user_id": ref.id},
+    )
+    return {"user_id": ref.id, "action_taken": action, "changed": done.changed}
 
 
 def list_loss_users(db: firestore.Client, limit: int = 200) -> list[dict[str, Any]]:

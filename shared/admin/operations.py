@@ -9,7 +9,6 @@ in the same atomic commit as the change.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -17,32 +16,24 @@ from typing import Any
 
 from google.cloud import firestore
 
+from shared.admin.changes import ACTIONS_COLLECTION as ACTIONS
+from shared.admin.changes import Operator, record, set_field, text
 from shared.atomic import Unit, run_atomically
+from shared.clock import ensure_utc
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ledger import Kind, Ledger, PostingResult, posting_key
 
-ACTIONS_COLLECTION = "admin_actions"
 ENGINE_COSTS = "ai_engine_costs"
 PROMOTIONS = "promotions"
 MAX_COST_PER_UNIT_USD = Decimal("1000")
+#: The operator postings (``ledger_action``).
+LEDGER_ACTIONS = ("grant", "adjust", "refund")
 
 
 def default_key(action: str, *parts: object) -> str:
     """A deterministic idempotency key for an operator action (same inputs, same key)."""
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:24]
     return posting_key("admin", action, digest)
-
-
-def _text(value: str | None, name: str, limit: int = 500) -> str:
-    if value is None or not value.strip():
-        raise InvalidInput(f"{name} is required")
-    if len(value) > limit:
-        raise InvalidInput(f"{name} is longer than {limit} characters")
-    return value.strip()
-
-
-def _audit(unit: Unit, action_id: str, record: dict[str, Any]) -> None:
-    unit.create(unit.db.collection(ACTIONS_COLLECTION).document(action_id), record)
 
 
 @dataclass(frozen=True)
@@ -53,133 +44,143 @@ class LedgerAction:
     key: str
 
 
-def _audited(
+def _post(
     ledger: Ledger,
-    *,
+    unit: Unit,
     action: str,
-    actor: str,
-    reason: str,
+    who: Operator,
     key: str,
-    now: datetime,
-    post: Callable[[Unit, str, str], PostingResult],
-    extra: Callable[[PostingResult], dict[str, Any]] | None = None,
-) -> LedgerAction:
-    """Run one ledger posting and its ``admin_actions`` record in the same atomic unit."""
-    actor, reason = _text(actor, "actor"), _text(reason, "reason")
-
-    def work(unit: Unit) -> PostingResult:
-        result = post(unit, actor, reason)
-        if not result.replayed:
-            record = {
-                "action": action,
-                "actor": actor,
-                "reason": reason,
-                "user_id": result.user_id,
-                "amount": result.amount,
-                "transaction_id": result.transaction_id,
-                "key": key,
-                "profile": ledger.profile.name,
-                "created_at": now,
-            }
-            record.update(extra(result) if extra else {})
-            _audit(unit, str(result.transaction_id), record)
-        return result
-
-    return LedgerAction(ledger.run(work), key)
-
-
-def grant(
-    ledger: Ledger,
-    *,
-    user_id: str,
-    amount: int,
-    actor: str,
-    reason: str,
-    key: str,
-    now: datetime,
-) -> LedgerAction:
-    """Give credits (a BONUS posting) with actor and reason."""
-    return _audited(
-        ledger,
-        action="grant",
-        actor=actor,
-        reason=reason,
-        key=key,
-        now=now,
-        post=lambda unit, who, why: ledger.credit(
+    user_id: str | None,
+    transaction_id: str | None,
+    amount: int | None,
+) -> PostingResult:
+    if action == "refund":
+        return ledger.refund(
+            unit,
+            original_transaction_id=text(transaction_id, "transaction id", 300),
+            key=key,
+            reason=who.reason,
+            amount=amount,
+            description=f"Refund by {who.actor}: {who.reason}",
+        )
+    user_id = text(user_id, "user id", 300)
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidInput("amount must be a whole number of credits")
+    if action == "grant":
+        return ledger.credit(
             unit,
             user_id=user_id,
             kind=Kind.BONUS,
             amount=amount,
             key=key,
-            description=f"Grant by {who}: {why}",
-        ),
+            description=f"Grant by {who.actor}: {who.reason}",
+        )
+    return ledger.adjust(
+        unit, user_id=user_id, amount=amount, actor=who.actor, reason=who.reason, key=key
     )
 
 
-def adjust(
+def ledger_action(
     ledger: Ledger,
+    action: str,
     *,
-    user_id: str,
-    amount: int,
     actor: str,
     reason: str,
     key: str,
     now: datetime,
-) -> LedgerAction:
-    """Correct a balance up or down (ADJUSTMENT / ADMIN_ADJUSTMENT), never below zero."""
-    return _audited(
-        ledger,
-        action="adjust",
-        actor=actor,
-        reason=reason,
-        key=key,
-        now=now,
-        post=lambda unit, who, why: ledger.adjust(
-            unit, user_id=user_id, amount=amount, actor=who, reason=why, key=key
-        ),
-    )
-
-
-def refund(
-    ledger: Ledger,
-    *,
-    transaction_id: str,
-    actor: str,
-    reason: str,
-    key: str,
-    now: datetime,
+    user_id: str | None = None,
+    transaction_id: str | None = None,
     amount: int | None = None,
+    ip_address: str | None = None,
 ) -> LedgerAction:
-    """Refund a transaction (all that remains, or ``amount``), linked to the original."""
-    return _audited(
-        ledger,
-        action="refund",
-        actor=actor,
-        reason=reason,
-        key=key,
-        now=now,
-        post=lambda unit, who, why: ledger.refund(
-            unit,
-            original_transaction_id=transaction_id,
-            key=key,
-            reason=why,
-            amount=amount,
-            description=f"Refund by {who}: {why}",
-        ),
-        extra=lambda _: {"original_transaction_id": transaction_id},
-    )
+    """One operator posting and its ``admin_actions/{transaction_id}`` record, atomically.
+
+    - ``grant``: a BONUS of ``amount`` to ``user_id``;
+    - ``adjust``: ADJUSTMENT / ADMIN_ADJUSTMENT of ``amount`` (+ or -), never below zero;
+    - ``refund``: of ``transaction_id`` (all that remains, or ``amount``), linked to it.
+
+    ``key`` is the posting's idempotency key: the same key replays the first result and
+    writes nothing (no second record either).
+    """
+    if action not in LEDGER_ACTIONS:
+        raise InvalidInput(f"action must be one of {', '.join(LEDGER_ACTIONS)}")
+    who = Operator.of(actor, reason, now, ip_address)
+
+    def work(unit: Unit) -> PostingResult:
+        result = _post(ledger, unit, action, who, key, user_id, transaction_id, amount)
+        if not result.replayed:
+            fields = {
+                **who.fields(action),
+                "user_id": result.user_id,
+                "amount": result.amount,
+                "transaction_id": result.transaction_id,
+                "key": key,
+                "profile": ledger.profile.name,
+            }
+            if action == "refund":
+                fields["original_transaction_id"] = transaction_id
+            record(unit, str(result.transaction_id), fields)
+        return result
+
+    return LedgerAction(ledger.run(work), key)
 
 
-def parse_cost(text: str) -> Decimal:
+def grant(ledger: Ledger, **kwargs: Any) -> LedgerAction:
+    """Give credits: ``ledger_action`` ``grant`` (``user_id``, ``amount``, ``actor``,
+    ``reason``, ``key``, ``now``, optional ``ip_address``)."""
+    return ledger_action(ledger, "grant", **kwargs)
+
+
+def adjust(ledger: Ledger, **kwargs: Any) -> LedgerAction:
+    """Correct a balance up or down: ``ledger_action`` ``adjust`` (same arguments as
+    ``grant``)."""
+    return ledger_action(ledger, "adjust", **kwargs)
+
+
+def refund(ledger: Ledger, **kwargs: Any) -> LedgerAction:
+    """Refund a transaction: ``ledger_action`` ``refund`` (``transaction_id``, optional
+    ``amount``, ``actor``, ``reason``, ``key``, ``now``, optional ``ip_address``)."""
+    return ledger_action(ledger, "refund", **kwargs)
+
+
+def parse_cost(value: str) -> Decimal:
     """A cost per unit in USD: a non-negative decimal below a sanity ceiling."""
     try:
-        value = Decimal(text)
+        cost = Decimal(value)
     except (InvalidOperation, TypeError):
-        raise InvalidInput(f"cost {text!r} is not a decimal number") from None
-    if not value.is_finite() or value < 0 or value > MAX_COST_PER_UNIT_USD:
+        raise InvalidInput(f"cost {value!r} is not a decimal number") from None
+    if not cost.is_finite() or cost < 0 or cost > MAX_COST_PER_UNIT_USD:
         raise InvalidInput(f"cost must be between 0 and {MAX_COST_PER_UNIT_USD} USD per unit")
-    return value
+    return cost
+
+
+def engine_cost_action_id(engine_id: str, updated_at: datetime) -> str:
+    """The ``admin_actions`` id of the operator change that set ``updated_at`` on an engine:
+    one per engine and microsecond, so the profit audit trigger can find the change's
+    record (and its ``ip_address``) from the engine document alone."""
+    return f"engine_cost_{engine_id}_{ensure_utc(updated_at).strftime('%Y%m%dT%H%M%S%f')}"
+
+
+def engine_cost_ip(
+    db: firestore.Client, engine_id: str, after: dict[str, Any] | None
+) -> str | None:
+    """The client address of the operator change that wrote ``after`` (an
+    ``ai_engine_costs`` document as written), or None: written by another path, or by one
+    that knows no address (the CLI). The record must name the same actor and cost, so a
+    later write that kept ``updated_at`` is never attributed to it."""
+    updated_at = (after or {}).get("updated_at")
+    if not isinstance(updated_at, datetime):
+        return None
+    snap = db.collection(ACTIONS).document(engine_cost_action_id(engine_id, updated_at)).get()
+    found = (snap.to_dict() or {}) if snap.exists else {}
+    if (
+        found.get("action") != "engine_cost"
+        or found.get("actor") != (after or {}).get("updated_by")
+        or found.get("after") != (after or {}).get("cost_per_unit")
+    ):
+        return None
+    ip = found.get("ip_address")
+    return ip if isinstance(ip, str) and ip else None
 
 
 def set_engine_cost(
@@ -190,14 +191,16 @@ def set_engine_cost(
     actor: str,
     reason: str,
     now: datetime,
+    ip_address: str | None = None,
 ) -> dict[str, Any]:
     """Update ``ai_engine_costs/{engine_id}.cost_per_unit``; the audit trigger records it.
 
     ``updated_by`` = actor and ``notes`` = reason are what the ``profit_audit_log`` entry
-    (on-engine-cost-audit) reads as ``changed_by`` and ``reason``.
+    (on-engine-cost-audit) reads as ``changed_by`` and ``reason``; its ``ip_address`` comes
+    from this change's ``admin_actions`` record (``engine_cost_ip``).
     """
-    actor, reason = _text(actor, "actor"), _text(reason, "reason")
-    ref = db.collection(ENGINE_COSTS).document(_text(engine_id, "engine id", 200))
+    who = Operator.of(actor, reason, ensure_utc(now), ip_address)
+    ref = db.collection(ENGINE_COSTS).document(text(engine_id, "engine id", 200))
 
     def work(unit: Unit) -> dict[str, Any]:
         snap = unit.get(ref)
@@ -207,22 +210,19 @@ def set_engine_cost(
         # Firestore stores numbers as doubles: the schema's type for cost_per_unit.
         fields = {
             "cost_per_unit": float(cost_per_unit),
-            "updated_at": now,
-            "updated_by": actor,
-            "notes": reason,
+            "updated_at": who.now,
+            "updated_by": who.actor,
+            "notes": who.reason,
         }
         unit.update(ref, fields)
-        _audit(
+        record(
             unit,
-            f"engine_cost_{engine_id}_{now.strftime('%Y%m%dT%H%M%S%f')}",
+            engine_cost_action_id(ref.id, who.now),
             {
-                "action": "engine_cost",
-                "actor": actor,
-                "reason": reason,
-                "engine_id": engine_id,
+                **who.fields("engine_cost"),
+                "engine_id": ref.id,
                 "before": before.get("cost_per_unit"),
                 "after": float(cost_per_unit),
-                "created_at": now,
             },
         )
         return {**before, **fields}
@@ -241,12 +241,18 @@ def list_promotions(db: firestore.Client, status: str | None = None) -> list[dic
 
 
 def create_promotion(
-    db: firestore.Client, *, promo_id: str, document: dict[str, Any], actor: str, now: datetime
+    db: firestore.Client,
+    *,
+    promo_id: str,
+    document: dict[str, Any],
+    actor: str,
+    now: datetime,
+    ip_address: str | None = None,
 ) -> dict[str, Any]:
     """Create ``promotions/{promo_id}`` after the engine proves it can read it."""
     from shared.bigeye.promotions import InvalidPromotion, parse_promotion
 
-    actor = _text(actor, "actor")
+    who = Operator.of(actor, "created", now, ip_address)
     doc = {
         **document,
         "stats": {
@@ -256,66 +262,25 @@ def create_promotion(
             "unique_users": 0,
         },
         "created_at": now,
-        "created_by": actor,
+        "created_by": who.actor,
         "updated_at": now,
     }
     try:
         parse_promotion(promo_id, doc)
     except InvalidPromotion as exc:
         raise InvalidInput(f"the promotion is not valid: {exc}") from None
-    ref = db.collection(PROMOTIONS).document(_text(promo_id, "promotion id", 200))
+    ref = db.collection(PROMOTIONS).document(text(promo_id, "promotion id", 200))
 
     def work(unit: Unit) -> dict[str, Any]:
         if unit.get(ref).exists:
             raise Conflict(f"promotion {promo_id} already exists")
         unit.create(ref, doc)
-        _audit(
+        record(
             unit,
             f"promotion_create_{promo_id}",
-            {
-                "action": "promotion_create",
-                "actor": actor,
-                "promo_id": promo_id,
-                "reason": "created",
-                "created_at": now,
-            },
+            {**who.fields("promotion_create"), "promo_id": promo_id},
         )
         return doc
-
-    return run_atomically(db, work)
-
-
-def pause_promotion(
-    db: firestore.Client, *, promo_id: str, actor: str, reason: str, now: datetime
-) -> dict[str, Any]:
-    """ACTIVE (or DRAFT) -> PAUSED; pausing a paused promotion changes nothing."""
-    actor, reason = _text(actor, "actor"), _text(reason, "reason")
-    ref = db.collection(PROMOTIONS).document(_text(promo_id, "promotion id", 200))
-
-    def work(unit: Unit) -> dict[str, Any]:
-        snap = unit.get(ref)
-        if not snap.exists:
-            raise NotFound(f"no promotion {promo_id}")
-        data = snap.to_dict() or {}
-        status = data.get("status")
-        if status == "PAUSED":
-            return data
-        if status not in {"ACTIVE", "DRAFT"}:
-            raise Conflict(f"promotion {promo_id} is {status}; only ACTIVE or DRAFT can pause")
-        unit.update(ref, {"status": "PAUSED", "updated_at": now})
-        _audit(
-            unit,
-            f"promotion_pause_{promo_id}_{now.strftime('%Y%m%dT%H%M%S%f')}",
-            {
-                "action": "promotion_pause",
-                "actor": actor,
-                "reason": reason,
-                "promo_id": promo_id,
-                "before": status,
-                "created_at": now,
-            },
-        )
-        return {**data, "status": "PAUSED"}
 
     return run_atomically(db, work)
 
@@ -331,62 +296,13 @@ def list_slips(db: firestore.Client, *, status: str, limit: int = 50) -> list[di
     return [{"slip_id": s.id, **(s.to_dict() or {})} for s in query.stream()]
 
 
-def _stamp(now: datetime) -> str:
-    """A time-ordered, unique suffix for an ``admin_actions`` id (two changes in the same
-    microsecond, or under a fixed test clock, still get two records)."""
-    import uuid
-
-    return f"{now.strftime('%Y%m%dT%H%M%S%f')}_{uuid.uuid4().hex[:8]}"
-
-
-def _promotion_transition(
-    db: firestore.Client,
-    *,
-    promo_id: str,
-    actor: str,
-    reason: str,
-    now: datetime,
-    action: str,
-    target: str,
-    allowed: frozenset[str],
-    check: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Move a promotion to ``target`` from one of ``allowed`` (already there: no change)."""
-    actor, reason = _text(actor, "actor"), _text(reason, "reason")
-    ref = db.collection(PROMOTIONS).document(_text(promo_id, "promotion id", 200))
-
-    def work(unit: Unit) -> dict[str, Any]:
-        snap = unit.get(ref)
-        if not snap.exists:
-            raise NotFound(f"no promotion {promo_id}")
-        data = snap.to_dict() or {}
-        status = data.get("status")
-        if status == target:
-            return data
-        if status not in allowed:
-            raise Conflict(
-                f"promotion {promo_id} is {status}; only {' or '.join(sorted(allowed))} can "
-                f"become {target}"
-            )
-        if check is not None:
-            check(data)
-        unit.update(ref, {"status": target, "updated_at": now})
-        _audit(
-            unit,
-            f"{action}_{promo_id}_{_stamp(now)}",
-            {
-                "action": action,
-                "actor": actor,
-                "reason": reason,
-                "promo_id": promo_id,
-                "before": status,
-                "after": target,
-                "created_at": now,
-            },
-        )
-        return {**data, "status": target, "updated_at": now}
-
-    return run_atomically(db, work)
+#: Promotion transitions: action -> (target status, the statuses it may come from).
+PROMOTION_TRANSITIONS: dict[str, tuple[str, frozenset[str]]] = {
+    "promotion_pause": ("PAUSED", frozenset({"ACTIVE", "DRAFT"})),
+    "promotion_resume": ("ACTIVE", frozenset({"PAUSED"})),
+    "promotion_cancel": ("CANCELLED", frozenset({"DRAFT", "ACTIVE", "PAUSED"})),
+    "promotion_expire": ("EXPIRED", frozenset({"ACTIVE", "PAUSED"})),
+}
 
 
 def _end_date(data: dict[str, Any]) -> datetime | None:
@@ -395,43 +311,66 @@ def _end_date(data: dict[str, Any]) -> datetime | None:
     return end if isinstance(end, datetime) else None
 
 
-def resume_promotion(
-    db: firestore.Client, *, promo_id: str, actor: str, reason: str, now: datetime
+def promotion_transition(
+    db: firestore.Client,
+    action: str,
+    *,
+    promo_id: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+    ip_address: str | None = None,
 ) -> dict[str, Any]:
-    """PAUSED -> ACTIVE, unless its ``end_date`` has passed (then it is EXPIRED instead)."""
+    """Move a promotion as ``action`` says (``PROMOTION_TRANSITIONS``), with its
+    ``admin_actions`` record; already there: nothing changes. Resume is refused once
+    ``conditions.end_date`` has passed; expiry only happens once it has."""
+    if action not in PROMOTION_TRANSITIONS:
+        raise InvalidInput(f"unknown promotion action {action}")
+    target, allowed = PROMOTION_TRANSITIONS[action]
+    who = Operator.of(actor, reason, now, ip_address)
+    ref = db.collection(PROMOTIONS).document(text(promo_id, "promotion id", 200))
 
-    def not_over(data: dict[str, Any]) -> None:
+    def check(status: Any, data: dict[str, Any]) -> None:
+        if status not in allowed:
+            raise Conflict(
+                f"promotion {promo_id} is {status}; only {' or '.join(sorted(allowed))} can "
+                f"become {target}"
+            )
         end = _end_date(data)
-        if end is not None and end < now:
+        if action == "promotion_resume" and end is not None and end < now:
             raise Conflict(f"promotion {promo_id} ended at {end.isoformat()}; it cannot resume")
+        if action == "promotion_expire" and (end is None or end >= now):
+            raise Conflict(f"promotion {promo_id} has not ended")
 
-    return _promotion_transition(
+    done = set_field(
         db,
-        promo_id=promo_id,
-        actor=actor,
-        reason=reason,
-        now=now,
-        action="promotion_resume",
-        target="ACTIVE",
-        allowed=frozenset({"PAUSED"}),
-        check=not_over,
+        ref,
+        field="status",
+        value=target,
+        who=who,
+        action=action,
+        missing=f"no promotion {promo_id}",
+        also={"updated_at": now},
+        details=lambda _: {"promo_id": ref.id},
+        check=check,
     )
+    return done.data
 
 
-def cancel_promotion(
-    db: firestore.Client, *, promo_id: str, actor: str, reason: str, now: datetime
-) -> dict[str, Any]:
+def pause_promotion(db: firestore.Client, **kwargs: Any) -> dict[str, Any]:
+    """ACTIVE or DRAFT -> PAUSED (no new redemptions; made ones stand): ``promo_id``,
+    ``actor``, ``reason``, ``now``, optional ``ip_address``."""
+    return promotion_transition(db, "promotion_pause", **kwargs)
+
+
+def resume_promotion(db: firestore.Client, **kwargs: Any) -> dict[str, Any]:
+    """PAUSED -> ACTIVE, refused (409) once its ``end_date`` has passed."""
+    return promotion_transition(db, "promotion_resume", **kwargs)
+
+
+def cancel_promotion(db: firestore.Client, **kwargs: Any) -> dict[str, Any]:
     """DRAFT, ACTIVE or PAUSED -> CANCELLED (final: no new redemptions, never resumes)."""
-    return _promotion_transition(
-        db,
-        promo_id=promo_id,
-        actor=actor,
-        reason=reason,
-        now=now,
-        action="promotion_cancel",
-        target="CANCELLED",
-        allowed=frozenset({"DRAFT", "ACTIVE", "PAUSED"}),
-    )
+    return promotion_transition(db, "promotion_cancel", **kwargs)
 
 
 EXPIRY_ACTOR = "system:promotion-expiry"
@@ -452,23 +391,14 @@ def expire_promotions(db: firestore.Client, now: datetime) -> list[str]:
             end = _end_date(snap.to_dict() or {})
             if end is None or end >= now:
                 continue
-
-            def still_over(data: dict[str, Any]) -> None:
-                current = _end_date(data)
-                if current is None or current >= now:
-                    raise Conflict("the end date changed")
-
             try:
-                _promotion_transition(
+                promotion_transition(
                     db,
+                    "promotion_expire",
                     promo_id=snap.id,
                     actor=EXPIRY_ACTOR,
                     reason=f"end_date {end.isoformat()} passed",
                     now=now,
-                    action="promotion_expire",
-                    target="EXPIRED",
-                    allowed=frozenset({"ACTIVE", "PAUSED"}),
-                    check=still_over,
                 )
             except Conflict:
                 continue
