@@ -2,9 +2,11 @@
 
 One entry per creation or update, with the whole document before (``None`` when created)
 and after, ``changed_by`` from the document's ``updated_by`` (``"unknown"`` if absent),
-``changed_at`` from its ``updated_at`` (else the event time) and ``reason`` from its
-``reason`` or ``notes`` field (else "created" / "updated"). Deletions are not recorded:
-a deletion carries no ``updated_by`` to attribute it to, engines and plans are retired
+``changed_at`` from its ``updated_at`` (else the event time), ``reason`` from its
+``reason`` or ``notes`` field (else "created" / "updated"), and ``ip_address`` only when the
+operator path that made the change knew the client address (an engine cost set through the
+admin services from the console: ``shared.admin.operations.engine_cost_ip``). Deletions are
+not recorded: a deletion carries no ``updated_by`` to attribute it to, engines and plans are retired
 with ``is_active`` (an update, recorded), and the local stack's wipes delete everything.
 The entry id is derived from the event id, so a redelivered event writes nothing; a write
 that changes nothing is not recorded. The trigger never writes the collection it watches.
@@ -33,8 +35,12 @@ def audit_entry(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
     event_time: datetime,
+    ip_address: str | None = None,
 ) -> dict[str, Any] | None:
-    """The audit document for one change (pure), or None when nothing changed."""
+    """The audit document for one change (pure), or None when nothing changed.
+
+    ``ip_address`` (the seed's optional field) is written only when the change's operator
+    path knew the client address; otherwise the field is left out."""
     if after is None or before == after:
         return None
     changed_by = after.get("updated_by")
@@ -43,7 +49,7 @@ def audit_entry(
     reason = after.get("reason") or after.get("notes")
     if not isinstance(reason, str) or not reason.strip():
         reason = "created" if before is None else "updated"
-    return {
+    entry = {
         "action_type": action_type,
         "entity_type": entity_type,
         "entity_id": entity_id,
@@ -53,6 +59,9 @@ def audit_entry(
         "changed_at": changed_at,
         "reason": reason,
     }
+    if ip_address:
+        entry["ip_address"] = ip_address
+    return entry
 
 
 def entry_id(action_type: str, event_id: str) -> str:
