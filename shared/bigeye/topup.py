@@ -7,7 +7,8 @@ Flow of ``topup`` (the service behind ``POST /api/v1/credit/topup``):
    and be active; the exchange rate comes from ``system_config/app_settings``. A promo code
    is checked before Slip2Go is asked (400 unknown / not applicable, 409 used up).
 2. Keep the image in Cloud Storage (``shared.bigeye.slipimages``; ``image_url`` is the
-   object's URL), then write the ``slips`` document PENDING together with its
+   object's URL), then write the ``slips`` document PENDING (``verification_method``
+   ``AUTO_API``, or ``AUTO_DEV`` in development: ``automatic_method``) together with its
    ``slip_submissions`` record (amount and promo code, for a later re-verification), then
    ask Slip2Go with the receiver, amount and duplicate checks. An outage, quota or credit
    problem leaves it PENDING and answers 503: nothing is credited, the slip can be
@@ -42,8 +43,9 @@ import base64
 import binascii
 import hashlib
 import logging
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -209,6 +211,25 @@ def bigeye_ledger(db: Any) -> Ledger:
 
 
 # -- the slip document ---------------------------------------------------------------------
+def automatic_method() -> str:
+    """``verification_method`` of a slip checked automatically: ``AUTO_API`` (Slip2Go), or
+    ``AUTO_DEV`` ("dev only" in BigEye's schema) when the check is a development one.
+
+    Development means all three: the process talks to the emulators
+    (``FIRESTORE_EMULATOR_HOST``), it is not a deployed function (no ``K_SERVICE``), and
+    ``SLIP2GO_BASE_URL`` is not the production Slip2Go (it is the local stand-in, or any
+    other test double). A deployed function always writes ``AUTO_API``, and so does a local
+    stack pointed at the real Slip2Go, whose answers are real verifications.
+    """
+    from shared.settings import Settings
+
+    production = str(Settings.model_fields["slip2go_base_url"].default).rstrip("/")
+    emulated = bool(os.environ.get("FIRESTORE_EMULATOR_HOST", "").strip())
+    deployed = bool(os.environ.get("K_SERVICE"))
+    real = get_settings().slip2go_base_url.rstrip("/") == production
+    return "AUTO_DEV" if emulated and not deployed and not real else "AUTO_API"
+
+
 def _pending_slip(user_id: str, image_url: str, now: datetime) -> dict[str, Any]:
     return {
         "user_id": user_id,
@@ -217,7 +238,7 @@ def _pending_slip(user_id: str, image_url: str, now: datetime) -> dict[str, Any]
         "amount_detected": None,
         "amount_credited": None,
         "bank_ref": None,
-        "verification_method": "AUTO_API",
+        "verification_method": automatic_method(),
         "verification_result": {"provider": "Slip2Go", "raw_response": {}, "confidence": 1.0},
         "reject_reason": None,
         "created_at": now,
@@ -278,7 +299,7 @@ class _Request:
     slip: SlipData
     check: Verification
     now: datetime
-    method: str = "AUTO_API"
+    method: str = field(default_factory=automatic_method)
     actor: str | None = None
     reason: str | None = None
 

@@ -15,6 +15,7 @@ from shared.bigeye import slipimages
 from shared.bigeye.topup import (
     SlipAlreadyUsed,
     approve_slip,
+    automatic_method,
     reject_slip,
     reverify_pending,
     topup,
@@ -67,6 +68,36 @@ def test_the_slip_image_is_stored_and_image_url_names_the_object(money) -> None:
     assert slipimages.load(url).data_url() == slip
 
 
+def test_slips_checked_by_the_local_standin_are_auto_dev(money) -> None:
+    db = money
+    make_user(db, "u1")
+    body = topup(
+        db, user_id="u1", slip=make_slip("TR-DEV", 100), amount=100, promo_code=None,
+        now=_earlier(0),
+    )  # fmt: skip
+    assert _docs(db, "slips")[body["slip_id"]]["verification_method"] == "AUTO_DEV"
+    (audit,) = _docs(db, "audit_logs").values()
+    assert audit["event_type"] == "TOPUP_SUCCESS"
+    assert audit["details"]["verification_method"] == "AUTO_DEV"
+
+
+def test_auto_dev_is_never_written_outside_development(monkeypatch) -> None:
+    standin = "http://127.0.0.1:9/api"
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8080")
+    monkeypatch.delenv("K_SERVICE", raising=False)
+    with override_settings(slip2go_base_url=standin):
+        assert automatic_method() == "AUTO_DEV"
+        monkeypatch.setenv("K_SERVICE", "credit-api")  # a deployed function
+        assert automatic_method() == "AUTO_API"
+        monkeypatch.delenv("K_SERVICE")
+        monkeypatch.delenv("FIRESTORE_EMULATOR_HOST")  # production Firestore
+        assert automatic_method() == "AUTO_API"
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8080")
+    # The local stack pointed at the real Slip2Go: real verifications.
+    with override_settings(slip2go_base_url="https://connect.slip2go.com/api/"):
+        assert automatic_method() == "AUTO_API"
+
+
 def test_storage_outage_is_503_and_writes_nothing(money) -> None:
     db = money
     make_user(db, "u1")
@@ -94,7 +125,7 @@ def test_a_pending_slip_is_credited_once_after_the_outage(money, standin) -> Non
     report = reverify_pending(db, datetime.now(UTC))
     assert (report.checked, report.credited) == (1, 1)
     slip = _docs(db, "slips")[slip_id]
-    assert slip["status"] == "VERIFIED" and slip["verification_method"] == "AUTO_API"
+    assert slip["status"] == "VERIFIED" and slip["verification_method"] == "AUTO_DEV"
     assert slip["bank_ref"] == "TR-LATER" and slip["amount_credited"] == 400
     assert _credits(db, "u1") == 400
     assert _docs(db, "slip_submissions")[slip_id]["attempts"] == 2
