@@ -685,27 +685,6 @@ def promotions_list(env: Env, status: str | None, as_json: bool) -> None:
     emit_rows(rows, as_json, "no promotions", _promotion_line)
 
 
-def _tiers(text: str | None) -> list[dict[str, Any]] | None:
-    """``100-299:400,300-499:1300,500-:2200`` -> reward.tiers."""
-    if not text:
-        return None
-    tiers = []
-    for part in text.split(","):
-        try:
-            span, credits = part.split(":")
-            low, high = span.split("-")
-            tiers.append(
-                {
-                    "min_baht": int(low),
-                    "max_baht": int(high) if high else None,
-                    "credits": int(credits),
-                }
-            )
-        except ValueError:
-            raise click.BadParameter(f"tier {part!r} is not MIN-MAX:CREDITS") from None
-    return tiers
-
-
 def _instant(value: str | None, name: str) -> datetime | None:
     if value is None:
         return None
@@ -757,51 +736,30 @@ def promotions_create(
 ) -> None:
     """Create promotion PROMO_ID (DRAFT unless --status ACTIVE)."""
     from shared.admin import operations
+    from shared.admin.promotion_form import parse_tiers, promotion_document
 
-    tiers = _tiers(o["tiers"])
-    if tiers:
-        reward_type = "TIERED_BONUS"
-    elif o["override_rate"] is not None:
-        reward_type = "RATE_OVERRIDE"
-    elif o["bonus_percentage"] is not None:
-        reward_type = "PERCENTAGE_BONUS"
-    elif o["bonus_credits"] is not None:
-        reward_type = "BONUS_CREDITS"
-    else:
-        raise AdminError(
-            "give a reward: --bonus-credits, --bonus-percentage, --override-rate or --tiers"
-        )
-    document = {
-        "name": o["name"],
-        "code": o["code"],
-        "type": type_,
-        "status": o["status"],
-        "priority": o["priority"],
-        "conditions": {
-            "start_date": _instant(o["start"], "--start"),
-            "end_date": _instant(o["end"], "--end"),
-            "min_topup_baht": o["min_baht"],
-            "max_topup_baht": o["max_baht"],
-            "max_redemptions": o["max_redemptions"],
-            "max_per_user": o["max_per_user"],
-            "new_users_only": o["new_users_only"],
-            "first_topup_only": o["first_topup_only"],
-            "require_code": bool(o["code"]),
-        },
-        "reward": {
-            "type": reward_type,
-            "bonus_credits": o["bonus_credits"],
-            "override_rate": o["override_rate"],
-            "bonus_percentage": o["bonus_percentage"],
-            "tiers": tiers,
-        },
-        "display": {
-            "banner_text": o["banner_text"],
-            "banner_color": o["banner_color"],
-            "show_in_client": True,
-            "show_in_topup": True,
-        },
-    }
+    document = call(
+        promotion_document,
+        name=o["name"],
+        type_=type_,
+        status=o["status"],
+        priority=o["priority"],
+        start=_instant(o["start"], "--start"),
+        end=_instant(o["end"], "--end"),
+        code=o["code"],
+        min_baht=o["min_baht"],
+        max_baht=o["max_baht"],
+        max_redemptions=o["max_redemptions"],
+        max_per_user=o["max_per_user"],
+        new_users_only=o["new_users_only"],
+        first_topup_only=o["first_topup_only"],
+        bonus_credits=o["bonus_credits"],
+        bonus_percentage=o["bonus_percentage"],
+        override_rate=o["override_rate"],
+        tiers=call(parse_tiers, o["tiers"]),
+        banner_text=o["banner_text"],
+        banner_color=o["banner_color"],
+    )
     env.confirm_write(f"Create promotion {promo_id} ({o['status']})")
     doc = call(
         operations.create_promotion,
