@@ -114,3 +114,73 @@ def test_actions_need_the_session_csrf_token_and_are_audited(db: Any, stack: Any
     assert bad.status_code == 400 and "whole number" in bad.text
     ghost = c.post("/queue/replay", data={"csrf": csrf, "event_id": "evt_nope"})
     assert ghost.status_code == 404 and "evt_nope" in ghost.text
+
+
+NEW_PAGES = ("/loss", "/providers", "/promotions")
+NEW_ACTIONS = (
+    "/loss/action",
+    "/providers/ack",
+    "/providers/flag",
+    "/promotions/create",
+    "/promotions/change",
+    "/settings",
+    "/users/reconcile",
+    "/users/status",
+    "/users/rebind",
+)
+
+
+def test_new_pages_and_actions_refuse_unauthenticated_forged_and_non_admin(
+    db: Any, stack: Any, certs: TokenIssuer
+) -> None:
+    from tests.console import seed
+
+    seed.loss_user(db)
+    seed.promotions_and_settings(db)
+    seed.bigeye_user(db)
+    db.collection("model_router_alerts").document("a1").set({"acknowledged": False})
+    # Every field any of the actions reads, so a wrongly accepted request would write.
+    form = {
+        "user_id": seed.LOSS_USER,
+        "action": "rate_limited",
+        "alert_id": "a1",
+        "flag": "planner_enabled",
+        "value": "true",
+        "promo_id": "demo-newyear-tiered",
+        "change": "pause",
+        "name": "x",
+        "type": "FLAT_BONUS",
+        "status": "ACTIVE",
+        "bonus_credits": "5",
+        "field": "maintenance_mode",
+        "hardware_id": "hw-x",
+        "profile": "bigeye",
+        "reason": "r",
+    }
+    before = all_documents(db)
+    anonymous = client(stack)
+    forged_cookie = client(stack)
+    forged_cookie.cookies.set("console_session", "eyJ1aWQiOiJ4In0.forged.signature")
+    refused_tokens = []
+    for token, status in ((certs.token(forged=True), 401), (certs.token(admin=False), 403)):
+        c = client(stack)
+        assert c.post("/login", data={"id_token": token}).status_code == status
+        refused_tokens.append(c)
+    for c in (anonymous, forged_cookie, *refused_tokens):
+        for path in NEW_PAGES:
+            page = c.get(path)
+            assert page.status_code == 303, path
+            assert page.headers["location"].endswith("/admin-console/login")
+        for path in NEW_ACTIONS:
+            answer = c.post(path, data={**form, "csrf": "x"})
+            assert answer.status_code == 401, (path, answer.text[:200])
+            assert answer.json() == {"detail": "sign in first"}
+    # Signed in, but without the session's CSRF token.
+    c = client(stack)
+    c.post("/login", data={"id_token": certs.token()})
+    for path in NEW_PAGES:
+        assert c.get(path).status_code == 200, path
+    for path in NEW_ACTIONS:
+        assert c.post(path, data=form).status_code == 403, path
+        assert c.post(path, data={**form, "csrf": "stale"}).status_code == 403, path
+    assert all_documents(db) == before
