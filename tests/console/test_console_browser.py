@@ -104,7 +104,18 @@ def test_sign_in_and_see_the_profit_charts(db: Any, page: Any, stack: Any) -> No
                 "total_cost_usd": 4.0 * n,
                 "total_profit_usd": 6.0 * n,
                 "profit_margin_percent": 60.0,
-                "cost_by_engine": {"openai_chat_gpt4": {"cost_usd": 4.0 * n, "usage_count": n}},
+                "cost_by_engine": {
+                    "openai_chat_gpt4": {"cost_usd": 3.0 * n, "usage_count": n},
+                    "elevenlabs_tts": {"cost_usd": 1.0 * n, "usage_count": 2 * n},
+                },
+                "revenue_by_plan": {
+                    "pro": {"revenue_usd": 8.0 * n, "user_count": 2, "generation_count": 5 * n},
+                    "free": {"revenue_usd": 2.0 * n, "user_count": 5, "generation_count": n},
+                },
+                "profit_by_plan": {
+                    "pro": {"profit_usd": 6.0 * n, "cost_usd": 2.0 * n, "revenue_usd": 8.0 * n},
+                    "free": {"profit_usd": 0.0, "cost_usd": 2.0 * n, "revenue_usd": 2.0 * n},
+                },
             }
         )
     db.collection("profit_aggregates").document(f"monthly_{today:%Y_%m}").set(
@@ -126,6 +137,28 @@ def test_sign_in_and_see_the_profit_charts(db: Any, page: Any, stack: Any) -> No
     )
     assert painted > 1000
     assert "openai_chat_gpt4" in page.inner_text("#engines")
+    # Cost by engine and plan mix, summed over the range's days (1 + 2 + 3 = 6 shares).
+    engines = page.evaluate(
+        "() => { const c = Chart.getChart('engine-chart'); "
+        "return [c.data.labels, c.data.datasets[0].data]; }"
+    )
+    assert engines == [["elevenlabs_tts", "openai_chat_gpt4"], [6, 18]]
+    plans = page.evaluate(
+        "() => { const c = Chart.getChart('plan-chart'); "
+        "return [c.data.labels, c.data.datasets[0].data]; }"
+    )
+    assert plans == [["free", "pro"], [12, 48]]
+    rows = page.inner_text("#plans")
+    assert "pro\t48.0000\t12.0000\t36.0000\t75.0\t30\t6" in rows
+    # The range narrows what is summed.
+    page.fill("input[name=start]", days[2].isoformat())
+    page.click("main form button")
+    page.wait_for_function(
+        "() => window.Chart && Chart.getChart('plan-chart') "
+        "&& Chart.getChart('plan-chart').data.datasets[0].data[1] === 24"
+    )
+    page.goto(page.url.split("?")[0])
+    page.wait_for_function("() => window.Chart && Chart.getChart('plan-chart')")
     _shot(page, "profit")
 
 
@@ -153,8 +186,22 @@ def test_replay_a_parked_stripe_event(db: Any, page: Any, stack: Any) -> None:
             "stripe_customer_id": "cus_console",
         }
     )
+    db.collection("stripe_clawback_shortfalls").document("evt_console_refund").set(
+        {
+            "user_id": "u7",
+            "payment_intent_id": "pi_console_7",
+            "original_transaction_id": "t7",
+            "refund_transaction_id": "t8",
+            "reason": "dispute",
+            "requested_credits": 500,
+            "clawed_credits": 120,
+            "shortfall_credits": 380,
+            "created_at": datetime.now(UTC),
+        }
+    )
     page.goto(f"{stack.base_url}/admin-console/queue")
     assert evt["id"] in page.inner_text("#parked")
+    assert "evt_console_refund" in page.inner_text("#shortfalls")
     _shot(page, "queue")
     page.click(f"#replay-{evt['id']}")
     page.wait_for_selector("#notice")
@@ -218,3 +265,117 @@ def test_adjust_a_balance(db: Any, page: Any, stack: Any) -> None:
     assert db.collection("users").document("u1").get().get("credits_balance") == 40
     actions = [d for p, d in all_documents(db).items() if p.startswith("admin_actions/")]
     assert len(actions) == 1 and actions[0]["reason"] == "support ticket 42"
+
+
+def test_loss_action_and_alert_acknowledgement(db: Any, page: Any, stack: Any) -> None:
+    from tests.console import seed
+
+    seed.loss_user(db)
+    alerts = seed.provider_outage(db)
+    page.click("nav >> text=Loss users")
+    page.wait_for_selector("#loss-users")
+    assert "4" in page.inner_text(f"#loss-{seed.LOSS_USER}")
+    page.select_option(f"#loss-action-{seed.LOSS_USER}", "rate_limited")
+    page.fill(f"#loss-reason-{seed.LOSS_USER}", "free plan on GPT-4 all day")
+    page.click(f"#loss-set-{seed.LOSS_USER}")
+    page.wait_for_selector("#notice")
+    assert "action_taken rate_limited" in page.inner_text("#notice")
+    assert page.inner_text(f"#loss-{seed.LOSS_USER} .action-taken") == "rate_limited"
+    entry = db.collection("loss_users").document(seed.LOSS_USER).get().to_dict()
+    assert entry["action_taken"] == "rate_limited"
+    assert entry["notes"] == "free plan on GPT-4 all day"
+    _shot(page, "loss")
+
+    page.click("nav >> text=Providers")
+    page.wait_for_selector("#alerts")
+    assert "open" in page.inner_text("#breakers")
+    _shot(page, "providers")
+    first = alerts[0]
+    page.fill(f"[id='ack-reason-{first}']", "paged the on-call")
+    page.click(f"[id='ack-{first}']")
+    page.wait_for_selector("#notice")
+    assert f"{first} acknowledged" in page.inner_text("#notice")
+    assert db.collection("model_router_alerts").document(first).get().get("acknowledged") is True
+    assert page.locator(f"[id='ack-{first}']").count() == 0
+    acks = [
+        d
+        for p, d in all_documents(db).items()
+        if p.startswith("admin_actions/") and d["action"] == "router_alert_ack"
+    ]
+    assert [(a["alert_id"], a["actor"]) for a in acks] == [(first, "console:ops@example.com")]
+
+
+def test_create_and_pause_a_promotion(db: Any, page: Any, stack: Any) -> None:
+    from tests.console import seed
+
+    seed.promotions_and_settings(db)
+    page.click("nav >> text=Promotions and settings")
+    page.wait_for_selector("#promotion-form")
+    page.fill("#promo-id", seed.PROMO)
+    page.fill("#promo-name", "Songkran bonus")
+    page.select_option("#promo-type", "FLAT_BONUS")
+    page.select_option("#promo-status", "ACTIVE")
+    page.fill("#promo-end", (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#promo-bonus", "50")
+    page.click("#promo-create")
+    page.wait_for_selector("#notice")
+    assert f"created {seed.PROMO} (ACTIVE)" in page.inner_text("#notice")
+    doc = db.collection("promotions").document(seed.PROMO).get().to_dict()
+    assert doc["status"] == "ACTIVE" and doc["reward"]["bonus_credits"] == 50
+    page.fill(f"#promo-reason-{seed.PROMO}", "budget spent")
+    page.click(f"#pause-{seed.PROMO}")
+    page.wait_for_selector("#notice")
+    assert f"{seed.PROMO} is PAUSED" in page.inner_text("#notice")
+    assert page.inner_text(f"#promo-{seed.PROMO} .promo-status") == "PAUSED"
+    assert db.collection("promotions").document(seed.PROMO).get().get("status") == "PAUSED"
+    page.select_option("#settings-field", "maintenance_message")
+    page.fill("#settings-value", "Back at 10:00")
+    page.fill("#settings-reason", "deploy window")
+    page.click("#settings-set")
+    page.wait_for_selector("#notice")
+    app = db.collection("system_config").document("app_settings").get().to_dict()
+    assert app["maintenance_message"] == "Back at 10:00"
+    records = sorted(
+        (d for p, d in all_documents(db).items() if p.startswith("admin_actions/")),
+        key=lambda a: a["created_at"],
+    )
+    assert [(r["action"], r["actor"]) for r in records] == [
+        ("promotion_create", "console:ops@example.com"),
+        ("promotion_pause", "console:ops@example.com"),
+        ("app_settings", "console:ops@example.com"),
+    ]
+    _shot(page, "promotions")
+
+
+def test_suspend_and_unban_a_bigeye_user(db: Any, page: Any, stack: Any) -> None:
+    from tests.console import seed
+
+    user = seed.bigeye_user(db, credits=100)
+    seed.open_hold(user, "job-console-1", 30)
+    page.goto(f"{stack.base_url}/admin-console/users?profile=bigeye&q={user}")
+    page.wait_for_selector("#account-status")
+    assert page.inner_text("#balance") == "70"
+    assert "job-console-1" in page.inner_text("#holds")
+    page.fill("#status-reason", "chargeback fraud")
+    page.click("#suspend")
+    page.wait_for_selector("#notice")
+    assert page.inner_text("#account-status") == "suspended"
+    assert db.collection("users").document(user).get().get("status") == "suspended"
+    _shot(page, "users-bigeye")
+    page.fill("#status-reason", "cleared by support")
+    page.click("#unban")
+    page.wait_for_selector("text=is now active")
+    assert page.inner_text("#account-status") == "active"
+    assert db.collection("users").document(user).get().get("status") == "active"
+    statuses = sorted(
+        (
+            d
+            for p, d in all_documents(db).items()
+            if p.startswith("admin_actions/") and d["action"].startswith("user_")
+        ),
+        key=lambda a: a["created_at"],
+    )
+    assert [(a["before"], a["after"], a["reason"]) for a in statuses] == [
+        ("active", "suspended", "chargeback fraud"),
+        ("suspended", "active", "cleared by support"),
+    ]
