@@ -271,7 +271,12 @@ def promotion_create(request: Any, operator: auth.Operator) -> Any:
         banner_color=optional(request, "banner_color", 20) or "#FF4560",
     )
     doc = operations.create_promotion(
-        _db(), promo_id=promo_id, document=document, actor=operator.actor, now=_now()
+        _db(),
+        promo_id=promo_id,
+        document=document,
+        actor=operator.actor,
+        now=_now(),
+        ip_address=client_ip(request),
     )
     return promotions(request, operator, notice=f"created {promo_id} ({doc['status']})")
 
@@ -291,6 +296,7 @@ def promotion_change(request: Any, operator: auth.Operator) -> Any:
         actor=operator.actor,
         reason=required(request, "reason"),
         now=_now(),
+        ip_address=client_ip(request),
     )
     return promotions(request, operator, notice=f"{promo_id} is {doc['status']}")
 

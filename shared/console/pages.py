@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.console import auth
-from shared.console.web import Page, num, page, profile, required, response, stamp
+from shared.console.web import Page, client_ip, num, page, profile, required, response, stamp
 
 MAX_RANGE_DAYS = 366
 SLIP_STATUSES = ("PENDING", "REJECTED")
@@ -381,6 +381,7 @@ def adjust(request: Any, operator: auth.Operator) -> Any:
         reason=reason,
         key=key,
         now=get_clock().now(),
+        ip_address=client_ip(request),
     )
     r = done.result
     state = "already applied (nothing written)" if r.replayed else "done"
