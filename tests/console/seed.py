@@ -41,6 +41,7 @@ def provider_outage(db: Any, provider: str = "openai", failures: int = 5) -> lis
     breaker opens and the service raises its alerts. Returns the open alerts' ids."""
     from devstack.demo import providers
     from shared.admin.router import list_alerts
+    from shared.providers.core import Outcome
     from shared.providers.service import ProviderEvent, record_event
 
     now = datetime.now(UTC)
@@ -50,7 +51,7 @@ def provider_outage(db: Any, provider: str = "openai", failures: int = 5) -> lis
             event_id=f"console-{provider}-{n}",
             provider=provider,
             model_id="gpt-4o",
-            outcome="failure",
+            outcome=Outcome.FAILURE,
             latency_ms=120,
             error="upstream 503",
             occurred_at=now - timedelta(seconds=failures - n),
