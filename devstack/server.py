@@ -10,6 +10,11 @@
   ``request_id`` or event id (Pub/Sub message id, provider ``event_id``): done, rejected with
   its reason, retried. It is read from the functions' own log lines, so the senders and
   ``python -m devstack trigger`` show a rejection instead of waiting for nothing.
+
+The dispatcher counts what it handled: requests being handled now (``inflight``), requests
+and events finished per function (``handled``) and the Pub/Sub message ids each function
+acknowledged (answered 2xx, as a push subscription counts an ack). ``Stack.wait_settled``
+and ``Stack.wait_handled`` are the tests' barriers built on them.
 """
 
 from __future__ import annotations
@@ -84,7 +89,11 @@ class Dispatcher:
 
     def __init__(self, specs: Iterable[FunctionSpec]) -> None:
         self.apps: dict[str, Any] = {}
+        #: The functions a push subscription delivers to (they receive Pub/Sub messages).
+        self.pushed: set[str] = set()
         for spec in specs:
+            if spec.topic is not None:
+                self.pushed.add(spec.name)
             self.apps[spec.name] = functions_framework.create_app(
                 target=spec.entry_point,
                 source=str(spec.source),
@@ -95,6 +104,7 @@ class Dispatcher:
         self._inflight = 0
         self._inflight_lock = threading.Lock()
         self._handled: dict[str, int] = {}
+        self._acked: dict[str, set[str]] = {}
 
     @property
     def inflight(self) -> int:
@@ -107,6 +117,26 @@ class Dispatcher:
         (tests wait for a count, then assert that nothing more happened)."""
         with self._inflight_lock:
             return self._handled.get(function, 0)
+
+    def acked(self, function: str, message_ids: Iterable[str]) -> set[str]:
+        """Which of ``message_ids`` ``function`` has acknowledged (answered 2xx) so far."""
+        with self._inflight_lock:
+            done = self._acked.get(function, set())
+            return {m for m in message_ids if m in done}
+
+    def _message_id(self, function: str, environ: Environ) -> str | None:
+        """The Pub/Sub message id of a push delivery to ``function`` (the body is kept for
+        the function); None for anything else."""
+        if function not in self.pushed or environ.get("REQUEST_METHOD") != "POST":
+            return None
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            message = json.loads(body)["message"]
+            return str(message.get("messageId") or message["message_id"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
 
     @staticmethod
     def _function_of(path: str) -> str:
@@ -124,18 +154,30 @@ class Dispatcher:
         function = self._function_of(environ.get("PATH_INFO", "") or "/")
         with self._inflight_lock:
             self._inflight += 1
+        acked = False
         try:
-            body = self._route(environ, start_response)
+            message_id = self._message_id(function, environ)
+            status: list[str] = []
+
+            def start(code: str, headers: Any, exc_info: Any = None) -> Any:
+                status.append(code)
+                return start_response(code, headers, exc_info)
+
+            body = self._route(environ, start)
             try:
-                return list(body)
+                result = list(body)
             finally:
                 close = getattr(body, "close", None)
                 if close is not None:
                     close()
+            acked = message_id is not None and bool(status) and status[-1].startswith("2")
+            return result
         finally:
             with self._inflight_lock:
                 self._inflight -= 1
                 self._handled[function] = self._handled.get(function, 0) + 1
+                if acked:
+                    self._acked.setdefault(function, set()).add(str(message_id))
 
     def _route(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"

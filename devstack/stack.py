@@ -96,6 +96,10 @@ class Stack:
         self.imported: Path | None = None
         #: Where the data went at stop (``config.export_dir``), once exported.
         self.exported: Path | None = None
+        #: Messages published through ``publish`` not yet acknowledged by every function
+        #: subscribed to their topic: message id -> those functions (``wait_settled``).
+        self._unacked: dict[str, set[str]] = {}
+        self._published_lock = threading.Lock()
 
     # -- addresses -----------------------------------------------------------------------
     @property
@@ -264,7 +268,53 @@ class Stack:
 
         publisher = publisher_client()
         path = publisher.topic_path(self.config.project, topic)
-        return str(publisher.publish(path, data, **attributes).result(timeout=30))
+        message_id = str(publisher.publish(path, data, **attributes).result(timeout=30))
+        subscribers = {spec.name for spec in self.config.specs if spec.topic == topic}
+        if subscribers:
+            with self._published_lock:
+                self._unacked[message_id] = subscribers
+        return message_id
+
+    def unacked(self) -> dict[str, set[str]]:
+        """The messages published through ``publish`` that some subscribed function has not
+        acknowledged yet: message id -> those functions."""
+        dispatcher = self.server.dispatcher if self.server is not None else None
+        with self._published_lock:
+            if dispatcher is not None:
+                waiting: dict[str, list[str]] = {}
+                for message_id, functions in self._unacked.items():
+                    for function in functions:
+                        waiting.setdefault(function, []).append(message_id)
+                for function, message_ids in waiting.items():
+                    for message_id in dispatcher.acked(function, message_ids):
+                        self._unacked[message_id].discard(function)
+                for message_id in [m for m, fs in self._unacked.items() if not fs]:
+                    del self._unacked[message_id]
+            return {m: set(fs) for m, fs in self._unacked.items()}
+
+    def wait_settled(self, timeout_s: float = 60.0, handled: dict[str, int] | None = None) -> None:
+        """A barrier: every message published through ``publish`` has been acknowledged by
+        each function subscribed to its topic (after its retries: a 5xx is not an ack),
+        each function in ``handled`` has finished at least that many requests or events
+        in all (trigger deliveries, see ``wait_handled``), and no request is in flight.
+
+        It waits for counts the caller knows are owed, never for a quiet period, so what
+        a test asserts after it cannot still be on its way."""
+        deadline = time.monotonic() + timeout_s
+        wanted = handled or {}
+        while True:
+            pending = self.unacked()
+            short = {f: n for f, n in wanted.items() if self.handled(f) < n}
+            inflight = self.server.dispatcher.inflight if self.server is not None else 0
+            if not pending and not short and inflight == 0:
+                return
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"not settled after {timeout_s:.0f} s: {len(pending)} published messages "
+                    f"not acknowledged (e.g. {sorted(pending.items())[:3]}), handled short of "
+                    f"the expected counts: {short}, {inflight} requests in flight"
+                )
+            time.sleep(0.01)
 
     def wipe(self) -> None:
         """Delete every Firestore document (rules and triggers survive)."""
@@ -306,9 +356,14 @@ class Stack:
             time.sleep(0.005)
 
     def wipe_quiet(self) -> None:
-        """Wipe Firestore and absorb the writes that in-flight triggers make afterwards."""
+        """Wipe Firestore and absorb the writes that in-flight triggers make afterwards.
+
+        It starts a new test: messages published before it no longer hold up
+        ``wait_settled`` (a test that leaves one being retried does not stall the next)."""
         from shared.clients import firestore_client
 
+        with self._published_lock:
+            self._unacked.clear()
         self.quiesce()
         for _ in range(5):
             self.wipe()

@@ -64,7 +64,6 @@ from shared.ledger import (
 from shared.ledger.reconcile import reconcile
 from shared.settings import override_settings
 from tests.bigeye_api.client import api_url, register_and_login
-from tests.helpers import wait_for
 from tests.indexes.recorder import recording
 
 SEED = int(os.environ.get("CHAOS_SEED", "20260104"))
@@ -144,7 +143,7 @@ def post_until_ok(client: httpx.Client, tally: Tally, url: str, **kw: Any) -> ht
             return response
         with tally.lock:
             tally.retries_after_5xx += 1
-        time.sleep(0.05)
+        time.sleep(0.05)  # the client's back-off before it sends again
     raise AssertionError(f"{url} kept failing")
 
 
@@ -163,7 +162,7 @@ def driver_call(tally: Tally, fn: Any) -> Any:
         _driver.faults = False
 
 
-@pytest.mark.timeout(max(900, N // 5))  # about 0.15 s an operation on a busy machine
+@pytest.mark.timeout(max(900, N * 0.6))  # about 0.15 s an operation idle, 4x that loaded
 def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: Any) -> None:
     db = demo
     rng = random.Random(SEED)
@@ -172,6 +171,10 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
     bigeye = Ledger(db, BIGEYE, SystemClock())
     tally = Tally()
     client = httpx.Client(timeout=60)
+    # The trigger events the run owes: a users/ create each (welcome bonus check), two
+    # podcast_jobs writes per started job (refund check). Counted from here.
+    users_fired = stack.handled("on-user-created")
+    jobs_fired = stack.handled("on-podcast-job-failed")
 
     # Users: KitesForU-profile accounts for webhooks, usage, jobs and grants.
     n_users = max(6, N // 20)
@@ -469,39 +472,20 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
                 for name, _ in batch:
                     tally.ops[name] += 1
                 list(pool.map(lambda item: item[1](), batch))
-            # Quiescence: every usage message metered (redeliveries included), every failed
-            # job refunded by its trigger.
-            wanted = set(tally.usage)
-            wait_for(
-                lambda: (
-                    wanted
-                    <= {
-                        (s.to_dict() or {}).get("request_id")
-                        for s in db.collection("usage_logs").select(["request_id"]).stream()
-                    }
-                ),
-                timeout_s=120,
-                interval_s=0.5,
-            )
-            failed = {j for j, (_, _, f) in tally.jobs.items() if f}
-            wait_for(
-                lambda: (
-                    failed
-                    <= {
-                        (s.to_dict() or {}).get("job_id")
-                        for s in db.collection("credit_transactions")
-                        .where(filter=firestore.FieldFilter("type", "==", "REFUND"))
-                        .stream()
-                    }
-                ),
-                timeout_s=120,
-                interval_s=0.5,
+            # The barrier: every published message (usage, provider, crons) acknowledged
+            # after its redeliveries, every trigger event the run's writes owe handled
+            # (a users/ create each, two podcast_jobs writes per started job), nothing in
+            # flight. Redeliveries of lost acknowledgements are part of it: they replay.
+            stack.wait_settled(
+                timeout_s=max(120, N * 0.1),
+                handled={
+                    "on-user-created": users_fired + len(users) + len(sessions),
+                    "on-podcast-job-failed": jobs_fired + 2 * len(tally.jobs),
+                },
             )
     finally:
         atomic.fault_hook = None
     elapsed = time.monotonic() - started
-    # Redeliveries being handled now land before the checks (they must replay as no-ops).
-    stack.quiesce(timeout_s=60)
 
     # Stripe events still parked although what they waited for now exists: the billing
     # service replays parked events only when the enabling event is first processed, so a
@@ -606,16 +590,10 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
         assert stored.get("tokensUsed", 0) == total, doc_id
     today = now.date().isoformat()
     stack.publish("cron-daily-rollup", json.dumps({"date": today}).encode())
+    stack.wait_settled(timeout_s=120)
     aggregate_id = f"daily_{today.replace('-', '_')}"
-
-    def rolled() -> dict[str, Any] | None:
-        snap = db.collection("profit_aggregates").document(aggregate_id).get()
-        data = snap.to_dict() if snap.exists else None
-        if data and data.get("total_generations") == len(logs):
-            return data
-        return None
-
-    aggregate = wait_for(rolled, timeout_s=120, interval_s=0.5)
+    aggregate = db.collection("profit_aggregates").document(aggregate_id).get().to_dict() or {}
+    assert aggregate.get("total_generations") == len(logs), aggregate
     cost = sum(Decimal(str(log["real_cost_usd"])) for log in logs)
     assert abs(Decimal(str(aggregate["total_cost_usd"])) - cost) <= Decimal("0.01")
     assert aggregate["total_users"] == len({log["user_id"] for log in logs})
