@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+
+from google.cloud.firestore_v1.batch import WriteBatch
+
+from shared.registry import Document
 
 T = TypeVar("T")
 
@@ -12,7 +18,10 @@ T = TypeVar("T")
 def wait_for(
     probe: Callable[[], T | None], *, timeout_s: float = 15.0, interval_s: float = 0.05
 ) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout_s``."""
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout_s``.
+
+    For waiting until something happens; never as proof that something does not (use
+    ``Stack.wait_settled`` / ``wait_handled`` / ``triggers_settled``, then assert)."""
     deadline = time.monotonic() + timeout_s
     last: T | None = None
     while time.monotonic() < deadline:
@@ -35,3 +44,66 @@ def all_documents(db: Any) -> dict[str, dict[str, Any]]:
 
     walk(db.collections())
     return found
+
+
+@contextlib.contextmanager
+def triggers_settled(stack: Any, timeout_s: float = 60.0) -> Iterator[None]:
+    """Run the block, then wait until every Firestore trigger event its writes owe has
+    been handled (``Stack.wait_settled``): a barrier on counted events, not a quiet period.
+
+    The writes are the batches this process commits in the block (the functions run
+    in-process, so their writes count too). A ``written`` trigger owes one event per write
+    to a matching document, a ``created`` trigger one per document first written in the
+    block: the block must start with the documents it creates absent (a wiped database).
+    Writes the triggers themselves make while they are waited for are counted as well.
+    """
+    specs = [s for s in stack.config.specs if isinstance(s.trigger, Document)]
+    baseline = {s.name: stack.handled(s.name) for s in specs}
+    writes: list[tuple[str, str]] = []  # (document path, "update" or "delete"), in order
+    lock = threading.Lock()
+    original = WriteBatch.commit
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        pbs = list(self._write_pbs)
+        result = original(self, *args, **kwargs)
+        with lock:
+            for pb in pbs:
+                operation = pb._pb.WhichOneof("operation")
+                name = pb.update.name if operation == "update" else pb.delete
+                writes.append((name.split("/documents/", 1)[-1], operation))
+        return result
+
+    def owed() -> dict[str, int]:
+        with lock:
+            done = list(writes)
+        counts = {}
+        for spec in specs:
+            trigger = spec.trigger
+            assert isinstance(trigger, Document)
+            matching = [(p, op) for p, op in done if _matches(trigger.pattern, p)]
+            if trigger.event == "created":
+                counts[spec.name] = len({p for p, op in matching if op == "update"})
+            else:
+                counts[spec.name] = len(matching)
+        return counts
+
+    WriteBatch.commit = spy  # type: ignore[method-assign]
+    try:
+        yield
+        while True:
+            expected = owed()
+            stack.wait_settled(
+                timeout_s, handled={name: baseline[name] + n for name, n in expected.items()}
+            )
+            if owed() == expected:  # the handlers wrote nothing that owes more
+                return
+    finally:
+        WriteBatch.commit = original  # type: ignore[method-assign]
+
+
+def _matches(pattern: str, path: str) -> bool:
+    """Whether a document path matches a trigger pattern such as ``users/{user_id}``."""
+    want, got = pattern.split("/"), path.split("/")
+    return len(want) == len(got) and all(
+        w.startswith("{") or w == g for w, g in zip(want, got, strict=True)
+    )

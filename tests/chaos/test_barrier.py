@@ -18,6 +18,7 @@ from devstack.demo import billing as demo_billing
 from devstack.emulators import StackError
 from shared import atomic
 from shared.errors import Transient
+from tests.helpers import triggers_settled
 
 
 class _FirstDeliveryFails:
@@ -77,3 +78,21 @@ def test_settled_reports_what_is_still_owed(db: Any, stack: Any) -> None:
     owed = stack.handled("on-podcast-job-failed") + 1
     with pytest.raises(StackError, match="on-podcast-job-failed"):
         stack.wait_settled(timeout_s=0.5, handled={"on-podcast-job-failed": owed})
+
+
+def test_triggers_settled_waits_for_the_events_the_writes_owe(db: Any, stack: Any) -> None:
+    costs, audits = stack.handled("on-engine-cost-written"), stack.handled("on-engine-cost-audit")
+    users = stack.handled("on-user-created")
+    with triggers_settled(stack):
+        stack.seed()
+        db.collection("users").document("settled-user").set({"email": "s@example.com"})
+        db.collection("users").document("settled-user").update({"email": "t@example.com"})
+    engines = len(list(db.collection("ai_engine_costs").stream()))
+    assert engines > 0
+    # One event per engine cost document written, handled by both of its triggers, and
+    # the users/ creates handled (the update of the same user owes no created event).
+    assert stack.handled("on-engine-cost-written") - costs >= engines
+    assert stack.handled("on-engine-cost-audit") - audits >= engines
+    seeded_users = len(list(db.collection("users").stream()))
+    assert stack.handled("on-user-created") - users >= seeded_users
+    assert stack.unacked() == {}

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.registry import REGISTRY, FunctionSpec, Http, Schedule, Topic
-from tests.helpers import all_documents
+from tests.helpers import all_documents, triggers_settled
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
 FUZZ = settings(
@@ -203,17 +203,18 @@ def _snapshot(db: Any) -> dict[str, Any]:
     return {p: d for p, d in all_documents(db).items() if not p.startswith("rate_limits/")}
 
 
-def _settled(db: Any, timeout_s: float = 30.0) -> dict[str, Any]:
-    """The documents once the demo seed's own triggers (audit, cost history) are done."""
-    deadline = time.monotonic() + timeout_s
-    last = _snapshot(db)
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = _snapshot(db)
-        if now == last:
-            return now
-        last = now
-    raise AssertionError("the demo data never settled")
+@pytest.fixture
+def demo(db: Any, stack: Any) -> Any:
+    """The demo data, once every trigger event its writes owe (audit, cost history) has
+    been handled: the snapshot taken before fuzzing cannot still be changing."""
+    with triggers_settled(stack):
+        stack.seed()
+    return db
+
+
+def _settled(db: Any) -> dict[str, Any]:
+    """The documents before fuzzing (the ``demo`` fixture settled the seed's triggers)."""
+    return _snapshot(db)
 
 
 def _check(response: httpx.Response, name: str) -> None:
@@ -440,7 +441,8 @@ def _push(spec: FunctionSpec, data: bytes, index: int) -> bytes:
 
 def test_poison_corpus_over_every_route_and_topic(demo: Any, stack: Any) -> None:
     """Every poison class at every HTTP route (authenticated, signed) and every topic."""
-    _seed_fuzz_user(demo)
+    with triggers_settled(stack):
+        _seed_fuzz_user(demo)
     before = _settled(demo)
     client = httpx.Client(base_url=stack.base_url, timeout=120)
     token = _signed_token(FUZZ_USER)
