@@ -312,7 +312,17 @@ def plan(
                     "--public-access-prevention",
                 ),
                 f"private bucket {bucket} for slip images",
-                exists_ok=True,
+                # A bucket made earlier (or by hand) is made private too.
+                on_exists=(
+                    "gcloud",
+                    "storage",
+                    "buckets",
+                    "update",
+                    f"gs://{bucket}",
+                    p,
+                    "--uniform-bucket-level-access",
+                    "--public-access-prevention",
+                ),
             )
         )
     commands += [function_command(spec, target, build_dir) for spec in specs]
@@ -453,7 +463,8 @@ def topics_of(specs: Sequence[FunctionSpec]) -> list[str]:
 
 def _already_exists(output: str) -> bool:
     text = output.lower()
-    return "already exists" in text or "already_exists" in text
+    # Cloud Storage answers 409 "... you already own it" for a bucket of the project.
+    return any(k in text for k in ("already exists", "already_exists", "already own"))
 
 
 def execute(commands: Sequence[Command], *, echo: bool = True) -> None:

@@ -345,3 +345,37 @@ def test_a_slip_that_cannot_be_reverified_goes_to_operators_without_blocking(
     assert _credits(db, "u1") == 400
     listed = _cli("slips", "list", "--json")
     assert [r["slip_id"] for r in json.loads(listed.output)] == ["legacy"]
+
+
+def test_slip_images_are_private_in_the_deploy_and_have_no_client_path(tmp_path) -> None:
+    """The storage emulator cannot prove privacy: it serves every object to any caller and
+    ignores ACLs, uniform bucket-level access and public access prevention (docs/
+    bigeye-topups.md). So this checks what production relies on: the deploy makes the bucket
+    private (new or existing) and grants no one on it, nothing gives clients a Storage path
+    (no Firebase Storage rules), and the client API has no route that serves an image."""
+    from devstack.deploy import PUBLIC_FUNCTIONS, ROOT, Target, _already_exists, plan
+    from functions.credit_api import ROUTES
+
+    target = Target(project="acme-prod", region="europe-west1", profile="bigeye")
+    commands = plan(target, build_dir=tmp_path)
+    bucket = "gs://acme-prod-bigeye-slips"
+    (create,) = [c for c in commands if c.argv[:4] == ("gcloud", "storage", "buckets", "create")]
+    assert create.argv[4] == bucket
+    assert {"--uniform-bucket-level-access", "--public-access-prevention"} <= set(create.argv)
+    assert create.on_exists is not None and create.on_exists[:5] == (
+        "gcloud", "storage", "buckets", "update", bucket,
+    )  # fmt: skip
+    assert {"--uniform-bucket-level-access", "--public-access-prevention"} <= set(create.on_exists)
+    assert _already_exists("HTTPError 409: ... succeeded and you already own it.")
+    about_bucket = [c for c in commands if any("bigeye-slips" in a for a in c.argv)]
+    assert about_bucket == [create]  # no IAM binding, no ACL, no public reader
+    others = plan(Target("acme-prod", "europe-west1", profile="kitesforu"), build_dir=tmp_path)
+    assert not [c for c in others if "storage" in c.argv[:2]]
+
+    firebase = json.loads((ROOT / "firebase.json").read_text())
+    assert "storage" not in firebase and not (ROOT / "storage.rules").exists()
+    assert "admin-console" not in PUBLIC_FUNCTIONS  # the console's image proxy is behind IAM
+    assert [(m, p) for m, p in ROUTES if m == "GET"] == [
+        ("GET", "/api/v1/credit/balance"),
+        ("GET", "/api/v1/credit/history"),
+    ]
