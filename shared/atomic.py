@@ -16,6 +16,15 @@ the unit created without reading it as missing will exist on every re-run, so th
 This gives serialisable read-modify-write on the documents a unit writes, with no lock
 waits. Documents that are only read are not protected: write what your decision depends
 on.
+
+Staleness: a unit's reads are made one round trip after another, so they are not one
+snapshot (a job read just before a racing close commits, its hold just after). A commit
+catches that for documents the unit writes; a *domain error* (``CreditsError``) raised by
+``work`` writes nothing, so ``run_atomically`` checks it instead: before surfacing the
+error it reads again, in one round trip, every document the attempt read, and when any of
+them changed, appeared or vanished since, the error was computed from a stale view and
+``work`` runs again from fresh reads. An error is therefore surfaced only when everything
+it was computed from was current at one moment. Services need no "maybe stale" wrappers.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
 
-from shared.errors import Conflict, Transient
+from shared.errors import Conflict, CreditsError, Transient
 
 T = TypeVar("T")
 
@@ -126,6 +135,14 @@ class Unit:
             (raced if seen is not None and not seen.exists else blind).append(path)
         return sorted(raced), sorted(blind)
 
+    def stale(self, paths: Iterable[str] | None = None) -> list[str]:
+        """The documents this attempt read that changed since (one round trip).
+
+        ``paths``: only these of the documents read (default: all of them).
+        """
+        wanted = list(self._seen) if paths is None else [p for p in paths if p in self._seen]
+        return changed_since([self._seen[p] for p in dict.fromkeys(wanted)], self.db)
+
     def footprint(self) -> tuple[list[str], list[tuple[str, str]]]:
         """(paths read, [(op, path) written]) of this attempt, for ``commit_hook``."""
         return list(self._seen), [(w.op, path) for path, w in self._writes.items()]
@@ -179,6 +196,24 @@ def _deep_merge(into: dict[str, Any], data: dict[str, Any]) -> None:
             into[key] = value
 
 
+def changed_since(snaps: Sequence[DocumentSnapshot], db: firestore.Client) -> list[str]:
+    """Paths of ``snaps`` whose document changed, appeared or vanished since it was read."""
+    if not snaps:
+        return []
+    before = {snap.reference.path: snap for snap in snaps}
+    changed = []
+    for now in db.get_all([snap.reference for snap in before.values()]):
+        old = before[now.reference.path]
+        if now.exists != old.exists or (now.exists and now.update_time != old.update_time):
+            changed.append(now.reference.path)
+    return sorted(changed)
+
+
+def surfaces(error: BaseException) -> bool:
+    """Whether ``error`` is a domain decision to re-check for staleness before surfacing."""
+    return isinstance(error, CreditsError) and not isinstance(error, Transient)
+
+
 def run_atomically(
     db: firestore.Client,
     work: Callable[[Unit], T],
@@ -190,11 +225,18 @@ def run_atomically(
     """Run ``work`` in a fresh ``Unit`` until its batch commits; returns its result.
 
     ``work`` must be free of side effects other than the unit's reads and writes: it is
-    re-run from scratch after every conflict. A unit with no writes returns at once.
+    re-run from scratch after every conflict. A unit with no writes returns at once. A
+    domain error ``work`` raises is surfaced only if nothing the attempt read has changed
+    since; otherwise ``work`` runs again from fresh reads.
     """
     for attempt in range(max_attempts):
         unit = Unit(db)
-        result = work(unit)
+        try:
+            result = work(unit)
+        except Exception as exc:
+            if not surfaces(exc) or not unit.stale():
+                raise
+            continue  # decided on a view that has moved on: decide again
         if not unit.has_writes:
             if commit_hook is not None:
                 commit_hook(unit)

@@ -11,7 +11,10 @@ commits all their writes as ONE atomic batch:
   the documents earlier members updated (the balance, through the ledger's carried
   account), so each member's ``balance_after`` follows the previous one exactly;
 - a member that raises (``InsufficientCredits``, ``Conflict``...) is left out of the batch
-  with nothing written, and its caller gets the exception; the others go on;
+  with nothing written, and its caller gets the exception; the others go on. As in
+  ``run_atomically``, a domain error is surfaced only if every document the member read is
+  still current (one round trip for all such members before the commit); otherwise the
+  member goes again in the next batch, from fresh reads;
 - a member that would read or write a document an earlier member of the same batch
   created, replaced or deleted (the same idempotency key twice, a hold and its close...)
   closes the batch and goes first into the next one, where it sees that member's commit
@@ -91,6 +94,8 @@ class _Member(Generic[T]):
         self.promoted = False
         self.value: Any = None
         self.error: BaseException | None = None
+        #: Runs whose domain error came from reads that had changed since.
+        self.stale_runs = 0
 
     def finish(self, value: Any = None, error: BaseException | None = None) -> None:
         self.value, self.error = value, error
@@ -366,6 +371,27 @@ class GroupCommitter:
             for mu in units:
                 atomic.commit_hook(mu)
 
+    def _stale(
+        self, unit: Unit, refused: list[tuple[_Member[Any], _MemberUnit]]
+    ) -> tuple[list[_Member[Any]], list[_Member[Any]]]:
+        """The refused members whose reads changed since: (to run again, worn out).
+
+        They go again from fresh reads; one refused on changed reads ``max_attempts`` times
+        is worn out and gets ``Transient`` instead, as a single unit would.
+        """
+        if not refused:
+            return [], []
+        changed = set(unit.stale([p for _, mu in refused for p in mu._reads]))
+        again: list[_Member[Any]] = []
+        worn: list[_Member[Any]] = []
+        for member, mu in refused:
+            if not changed.intersection(mu._reads):
+                continue
+            member.stale_runs += 1
+            member.probe_seq = -1  # its probe's snapshots are not to be reused
+            (worn if member.stale_runs >= self.settings.max_attempts else again).append(member)
+        return again, worn
+
     def _attempt(self, batch: list[_Member[Any]], attempts: int) -> list[_Member[Any]] | object:
         """Run the members in order on one view and commit them once.
 
@@ -396,6 +422,7 @@ class GroupCommitter:
         units: list[_MemberUnit] = []  # of the members that succeeded, for ``commit_hook``
         deferred: list[_Member[Any]] = []
         creators: dict[str, _Member[Any]] = {}
+        refused: list[tuple[_Member[Any], _MemberUnit]] = []  # domain errors, to re-check
         for i, member in enumerate(batch):
             mu = _MemberUnit(unit, _copy_scratch(unit.scratch))
             try:
@@ -405,6 +432,8 @@ class GroupCommitter:
                 break
             except Exception as exc:
                 outcomes.append((member, None, exc))
+                if atomic.surfaces(exc):
+                    refused.append((member, mu))
                 continue
             if unit.has_writes and len(unit._writes) + mu.new_paths(unit) > MAX_WRITES:
                 deferred = batch[i:]
@@ -414,6 +443,15 @@ class GroupCommitter:
             unit.scratch = mu.scratch
             outcomes.append((member, value, None))
             units.append(mu)
+        again, worn = self._stale(unit, refused)
+        if again or worn:
+            busy = Transient("too much contention on the same documents; retry later")
+            outcomes = [
+                (m, v, busy if any(m is w for w in worn) else e)
+                for m, v, e in outcomes
+                if all(m is not a for a in again)
+            ]
+            deferred = again + deferred
         if unit.has_writes:
             if atomic.fault_hook is not None:
                 try:

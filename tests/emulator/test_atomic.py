@@ -148,3 +148,59 @@ def test_several_postings_on_one_account_in_one_unit_chain(db) -> None:  # type:
     assert user["credits_balance"] == 3 and user["tier"] == "PRO"
     assert user["total_credits_purchased"] == 10 and user["total_credits_used"] == 12
     assert reconcile(db, KITESFORU, run_id="r", now=SystemClock().now()).clean
+
+
+def test_a_domain_error_decided_on_a_stale_read_is_not_surfaced(db) -> None:  # type: ignore[no-untyped-def]
+    # A job and its hold, read one round trip after the other; a racing close commits
+    # between the two reads, so the attempt sees a RESERVED job with a SETTLED hold.
+    job = db.collection("things").document("stale-job")
+    hold = db.collection("things").document("stale-hold")
+    job.set({"status": "RESERVED"})
+    hold.set({"status": "PENDING"})
+    attempts = {"n": 0}
+
+    def work(unit: Unit) -> str:
+        attempts["n"] += 1
+        status = unit.get(job).get("status")
+        if attempts["n"] == 1:
+            racing = db.batch()
+            racing.update(job, {"status": "COMPLETED"})
+            racing.update(hold, {"status": "SETTLED"})
+            racing.commit()
+        if status == "RESERVED" and unit.get(hold).get("status") != "PENDING":
+            raise Conflict("the hold disagrees with the job")
+        return str(status)
+
+    assert run_atomically(db, work, base_delay_s=0) == "COMPLETED"
+    assert attempts["n"] == 2
+
+
+def test_a_domain_error_on_current_reads_is_surfaced_after_one_attempt(db) -> None:  # type: ignore[no-untyped-def]
+    ref = db.collection("things").document("current")
+    ref.set({"status": "PAUSED"})
+    attempts = {"n": 0}
+
+    def work(unit: Unit) -> None:
+        attempts["n"] += 1
+        if unit.get(ref).get("status") == "PAUSED":
+            raise Conflict("paused")
+
+    with pytest.raises(Conflict, match="paused"):
+        run_atomically(db, work, base_delay_s=0)
+    assert attempts["n"] == 1
+
+
+def test_a_domain_error_that_stays_stale_ends_as_contention(db) -> None:  # type: ignore[no-untyped-def]
+    ref = db.collection("things").document("always-moving")
+    ref.set({"n": 0})
+    attempts = {"n": 0}
+
+    def work(unit: Unit) -> None:
+        attempts["n"] += 1
+        n = int(unit.get(ref).get("n"))
+        ref.set({"n": n + 1})  # moves after every read
+        raise Conflict(f"refused at {n}")
+
+    with pytest.raises(Transient):
+        run_atomically(db, work, max_attempts=3, base_delay_s=0)
+    assert attempts["n"] == 3

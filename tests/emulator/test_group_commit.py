@@ -146,6 +146,31 @@ def test_each_member_commits_with_its_own_domain_writes_or_not_at_all(db) -> Non
     _chain_ok(ledger, "u")
 
 
+def test_a_domain_error_decided_on_a_stale_view_is_not_surfaced(db) -> None:  # type: ignore[no-untyped-def]
+    # The probe reads the promotion PAUSED; an operator resumes it before the batch runs.
+    # The batch's first view reuses the probe's snapshot (nothing this process committed
+    # touched it), so the member refuses on a stale view: it must run again, fresh.
+    ledger, group = _ledger(db, base_delay_s=0)
+    db.collection("users").document("u").set({})
+    promo = db.collection("promotions").document("p")
+    promo.set({"status": "PAUSED"})
+    runs = {"n": 0}
+
+    def bonus(unit: Unit) -> int:
+        runs["n"] += 1
+        if unit.get(promo).get("status") != "ACTIVE":
+            raise Conflict("the promotion is paused")
+        r = ledger.credit(unit, user_id="u", kind=Kind.BONUS, amount=5, key="p", description="b")
+        return r.balance_after
+
+    member = group.submit("users/u", bonus)  # the probe: PAUSED
+    promo.update({"status": "ACTIVE"})
+    assert group.wait("users/u", member) == 5
+    assert runs["n"] == 3  # the probe, the stale run, the fresh run
+    assert ledger.balance("u") == 5
+    _chain_ok(ledger, "u")
+
+
 def _around(ledger: Ledger, bad: Any) -> list[Any]:
     return (
         [_credit(ledger, "u", f"g{i}", 1) for i in range(3)]
