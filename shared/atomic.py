@@ -19,8 +19,9 @@ on.
 
 Staleness: a unit's reads are made one round trip after another, so they are not one
 snapshot (a job read just before a racing close commits, its hold just after). A commit
-catches that for documents the unit writes; a *domain error* (``CreditsError``) raised by
-``work`` writes nothing, so ``run_atomically`` checks it instead: before surfacing the
+catches that for documents the unit writes; an error raised by ``work`` (a refusal such
+as ``InsufficientCredits`` or ``Conflict``, a "park this event"; anything but a transient
+fault) writes nothing, so ``run_atomically`` checks it instead: before surfacing the
 error it reads again, in one round trip, every document the attempt read, and when any of
 them changed, appeared or vanished since, the error was computed from a stale view and
 ``work`` runs again from fresh reads. An error is therefore surfaced only when everything
@@ -40,7 +41,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
 
-from shared.errors import Conflict, CreditsError, Transient
+from shared.errors import Conflict, Transient, is_transient
 
 T = TypeVar("T")
 
@@ -210,8 +211,13 @@ def changed_since(snaps: Sequence[DocumentSnapshot], db: firestore.Client) -> li
 
 
 def surfaces(error: BaseException) -> bool:
-    """Whether ``error`` is a domain decision to re-check for staleness before surfacing."""
-    return isinstance(error, CreditsError) and not isinstance(error, Transient)
+    """Whether ``error`` is a decision to re-check for staleness before surfacing it.
+
+    Every error ``work`` raises on purpose or by surprise (a refusal, "park this event", a
+    ``KeyError`` from documents that disagree), except transient faults (contention, a
+    read that failed), which are not decisions about what was read.
+    """
+    return isinstance(error, Exception) and not is_transient(error)
 
 
 def run_atomically(

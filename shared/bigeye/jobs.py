@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from google.cloud import firestore
 
@@ -51,7 +50,6 @@ from shared.logs import get_logger, log
 from shared.settings import get_settings
 
 logger = get_logger(__name__)
-T = TypeVar("T")
 
 
 # -- pure rules --------------------------------------------------------------------------
@@ -102,29 +100,6 @@ def prompt_for(settings: AppSettings, mode: Mode, style: KeywordStyle | None) ->
     if not isinstance(prompt, str) or not prompt:
         raise Unavailable(f"{key} is not configured")
     return prompt
-
-
-class _MaybeStale(Conflict):
-    """The hold disagreed with the job as this attempt read them.
-
-    A unit's reads are not one snapshot: the job may be read just before a racing
-    finalize or expiry commits and the hold just after. The whole unit is then run again
-    from fresh reads, which see the winner's job status.
-    """
-
-
-_FRESH_ATTEMPTS = 4
-
-
-def _run_fresh(ledger: Ledger, work: Callable[[Unit], T], *, account: str | None = None) -> T:
-    """``ledger.run(work)``, re-run from fresh reads when the reads disagreed."""
-    for attempt in range(_FRESH_ATTEMPTS):
-        try:
-            return ledger.run(work, account=account)
-        except _MaybeStale as exc:
-            if attempt == _FRESH_ATTEMPTS - 1:
-                raise Conflict(exc.detail) from None
-    raise AssertionError("unreachable")
 
 
 # -- services ----------------------------------------------------------------------------
@@ -265,7 +240,9 @@ def finalize(
                 description=f"Job {request.job_token}: refund of {request.failed} failed files",
             )
         except Conflict:
-            raise _MaybeStale("Job was already finalized with different counts") from None
+            # The hold was closed with other counts (the job, read in this same unit, and
+            # re-checked as current before this error is surfaced, says so too).
+            raise Conflict("Job was already finalized with different counts") from None
         refunded = result.amount if result.amount > 0 else 0
         if not result.replayed:
             unit.update(
@@ -294,7 +271,7 @@ def finalize(
             )
         return {"refunded": refunded, "balance": result.balance_after}
 
-    return _run_fresh(ledger, work, account=user_id)
+    return ledger.run(work, account=user_id)
 
 
 def with_usage_reward(
@@ -345,10 +322,7 @@ def expire_job(ledger: Ledger, job_token: str, now: datetime) -> int | None:
             return None
         if ensure_utc(job["expires_at"]) > now:
             return None
-        try:
-            result = ledger.expire(unit, hold_id=job_token)
-        except Conflict as exc:
-            raise _MaybeStale(exc.detail) from None
+        result = ledger.expire(unit, hold_id=job_token)
         refunded = result.amount if result.amount > 0 else 0
         unit.update(
             job_ref,
@@ -368,7 +342,7 @@ def expire_job(ledger: Ledger, job_token: str, now: datetime) -> int | None:
         )
         return refunded
 
-    return _run_fresh(ledger, work)
+    return ledger.run(work)
 
 
 def expire_due_jobs(

@@ -50,8 +50,6 @@ from shared.settings import get_settings
 
 logger = get_logger("billing")
 
-_PERMANENT_ERROR_ATTEMPTS = 3
-
 _HANDLERS: dict[str, Callable[[Unit, Context, Any], Outcome]] = {
     "checkout.session.completed": checkout,
     "checkout.session.async_payment_succeeded": checkout,
@@ -179,30 +177,24 @@ def process_event(
             )
         return outcome
 
-    outcome: Outcome | None = None
-    for attempt in range(_PERMANENT_ERROR_ATTEMPTS):
-        try:
-            outcome = run_atomically(db, work, max_attempts=settings.ledger_max_attempts)
-            break
-        except Unresolvable as exc:
-            if isinstance(exc, PaymentMismatch):
-                log(
-                    logger,
-                    logging.ERROR,
-                    "paid amount does not confirm the credits; not credited",
-                    event_id=event.id,
-                    detail=exc.reason,
-                )
-            outcome = park_here(exc.reason)
-            break
-        except CreditsError as exc:
-            if is_transient(exc):
-                raise
-            # A rejection may come from reads taken while another unit committed (reads
-            # are not a snapshot): try again on fresh reads before parking.
-            if attempt + 1 == _PERMANENT_ERROR_ATTEMPTS:
-                outcome = park_here(f"{exc.code}: {exc.detail}")
-    assert outcome is not None
+    # A rejection or "park it" is surfaced only when what the unit read was current
+    # (run_atomically re-checks its reads first), so it is parked at once.
+    try:
+        outcome = run_atomically(db, work, max_attempts=settings.ledger_max_attempts)
+    except Unresolvable as exc:
+        if isinstance(exc, PaymentMismatch):
+            log(
+                logger,
+                logging.ERROR,
+                "paid amount does not confirm the credits; not credited",
+                event_id=event.id,
+                detail=exc.reason,
+            )
+        outcome = park_here(exc.reason)
+    except CreditsError as exc:
+        if is_transient(exc):
+            raise
+        outcome = park_here(f"{exc.code}: {exc.detail}")
     _log_outcome(outcome)
     if outcome.status not in {"duplicate", "parked"} and ctx.linked and not replay:
         _replay_related(db, ctx.linked, profile)
