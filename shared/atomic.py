@@ -14,8 +14,10 @@ the unit created without reading it as missing will exist on every re-run, so th
 ``Conflict`` naming the document, raised at once instead of retried.
 
 This gives serialisable read-modify-write on the documents a unit writes, with no lock
-waits. Documents that are only read are not protected: write what your decision depends
-on.
+waits. Documents that are only read are not protected, unless the unit ``verify``s them:
+a write that changes nothing (an empty field mask; for a document read as missing, a
+delete of nothing) carrying the same precondition, so the commit fails if the document
+moved, without changing it (its ``update_time`` stays: other readers are not disturbed).
 
 Staleness: a unit's reads are made one round trip after another, so they are not one
 snapshot (a job read just before a racing close commits, its hold just after). A commit
@@ -50,7 +52,7 @@ _RETRYABLE = (gexc.FailedPrecondition, gexc.Aborted, gexc.Conflict)
 
 @dataclass
 class _Write:
-    op: str  # "create" | "update" | "set" | "merge"
+    op: str  # "create" | "update" | "set" | "merge" | "verify"
     ref: firestore.DocumentReference
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -114,6 +116,22 @@ class Unit:
             return
         self._add(_Write("merge", ref, dict(data)))
 
+    def verify(self, ref: firestore.DocumentReference) -> None:
+        """Commit only if ``ref`` (read by this unit, not written) is unchanged since read.
+
+        For a decision that depends on a document the unit does not write (the promotion a
+        top-up applies): a pause committed before this unit's commit fails the commit, and
+        the unit re-runs and sees it. Nothing is written to the document.
+        """
+        if ref.path not in self._seen:
+            raise ValueError(f"verify of {ref.path}, which this unit did not read")
+        existing = self._writes.get(ref.path)
+        if existing is not None and existing.op != "merge":
+            return  # that write carries the precondition already
+        if existing is not None:
+            raise ValueError(f"verify of {ref.path}, which this unit merges into blindly")
+        self._writes[ref.path] = _Write("verify", ref)
+
     @property
     def has_writes(self) -> bool:
         return bool(self._writes)
@@ -149,6 +167,9 @@ class Unit:
         return list(self._seen), [(w.op, path) for path, w in self._writes.items()]
 
     def _add(self, write: _Write) -> None:
+        existing = self._writes.get(write.ref.path)
+        if existing is not None and existing.op == "verify" and write.op != "merge":
+            del self._writes[write.ref.path]  # the write carries the same precondition
         if write.ref.path in self._writes:
             raise ValueError(f"{write.ref.path} is written twice in one unit")
         self._writes[write.ref.path] = write
@@ -168,7 +189,9 @@ class Unit:
                 if snap is not None and snap.exists
                 else None
             )
-            if write.op == "create":
+            if write.op == "verify":
+                batch._add_write_pbs([_verify_pb(write.ref, snap)])
+            elif write.op == "create":
                 batch.create(write.ref, write.data)
             elif write.op == "update":
                 batch.update(write.ref, write.data, option=guard)
@@ -182,6 +205,23 @@ class Unit:
                 guard.modify_write(pbs[0])
                 batch._add_write_pbs(pbs)
         return batch.commit()
+
+
+def _verify_pb(ref: firestore.DocumentReference, snap: DocumentSnapshot | None) -> Any:
+    """A write that changes nothing and fails unless ``ref`` is as ``snap`` found it."""
+    from google.cloud.firestore_v1.types import common, write
+
+    if snap is None:
+        raise ValueError(f"verify of {ref.path}, which this unit did not read")
+    if snap.exists:
+        return write.Write(
+            update={"name": ref._document_path},
+            update_mask=common.DocumentMask(field_paths=[]),
+            current_document=common.Precondition(update_time=snap.update_time),
+        )
+    return write.Write(
+        delete=ref._document_path, current_document=common.Precondition(exists=False)
+    )
 
 
 def _deep_merge(into: dict[str, Any], data: dict[str, Any]) -> None:

@@ -20,11 +20,19 @@ engine decides on are documents the same atomic unit writes back:
 
 The ``promo_redemptions`` document has a deterministic id and a re-run unit commits once,
 so each redemption is counted once in every counter.
+
+The promotions themselves are read through the same unit (``current_promotions``): the
+ACTIVE query outside the unit only names the candidates, and the unit decides on each
+candidate's document as it reads it (still ACTIVE, its conditions and reward as they are
+now). ``record_redemption`` verifies the applied promotion's document: the commit carries
+the precondition "unchanged since read" without writing it, so a pause, cancel or edit
+committed before the redemption's commit fails it, and the re-run sees the change.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -36,11 +44,17 @@ from shared.atomic import Unit
 from shared.bigeye.promotions import (
     PROMOTIONS_COLLECTION,
     REDEMPTIONS_COLLECTION,
+    InvalidPromotion,
+    PromoStatus,
     Promotion,
     Quote,
     Redemptions,
+    parse_promotion,
 )
 from shared.ledger.profiles import number
+from shared.logs import get_logger, log
+
+logger = get_logger(__name__)
 
 COUNTERS_COLLECTION = "promo_counters"
 STATS_SHARDS_COLLECTION = "promo_stats_shards"
@@ -76,6 +90,37 @@ def _count(snap: Any) -> int:
         return 0
     value = (snap.to_dict() or {}).get("redemptions")
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def promotion_ref(db: Any, promo_id: str) -> firestore.DocumentReference:
+    return db.collection(PROMOTIONS_COLLECTION).document(promo_id)
+
+
+def current_promotions(
+    unit: Unit, candidates: Iterable[Promotion], user_id: str
+) -> tuple[Promotion, ...]:
+    """The candidates as ``unit`` reads them now: those still ACTIVE, as they now read.
+
+    Their redemption counters for ``user_id`` are read in the same round trip, so the
+    ``read_redemptions`` that follows costs nothing more.
+    """
+    promos = list(candidates)
+    if not promos:
+        return ()
+    refs = [promotion_ref(unit.db, p.promo_id) for p in promos]
+    refs += [user_counter_ref(unit.db, p.promo_id, user_id) for p in promos]
+    refs += [counter_ref(unit.db, p.promo_id) for p in promos if p.limited]
+    snaps = unit.get_all(refs)[: len(promos)]
+    current = []
+    for snap in snaps:
+        data = snap.to_dict() or {} if snap.exists else {}
+        if data.get("status") != PromoStatus.ACTIVE.value:
+            continue
+        try:
+            current.append(parse_promotion(snap.id, data))
+        except InvalidPromotion as exc:
+            log(logger, logging.ERROR, f"promotion ignored: {exc}", promo_id=snap.id)
+    return tuple(current)
 
 
 def read_redemptions(
@@ -114,8 +159,13 @@ def record_redemption(
     slip_id: str | None,
     now: datetime,
 ) -> None:
-    """Write the redemption, its counters and the promotion's ``stats.*`` in ``unit``."""
+    """Write the redemption, its counters and the promotion's ``stats.*`` in ``unit``.
+
+    ``promo`` must have been read through ``unit`` (``current_promotions``): the commit
+    verifies its document is unchanged since.
+    """
     db = unit.db
+    unit.verify(promotion_ref(db, promo.promo_id))
     unit.create(
         db.collection(REDEMPTIONS_COLLECTION).document(redemption_id),
         {

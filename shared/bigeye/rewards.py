@@ -34,7 +34,7 @@ from shared.bigeye.promotions import (
     quote_usage,
     quote_welcome,
 )
-from shared.bigeye.redemptions import read_redemptions, record_redemption
+from shared.bigeye.redemptions import current_promotions, read_redemptions, record_redemption
 from shared.bigeye.slip2go import canonical_ref
 from shared.bigeye.topup import bigeye_ledger, customer_facts
 from shared.clock import ensure_utc
@@ -125,13 +125,14 @@ def _reward(
         customer: Customer = customer_facts(user)
         if occasion is Occasion.SIGNUP and customer.created_at is None:
             customer = Customer(created_at=now, has_topped_up=customer.has_topped_up)
-        counts = read_redemptions(unit, promos, user_id)
+        current = current_promotions(unit, promos, user_id)
+        counts = read_redemptions(unit, current, user_id)
         quote: Quote
         if occasion is Occasion.SIGNUP:
-            quote = quote_welcome(promos, now=now, customer=customer, redemptions=counts)
+            quote = quote_welcome(current, now=now, customer=customer, redemptions=counts)
         else:
             quote = quote_usage(
-                promos, credits_used=credits_used, now=now, customer=customer, redemptions=counts
+                current, credits_used=credits_used, now=now, customer=customer, redemptions=counts
             )
         promo: Promotion | None = quote.promotion
         if promo is None or quote.bonus_credits <= 0:

@@ -61,7 +61,7 @@ from shared.bigeye.promotions import (
     quote_topup,
     same_code,
 )
-from shared.bigeye.redemptions import read_redemptions, record_redemption
+from shared.bigeye.redemptions import current_promotions, read_redemptions, record_redemption
 from shared.bigeye.slip2go import (
     Outcome,
     Receiver,
@@ -483,9 +483,10 @@ def _credit(db: Any, r: _Request) -> dict[str, Any]:
         legacy = _legacy_key(r.slip)
         if legacy is not None and unit.get(ledger.posting_ref(transaction_id_for(legacy))).exists:
             raise SlipAlreadyUsed("this slip has already been used")
-        counts = read_redemptions(unit, r.promos, r.user_id)
+        promos = current_promotions(unit, r.promos, r.user_id)
+        counts = read_redemptions(unit, promos, r.user_id)
         quote: Quote = quote_topup(
-            r.promos,
+            promos,
             baht=r.baht,
             exchange_rate=r.rate,
             now=r.now,

@@ -10,6 +10,8 @@ import pytest
 from google.cloud import firestore
 
 from devstack.demo.bigeye import DEMO_PROMOTION_ID
+from shared import atomic
+from shared.admin.operations import pause_promotion
 from shared.bigeye.redemptions import fold_stats
 from shared.bigeye.slip2go import Slip2GoClient, configured_receivers
 from shared.bigeye.topup import topup
@@ -505,6 +507,33 @@ def test_paused_or_out_of_window_promotions_do_not_apply(money) -> None:
     body = topup(db, user_id="u1", slip=make_slip("TR-W"), amount=500, promo_code=None, now=_now())
     assert body["promo_id"] is None and body["added"] == 2000
     assert _docs(db, "promo_redemptions") == []
+
+
+def test_a_pause_committed_before_the_topup_commits_is_honoured(money) -> None:
+    # The operator's pause lands after the top-up has chosen the promotion and just before
+    # its commit (the unit's "before_commit" point): the top-up must not apply it.
+    db = money
+    make_user(db, "u1")
+    paused: list[str] = []
+
+    def operator_pauses(stage: str) -> None:
+        if stage == "before_commit" and not paused:
+            paused.append(stage)  # first, so the pause's own commit passes through
+            pause_promotion(db, promo_id=DEMO_PROMOTION_ID, actor="ops", reason="x", now=_now())
+
+    atomic.fault_hook = operator_pauses
+    try:
+        body = topup(
+            db, user_id="u1", slip=make_slip("TR-P"), amount=500, promo_code=None, now=_now()
+        )
+    finally:
+        atomic.fault_hook = None
+    assert paused
+    assert db.collection("promotions").document(DEMO_PROMOTION_ID).get().get("status") == "PAUSED"
+    assert body["promo_id"] is None and body["added"] == 2000
+    assert _docs(db, "promo_redemptions") == []
+    assert _user(db, "u1")["credits"] == 2000
+    _assert_ledger_consistent(db, "u1")
 
 
 def test_decimal_baht_amounts_are_exact(money) -> None:

@@ -204,3 +204,37 @@ def test_a_domain_error_that_stays_stale_ends_as_contention(db) -> None:  # type
     with pytest.raises(Transient):
         run_atomically(db, work, max_attempts=3, base_delay_s=0)
     assert attempts["n"] == 3
+
+
+def test_verify_makes_the_commit_depend_on_a_document_it_does_not_change(db) -> None:  # type: ignore[no-untyped-def]
+    promo = db.collection("things").document("promo")
+    promo.set({"status": "ACTIVE"})
+    absent = db.collection("things").document("absent")
+    out = db.collection("things").document("out")
+    before = promo.get().update_time
+    attempts = {"n": 0}
+
+    def work(unit: Unit) -> str:
+        attempts["n"] += 1
+        status = str(unit.get(promo).get("status"))
+        assert not unit.get(absent).exists
+        unit.verify(promo)
+        unit.verify(absent)
+        if attempts["n"] == 1:
+            promo.update({"status": "PAUSED"})  # lands before this attempt commits
+        unit.set(out, {"applied": status})
+        return status
+
+    assert run_atomically(db, work, base_delay_s=0) == "PAUSED"
+    assert attempts["n"] == 2
+    assert out.get().get("applied") == "PAUSED"
+    assert not absent.get().exists
+    paused = promo.get()
+    assert paused.update_time > before
+
+    def verify_only(unit: Unit) -> None:
+        unit.get(promo)
+        unit.verify(promo)
+
+    run_atomically(db, verify_only)
+    assert promo.get().update_time == paused.update_time  # verified, not written
