@@ -130,7 +130,7 @@ class Unit:
             return  # that write carries the precondition already
         if existing is not None:
             raise ValueError(f"verify of {ref.path}, which this unit merges into blindly")
-        self._writes[ref.path] = _Write("verify", ref)
+        self._add(_Write("verify", ref))
 
     @property
     def has_writes(self) -> bool:

@@ -157,7 +157,7 @@ class _MemberUnit(Unit):
         out: list[DocumentSnapshot | None] = []
         for ref in refs:
             earlier = self._batch._writes.get(ref.path)
-            if earlier is None:
+            if earlier is None or earlier.op == "verify":  # verified: unchanged, as read
                 out.append(None)
                 continue
             base = self._seen.get(ref.path)
@@ -180,9 +180,15 @@ class _MemberUnit(Unit):
     def _add(self, write: _Write) -> None:
         earlier = self._batch._writes.get(write.ref.path)
         if earlier is not None:
-            combinable = (earlier.op == write.op == "merge") or (
-                earlier.op == write.op == "update"
-                and all("." not in k for k in (*earlier.data, *write.data))
+            if write.op == "verify" and earlier.op != "merge":
+                return  # the batch's write to it carries the same precondition
+            combinable = (
+                (earlier.op == write.op == "merge")
+                or (earlier.op == "verify" and write.op in {"create", "update", "set"})
+                or (
+                    earlier.op == write.op == "update"
+                    and all("." not in k for k in (*earlier.data, *write.data))
+                )
             )
             if not combinable:
                 raise _Deferred
@@ -192,7 +198,7 @@ class _MemberUnit(Unit):
         """Add this member's writes to the batch (checked by ``_add`` as they were made)."""
         for path, write in self._writes.items():
             earlier = batch._writes.get(path)
-            if earlier is None:
+            if earlier is None or earlier.op == "verify":  # a write carries the precondition
                 batch._writes[path] = _Write(write.op, write.ref, _copy_maps(write.data))
             elif write.op == "merge":
                 _deep_merge(earlier.data, _copy_maps(write.data))

@@ -617,6 +617,10 @@ class Ledger:
         if returned > 0:
             entry = plan_refund(account, Kind.RESERVE, -held, 0, returned)
             unit.update(self.posting_ref(reserve_id), {"refunded_amount": returned})
+        else:
+            # Nothing comes back, so the user document is not written; the balance this
+            # close reports must still be the one at its commit: verify it.
+            unit.verify(self.user_ref(user_id))
         result = self._post(
             unit,
             key=key,

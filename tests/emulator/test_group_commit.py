@@ -171,6 +171,34 @@ def test_a_domain_error_decided_on_a_stale_view_is_not_surfaced(db) -> None:  # 
     _chain_ok(ledger, "u")
 
 
+def test_a_close_returning_nothing_shares_the_batch_and_reports_its_place(db) -> None:  # type: ignore[no-untyped-def]
+    # Such a close only verifies the user document; it rides with the postings around it.
+    ledger, group = _ledger(db)
+    db.collection("users").document("u").set({})
+    expires = SystemClock().now() + timedelta(minutes=5)
+    ledger.run(_credit(ledger, "u", "seed", 50))
+    ledger.run(
+        lambda u: ledger.hold(
+            u, user_id="u", hold_id="h", amount=20, expires_at=expires, description="r"
+        )
+    )
+    commits = group.commits
+    out = _outcomes(
+        group,
+        "users/u",
+        [
+            _credit(ledger, "u", "a", 1),
+            lambda u: ledger.settle(u, hold_id="h", used=20, description="all used"),
+            _credit(ledger, "u", "b", 2),
+        ],
+    )
+    assert [r.balance_after for r in out] == [31, 31, 33]
+    assert out[1].amount == 0
+    assert group.commits == commits + 1
+    assert ledger.balance("u") == 33
+    _chain_ok(ledger, "u")
+
+
 def _around(ledger: Ledger, bad: Any) -> list[Any]:
     return (
         [_credit(ledger, "u", f"g{i}", 1) for i in range(3)]

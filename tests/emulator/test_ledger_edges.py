@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shared import atomic
 from shared.clock import FixedClock
 from shared.errors import Conflict
 from shared.jobs import refund_failed_job
@@ -133,3 +134,39 @@ def test_reconcile_follows_commit_order_not_the_writers_clocks(db: Any) -> None:
     )
     report = reconcile(db, KITESFORU, run_id="r", now=T0 + timedelta(days=1))
     assert report.discrepancies == []
+
+
+def test_a_close_with_nothing_returned_reports_the_balance_at_its_commit(db: Any) -> None:
+    # The whole hold is used, so the close writes no balance; a grant commits between the
+    # close's read of the account and its commit. The close must not report the old one.
+    ledger = _ledger(db)
+    ledger.run(
+        lambda u: ledger.hold(
+            u,
+            user_id="alice",
+            hold_id="job",
+            amount=30,
+            expires_at=T0 + timedelta(minutes=5),
+            description="Reserve",
+        )
+    )
+    granted: list[str] = []
+
+    def grant_lands(stage: str) -> None:
+        if stage == "before_commit" and not granted:
+            granted.append(stage)
+            ledger.run(
+                lambda u: ledger.credit(
+                    u, user_id="alice", kind=Kind.BONUS, amount=10, key="gift", description="Gift"
+                )
+            )
+
+    atomic.fault_hook = grant_lands
+    try:
+        closed = ledger.run(lambda u: ledger.settle(u, hold_id="job", used=30, description="Used"))
+    finally:
+        atomic.fault_hook = None
+    assert granted
+    assert closed.amount == 0 and closed.balance_after == 80 == ledger.balance("alice")
+    again = ledger.run(lambda u: ledger.settle(u, hold_id="job", used=30, description="Used"))
+    assert again.replayed and again.balance_after == 80
