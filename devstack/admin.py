@@ -489,6 +489,28 @@ def stripe_parked(env: Env, include_replayed: bool, limit: int, as_json: bool) -
     emit_rows(rows, as_json, "no parked events", _parked_line)
 
 
+def _shortfall_line(r: dict[str, Any]) -> str:
+    return (
+        f"{r['event_id']}  {r.get('user_id', '?')}  {r.get('reason', '?')}  "
+        f"asked {r.get('requested_credits')}  took {r.get('clawed_credits')}  "
+        f"short {r.get('shortfall_credits')}  payment {r.get('payment_intent_id')}"
+    )
+
+
+@stripe.command("shortfalls")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
+@json_option
+@pass_env
+def stripe_shortfalls(env: Env, limit: int, as_json: bool) -> None:
+    """Clawbacks (refunds, disputes) that could not take every credit back because the
+    user had spent them, oldest first: what to recover by hand."""
+    from shared.billing import list_shortfalls
+
+    rows = call(list_shortfalls, env.db(), limit=limit)
+    rows.sort(key=lambda r: (str(r.get("created_at")), r["event_id"]))
+    emit_rows(rows, as_json, "no clawback shortfalls", _shortfall_line)
+
+
 @stripe.command("replay")
 @click.argument("event_ids", nargs=-1, required=True)
 @json_option
@@ -970,6 +992,48 @@ def app_settings_set(
             yield f"{name}: {before!r} -> {after!r}"
 
     emit(result, as_json, lines)
+
+
+@cli.group()
+def maintenance() -> None:
+    """BigEye maintenance mode (app settings, audited): every credit-api route answers 503
+    with the message, except check-update (how the app learns of it) and job finalize."""
+
+
+def _maintenance(env: Env, changes: dict[str, Any], actor: str, reason: str, as_json: bool) -> None:
+    from shared.admin.accounts import update_app_settings
+
+    env.confirm_write(f"Set maintenance {'on' if changes['maintenance_mode'] else 'off'}")
+    result = call(
+        update_app_settings, env.db(), changes=changes, actor=actor, reason=reason, now=env.now()
+    )
+    state = "on" if changes["maintenance_mode"] else "off"
+    done = "now" if result["changed"] else "already"
+    emit(result, as_json, lambda: iter([f"maintenance is {done} {state}"]))
+
+
+@maintenance.command("on")
+@click.option("--message", help="maintenance_message shown to the app (kept if omitted).")
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def maintenance_on(env: Env, message: str | None, actor: str, reason: str, as_json: bool) -> None:
+    """Turn maintenance mode on."""
+    changes: dict[str, Any] = {"maintenance_mode": True}
+    if message is not None:
+        changes["maintenance_message"] = message
+    _maintenance(env, changes, actor, reason, as_json)
+
+
+@maintenance.command("off")
+@actor_option
+@reason_option
+@json_option
+@pass_env
+def maintenance_off(env: Env, actor: str, reason: str, as_json: bool) -> None:
+    """Turn maintenance mode off."""
+    _maintenance(env, {"maintenance_mode": False}, actor, reason, as_json)
 
 
 @cli.group()

@@ -134,6 +134,19 @@ def test_a_pending_slip_is_credited_once_after_the_outage(money, standin) -> Non
     assert _credits(db, "u1") == 400
 
 
+def test_reverify_now_from_the_cli(money, standin) -> None:
+    db = money
+    make_user(db, "u1")
+    slip_id = _pending(db, standin, "u1", "TR-CLI")
+    listed = json.loads(_cli("slips", "list", "--json").output)
+    assert [r["slip_id"] for r in listed] == [slip_id]
+    result = _cli("slips", "reverify", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["credited"] == 1
+    assert _docs(db, "slips")[slip_id]["status"] == "VERIFIED" and _credits(db, "u1") == 400
+    assert "no PENDING slips" in _cli("slips", "list").output
+
+
 def test_an_ongoing_outage_leaves_the_slip_pending_and_young_slips_alone(money, standin) -> None:
     db = money
     make_user(db, "u1")
