@@ -35,7 +35,7 @@ def test_a_usage_event_writes_only_per_user_per_event_and_sharded_documents(
         f"{now:%Y-%m}": "{month}",
         f"{now:%Y}": "{year}",
     }
-    settled(db)  # the seeding's own triggers (pricing audit) are not the event's cost
+    settled(db, stack)  # the seeding's own triggers (pricing audit) are not the event's cost
     with recording() as recorder:
         recorder.take()
         assert push(stack, "usage-events", json.dumps(body).encode()) == 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -11,17 +10,17 @@ import pytest
 
 from devstack.demo import usage as demo_usage
 from shared.clock import FixedClock, SystemClock, set_clock
-from tests.helpers import all_documents
+from tests.helpers import all_documents, triggers_settled
 
 CONFIG_TIME = datetime(2025, 12, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def usage_db(db: Any) -> Iterator[Any]:
-    """The wiped emulator with the usage configuration effective since ``CONFIG_TIME``."""
-    demo_usage.seed(db, CONFIG_TIME)
-    # Other areas' triggers (cost audit, welcome bonus) write asynchronously after seeding:
-    # tests that compare whole snapshots take theirs with ``settled``.
+def usage_db(db: Any, stack: Any) -> Iterator[Any]:
+    """The wiped emulator with the usage configuration effective since ``CONFIG_TIME``,
+    once the trigger events of the seeding (cost history and audit) have been handled."""
+    with triggers_settled(stack):
+        demo_usage.seed(db, CONFIG_TIME)
     yield db
 
 
@@ -34,16 +33,14 @@ def clock() -> Iterator[FixedClock]:
     set_clock(SystemClock())
 
 
-def settled(db: Any, quiet_s: float = 0.25) -> dict[str, dict[str, Any]]:
-    """All documents, once no trigger is still writing (two equal snapshots apart)."""
-    previous = all_documents(db)
-    for _ in range(80):
-        time.sleep(quiet_s)
-        current = all_documents(db)
-        if current == previous:
-            return current
-        previous = current
-    raise AssertionError("documents kept changing")
+def settled(
+    db: Any, stack: Any, handled: dict[str, int] | None = None
+) -> dict[str, dict[str, Any]]:
+    """All documents, after the barrier ``Stack.wait_settled``: every message published
+    through the stack acknowledged, the trigger counts in ``handled`` reached, nothing in
+    flight. Counted, not a quiet period, so a later write cannot slip past it."""
+    stack.wait_settled(handled=handled)
+    return all_documents(db)
 
 
 def make_user(db: Any, user_id: str, *, credits: int = 0, tier: str | None = None) -> None:

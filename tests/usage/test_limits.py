@@ -120,7 +120,7 @@ BAD_BODIES: list[Any] = [
 
 def test_bad_input_is_400_and_writes_nothing(usage_db, stack) -> None:
     make_user(usage_db, "t5")
-    before = settled(usage_db)
+    before = settled(usage_db, stack)
     for body in BAD_BODIES:
         response = check(stack, body)
         assert response.status_code == 400, body

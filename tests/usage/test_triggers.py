@@ -18,7 +18,8 @@ def _meta(db: Any, scenario_id: str) -> dict[str, Any] | None:
     return snap.to_dict() if snap.exists else None
 
 
-def test_scenario_metadata_follows_progress_writes(db) -> None:
+def test_scenario_metadata_follows_progress_writes(db, stack) -> None:
+    fired = stack.handled("on-scenario-progress-written")
     progress = db.collection("userScenarioProgress")
     progress.document("u1_s1").set(
         {
@@ -55,8 +56,9 @@ def test_scenario_metadata_follows_progress_writes(db) -> None:
     progress.document("u2_s1").delete()
     meta = wait_for(lambda: (m := _meta(db, "s1")) and m["ratingsCount"] == 1 and m)
     assert (meta["totalAttempts"], meta["totalTimesUsed"], meta["averageRating"]) == (2, 2, 3.0)
-    # No loop: the trigger wrote metadata and one event record per progress write, no more.
-    final = settled(db)
+    # No loop: the trigger wrote metadata and one event record per progress write, no more
+    # (the barrier: the events of the four writes handled, nothing in flight).
+    final = settled(db, stack, {"on-scenario-progress-written": fired + 4})
     events = [p for p in final if p.startswith("scenario_progress_events/")]
     assert len(events) == 4
     assert [p for p in final if p.startswith("userScenarioProgress/")] == [

@@ -17,7 +17,7 @@ from shared import atomic
 from shared.schema_extensions import declared_fields
 from shared.settings import override_settings
 from shared.usage.pricing import usage_log_id
-from tests.helpers import all_documents, wait_for
+from tests.helpers import all_documents, triggers_settled, wait_for
 from tests.usage.conftest import make_user, settled
 from tests.usage.events import push, usage_message
 
@@ -194,7 +194,7 @@ def test_duplicates_sequential_and_racing_change_nothing(usage_db, stack) -> Non
     assert all(200 <= s < 300 for s in statuses), statuses
     for _ in range(2):
         stack.publish("usage-events", data)
-    before = settled(db)
+    before = settled(db, stack)  # both published copies acknowledged
     assert len([p for p in before if p.startswith("usage_logs/")]) == 1
     assert _balance(db, "dup") == 993
     assert len([t for t in _transactions(db, "dup") if t["type"] == "DEDUCTION"]) == 1
@@ -384,8 +384,9 @@ def test_invalid_messages_are_acknowledged_and_write_nothing(usage_db, stack) ->
         "updated_at": datetime(2025, 1, 1, tzinfo=UTC),
         "updated_by": "admin_uid",
     }
-    db.collection("ai_engine_costs").document("retired").set(retired)
-    before = settled(db)
+    with triggers_settled(stack):  # its cost history and audit written
+        db.collection("ai_engine_costs").document("retired").set(retired)
+    before = settled(db, stack)
     for data in INVALID:
         status = push(stack, "usage-events", data)
         assert 200 <= status < 300, (data, status)  # acknowledged: never redelivered
@@ -404,7 +405,7 @@ def test_invalid_messages_are_acknowledged_and_write_nothing(usage_db, stack) ->
         ),
     )
     wait_for(lambda: _log(db, "after"))
-    after = settled(db)
+    after = settled(db, stack)  # the invalid ones acknowledged too, not just "after"
     added = {p for p in after if p not in before}
     assert {p for p in added if p.startswith(("usage_logs/", "usage_receipts/"))} == {
         f"usage_logs/{usage_log_id('after')}",
