@@ -125,10 +125,11 @@ def test_bigeye_profile_grant(db: Any) -> None:
     assert db.collection("users").document("b1").get().get("credits") == 25
 
 
-def test_engine_cost_update_is_audited_by_the_trigger(db: Any) -> None:
-    db.collection("ai_engine_costs").document("openai_chat_gpt4").set(
+def seed_engine(db: Any, engine_id: str = "openai_chat_gpt4") -> None:
+    """The seed's example engine at 0.03 USD, last changed a day ago by ``admin_uid``."""
+    db.collection("ai_engine_costs").document(engine_id).set(
         {
-            "engine_id": "openai_chat_gpt4",
+            "engine_id": engine_id,
             "provider_name": "OpenAI",
             "ai_type": "chat",
             "cost_per_unit": 0.03,
@@ -138,6 +139,10 @@ def test_engine_cost_update_is_audited_by_the_trigger(db: Any) -> None:
             "is_active": True,
         }
     )
+
+
+def test_engine_cost_update_is_audited_by_the_trigger(db: Any) -> None:
+    seed_engine(db)
     out = run(
         "engine-cost", "openai_chat_gpt4", "0.035", "--actor", "cfo@acme", "--reason", "price rise"
     )

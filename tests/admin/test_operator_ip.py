@@ -4,7 +4,7 @@ trigger writes; the CLI records none."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +15,7 @@ from devstack.admin import cli
 from shared.admin.accounts import set_user_status
 from shared.admin.changes import request_ip
 from shared.admin.operations import set_engine_cost
+from tests.admin.test_admin_cli import seed_engine
 from tests.helpers import wait_for
 
 ENGINE = "openai_chat_gpt4"
@@ -29,18 +30,7 @@ def _entries(db: Any, actor: str) -> list[dict[str, Any]]:
 
 
 def test_console_address_reaches_the_profit_audit_log_and_the_cli_records_none(db) -> None:
-    db.collection("ai_engine_costs").document(ENGINE).set(
-        {
-            "engine_id": ENGINE,
-            "provider_name": "OpenAI",
-            "ai_type": "chat",
-            "cost_per_unit": 0.03,
-            "unit_type": "1k_tokens",
-            "updated_at": datetime.now(UTC) - timedelta(days=1),
-            "updated_by": "admin_uid",
-            "is_active": True,
-        }
-    )
+    seed_engine(db, ENGINE)
     # A console request behind one proxy: the caller wrote the left hop, the proxy the right.
     app = flask.Flask(__name__)
     headers = {"X-Forwarded-For": "192.0.2.66, 203.0.113.7"}
