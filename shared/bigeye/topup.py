@@ -302,6 +302,7 @@ class _Request:
     method: str = field(default_factory=automatic_method)
     actor: str | None = None
     reason: str | None = None
+    ip_address: str | None = None
 
 
 def topup(
@@ -553,6 +554,7 @@ def _credit(db: Any, r: _Request) -> dict[str, Any]:
                     "transaction_id": result.transaction_id,
                     "key": key,
                     "profile": BIGEYE.name,
+                    "ip_address": r.ip_address,
                     "created_at": r.now,
                 },
             )
@@ -662,6 +664,7 @@ def approve_slip(
     now: datetime,
     bank_ref: str | None = None,
     amount: object = None,
+    ip_address: str | None = None,
 ) -> dict[str, Any]:
     """Credit a PENDING or REJECTED slip after an operator checked it (MANUAL).
 
@@ -671,6 +674,7 @@ def approve_slip(
     ``bank_ref`` is required when Slip2Go never read the slip's reference; ``amount`` (baht)
     defaults to the amount the user submitted. Promotions apply as for an automatic credit;
     a promo code that is no longer usable is dropped rather than blocking the approval.
+    ``ip_address``: the operator's client address when the path knows it (the console).
     """
     now = ensure_utc(now)
     actor, reason = _operator_text(actor, "actor"), _operator_text(reason, "reason")
@@ -721,6 +725,7 @@ def approve_slip(
         method="MANUAL",
         actor=actor,
         reason=reason,
+        ip_address=ip_address or None,
     )
     try:
         body = _credit(db, request)
@@ -731,8 +736,18 @@ def approve_slip(
     return body
 
 
-def reject_slip(db: Any, *, slip_id: str, actor: str, reason: str, now: datetime) -> dict[str, Any]:
-    """PENDING -> REJECTED with the operator's reason (REJECTED again: nothing changes)."""
+def reject_slip(
+    db: Any,
+    *,
+    slip_id: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+    ip_address: str | None = None,
+) -> dict[str, Any]:
+    """PENDING -> REJECTED with the operator's reason (REJECTED again: nothing changes).
+
+    ``ip_address``: the operator's client address when the path knows it (the console)."""
     now = ensure_utc(now)
     actor, reason = _operator_text(actor, "actor"), _operator_text(reason, "reason")
     if not isinstance(slip_id, str) or not slip_id or "/" in slip_id:
@@ -759,6 +774,7 @@ def reject_slip(db: Any, *, slip_id: str, actor: str, reason: str, now: datetime
                 "reason": reason,
                 "user_id": slip.get("user_id"),
                 "slip_id": slip_id,
+                "ip_address": ip_address or None,
                 "created_at": now,
             },
         )

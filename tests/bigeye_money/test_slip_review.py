@@ -289,8 +289,10 @@ def test_an_unread_slip_needs_the_bank_reference_to_be_approved(money, standin) 
         reason="checked with the bank",
         bank_ref="TR-UNREAD",
         now=_earlier(0),
+        ip_address="203.0.113.9",  # the console's client address
     )
     assert body["added"] == 400 and _credits(db, "u1") == 400
+    assert _docs(db, "admin_actions")[f"slip_approve_{slip_id}"]["ip_address"] == "203.0.113.9"
     # Slip2Go coming back later finds nothing pending.
     assert reverify_pending(db, datetime.now(UTC)).checked == 0
 
@@ -306,6 +308,7 @@ def test_operator_rejects_a_pending_slip(money, standin) -> None:
     assert slip["verification_method"] == "MANUAL"
     (action,) = _docs(db, "admin_actions").values()
     assert action["action"] == "slip_reject" and action["actor"] == "ops"
+    assert action["ip_address"] is None  # the CLI knows no client address
     # Rejecting again changes nothing; a rejected slip is not re-verified.
     reject_slip(db, slip_id=slip_id, actor="ops", reason="again", now=_earlier(0))
     assert len(_docs(db, "admin_actions")) == 1
