@@ -9,30 +9,16 @@ no loop.
 
 from __future__ import annotations
 
-from typing import Any
-
 import functions_framework
 
 from shared.admin.operations import engine_cost_ip
-from shared.analytics.audit import record_change
-from shared.clients import firestore_client
-from shared.clock import get_clock
-from shared.entry import firestore_entry
-from shared.events import DocumentChange
+from shared.analytics.audit import audit_trigger
 
-
-@functions_framework.cloud_event
-@firestore_entry("on-engine-cost-audit")
-def on_engine_cost_audit(change: DocumentChange) -> Any:
-    db = firestore_client()
-    return record_change(
-        db,
-        event_id=change.event_id or f"{change.path}@{change.time}",
+on_engine_cost_audit = functions_framework.cloud_event(
+    audit_trigger(
+        "on-engine-cost-audit",
         action_type="cost_updated",
         entity_type="engine",
-        entity_id=change.document_id,
-        before=change.before,
-        after=change.after,
-        event_time=change.time or get_clock().now(),
-        ip_address=engine_cost_ip(db, change.document_id, change.after),
+        address_of=engine_cost_ip,
     )
+)

@@ -7,27 +7,10 @@ shared/analytics/audit.py). Writes only ``profit_audit_log``: no loop.
 
 from __future__ import annotations
 
-from typing import Any
-
 import functions_framework
 
-from shared.analytics.audit import record_change
-from shared.clients import firestore_client
-from shared.clock import get_clock
-from shared.entry import firestore_entry
-from shared.events import DocumentChange
+from shared.analytics.audit import audit_trigger
 
-
-@functions_framework.cloud_event
-@firestore_entry("on-plan-pricing-written")
-def on_plan_pricing_written(change: DocumentChange) -> Any:
-    return record_change(
-        firestore_client(),
-        event_id=change.event_id or f"{change.path}@{change.time}",
-        action_type="pricing_changed",
-        entity_type="plan",
-        entity_id=change.document_id,
-        before=change.before,
-        after=change.after,
-        event_time=change.time or get_clock().now(),
-    )
+on_plan_pricing_written = functions_framework.cloud_event(
+    audit_trigger("on-plan-pricing-written", action_type="pricing_changed", entity_type="plan")
+)

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from shared.clock import ensure_utc
+from shared.clients import firestore_client
+from shared.clock import ensure_utc, get_clock
+from shared.entry import firestore_entry
+from shared.events import DocumentChange
 
 AUDIT_LOG = "profit_audit_log"
 
@@ -77,3 +81,34 @@ def record_change(db: firestore.Client, *, event_id: str, **kwargs: Any) -> str 
     with contextlib.suppress(gexc.AlreadyExists):  # a redelivered event
         db.collection(AUDIT_LOG).document(doc_id).create(entry)
     return doc_id
+
+
+#: Finds the client address of the change that wrote ``after`` (db, document id, after).
+AddressOf = Callable[[firestore.Client, str, dict[str, Any] | None], str | None]
+
+
+def audit_trigger(
+    name: str, *, action_type: str, entity_type: str, address_of: AddressOf | None = None
+) -> Callable[[Any], None]:
+    """The Firestore trigger ``name``: one ``action_type`` entry per write of the watched
+    ``entity_type`` document (``on-engine-cost-audit``, ``on-plan-pricing-written``), with
+    the client address ``address_of`` finds, if given."""
+
+    @firestore_entry(name)
+    def handler(change: DocumentChange) -> str | None:
+        db = firestore_client()
+        return record_change(
+            db,
+            event_id=change.event_id or f"{change.path}@{change.time}",
+            action_type=action_type,
+            entity_type=entity_type,
+            entity_id=change.document_id,
+            before=change.before,
+            after=change.after,
+            event_time=change.time or get_clock().now(),
+            ip_address=None
+            if address_of is None
+            else address_of(db, change.document_id, change.after),
+        )
+
+    return handler
