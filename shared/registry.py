@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 
@@ -60,15 +60,16 @@ class Document:
 Trigger = Http | Topic | Schedule | Document
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FunctionSpec:
-    """One deployable function."""
+    """One deployable function; ``module`` and ``entry_point`` default to the name in
+    snake case (``cron-reconcile`` -> ``functions/cron_reconcile.py:cron_reconcile``)."""
 
     name: str
-    module: str
-    entry_point: str
     trigger: Trigger
     description: str
+    module: str = ""
+    entry_point: str = ""
     secrets: tuple[str, ...] = ()
     retry: bool = True
     memory: str = "256Mi"
@@ -80,6 +81,11 @@ class FunctionSpec:
     profiles: tuple[str, ...] = ALL_PROFILES
     #: Environment variables of this function only (settings it needs in production).
     env: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        derived = self.name.replace("-", "_")
+        object.__setattr__(self, "module", self.module or derived)
+        object.__setattr__(self, "entry_point", self.entry_point or derived)
 
     @property
     def source(self) -> Path:
@@ -94,11 +100,18 @@ class FunctionSpec:
         return self.trigger.topic if isinstance(self.trigger, Topic | Schedule) else None
 
 
+def cron(*, name: str, schedule: str, description: str, **options: Any) -> FunctionSpec:
+    """A scheduled function: its Cloud Scheduler job (``schedule``, a UTC cron) publishes to
+    a topic of its own name; one instance at a time unless ``max_instances`` says otherwise."""
+    options.setdefault("max_instances", 1)
+    return FunctionSpec(
+        name=name, trigger=Schedule(topic=name, cron=schedule), description=description, **options
+    )
+
+
 REGISTRY: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         name="stripe-webhook",
-        module="stripe_webhook",
-        entry_point="stripe_webhook",
         trigger=Http(public=True),
         description="Stripe's signed webhook: purchases, subscriptions, grants, clawbacks",
         secrets=("STRIPE_WEBHOOK_SECRET",),
@@ -106,29 +119,22 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         max_instances=20,
         concurrency=1,
     ),
-    FunctionSpec(
+    cron(
         name="cron-reconcile",
-        module="cron_reconcile",
-        entry_point="cron_reconcile",
-        trigger=Schedule(topic="cron-reconcile", cron="30 2 * * *"),
+        schedule="30 2 * * *",
         description="Reconcile every ledger account; report discrepancies, never fix them",
         memory="512Mi",
         timeout_s=540,
-        max_instances=1,
     ),
-    FunctionSpec(
+    cron(
         name="cron-stripe-parked-sweep",
-        module="cron_stripe_parked_sweep",
-        entry_point="cron_stripe_parked_sweep",
-        trigger=Schedule(topic="cron-stripe-parked-sweep", cron="17 * * * *"),
+        schedule="17 * * * *",
         description="Replay parked Stripe events whose user link or payment has arrived",
         timeout_s=300,
-        max_instances=1,
     ),
     FunctionSpec(
         name="on-podcast-job-failed",
         module="on_job_failed",
-        entry_point="on_podcast_job_failed",
         trigger=Document(pattern="podcast_jobs/{job_id}"),
         description="Refund credits_deducted once when a podcast job's status becomes failed",
         profiles=("kitesforu",),
@@ -136,15 +142,12 @@ REGISTRY: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         name="on-course-failed",
         module="on_job_failed",
-        entry_point="on_course_failed",
         trigger=Document(pattern="courses/{course_id}"),
         description="Refund credits_charged once when a course's status becomes failed",
         profiles=("kitesforu",),
     ),
     FunctionSpec(
         name="usage-events",
-        module="usage_events",
-        entry_point="usage_events",
         trigger=Topic(topic="usage-events"),
         description="Meter one AI generation: usage log with cost/revenue/profit, deduction, "
         "daily tokens, monthly usage",
@@ -152,30 +155,23 @@ REGISTRY: tuple[FunctionSpec, ...] = (
     ),
     FunctionSpec(
         name="usage-limits",
-        module="usage_limits",
-        entry_point="usage_limits",
         trigger=Http(public=False),
         description="POST /check: may a user spend these tokens today (and this month)?",
     ),
     FunctionSpec(
         name="on-scenario-progress-written",
         module="on_scenario_progress",
-        entry_point="on_scenario_progress_written",
         trigger=Document(pattern="userScenarioProgress/{id}"),
         description="Keep scenarioMetadata aggregates current from userScenarioProgress writes",
         profiles=("kaiwa",),
     ),
     FunctionSpec(
         name="on-engine-cost-written",
-        module="on_engine_cost_written",
-        entry_point="on_engine_cost_written",
         trigger=Document(pattern="ai_engine_costs/{engine_id}"),
         description="Record each version of an engine's cost so usage is priced at its time",
     ),
     FunctionSpec(
         name="credit-api",
-        module="credit_api",
-        entry_point="credit_api",
         trigger=Http(public=True),
         description="BigEye /api/v1: accounts, balance, history, slip top-ups, job reserve "
         "and finalize, update check",
@@ -187,8 +183,6 @@ REGISTRY: tuple[FunctionSpec, ...] = (
     ),
     FunctionSpec(
         name="ledger-api",
-        module="ledger_api",
-        entry_point="ledger_api",
         trigger=Http(public=False),
         description="Synchronous credits for app backends: accounts, history, charges, grants, "
         "refunds, adjustments, holds (settle / release)",
@@ -196,49 +190,36 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         max_instances=50,
         concurrency=20,
     ),
-    FunctionSpec(
+    cron(
         name="cron-expire-jobs",
-        module="cron_expire_jobs",
-        entry_point="cron_expire_jobs",
-        trigger=Schedule(topic="cron-expire-jobs", cron="*/5 * * * *"),
+        schedule="*/5 * * * *",
         description="RESERVED BigEye jobs and ledger-api holds past expires_at expire with a "
         "full refund",
         timeout_s=300,
-        max_instances=1,
     ),
-    FunctionSpec(
+    cron(
         name="cron-reverify-slips",
-        module="cron_reverify_slips",
-        entry_point="cron_reverify_slips",
-        trigger=Schedule(topic="cron-reverify-slips", cron="*/10 * * * *"),
+        schedule="*/10 * * * *",
         description="PENDING BigEye slips left by a Slip2Go outage: verify again and resolve",
         secrets=("SLIP2GO_API_SECRET",),
         timeout_s=300,
-        max_instances=1,
         profiles=("bigeye",),
     ),
-    FunctionSpec(
+    cron(
         name="cron-expire-promotions",
-        module="cron_expire_promotions",
-        entry_point="cron_expire_promotions",
-        trigger=Schedule(topic="cron-expire-promotions", cron="7 * * * *"),
+        schedule="7 * * * *",
         description="BigEye promotions past their end_date become EXPIRED (audited)",
         timeout_s=300,
-        max_instances=1,
         profiles=("bigeye",),
     ),
     FunctionSpec(
         name="on-user-created",
-        module="on_user_created",
-        entry_point="on_user_created",
         trigger=Document(pattern="users/{user_id}", event="created"),
         description="Welcome bonus of an ACTIVE WELCOME_BONUS promotion, once per new user",
         profiles=("bigeye",),
     ),
     FunctionSpec(
         name="provider-events",
-        module="provider_events",
-        entry_point="provider_events",
         trigger=Topic(topic="provider-events"),
         description="Count one model-provider call: health, circuit breaker, quotas, alerts",
         # One instance groups each provider's events into one commit a second (the
@@ -248,72 +229,51 @@ REGISTRY: tuple[FunctionSpec, ...] = (
         concurrency=500,
         env=(("PROVIDER_GROUP_LINGER_MS", "1000"),),
     ),
-    FunctionSpec(
+    cron(
         name="cron-reset-quotas",
-        module="cron_reset_quotas",
-        entry_point="cron_reset_quotas",
-        trigger=Schedule(topic="cron-reset-quotas", cron="0 * * * *"),
+        schedule="0 * * * *",
         description="Reset model quota windows by reset_period; re-check unwell providers",
         timeout_s=300,
-        max_instances=1,
     ),
-    FunctionSpec(
+    cron(
         name="cron-daily-rollup",
-        module="cron_daily_rollup",
-        entry_point="cron_daily_rollup",
-        trigger=Schedule(topic="cron-daily-rollup", cron="1 0 * * *"),
+        schedule="1 0 * * *",
         description="Daily profit aggregate and token history of the day that ended",
         memory="1Gi",
         timeout_s=540,
-        max_instances=1,
     ),
-    FunctionSpec(
+    cron(
         name="cron-monthly-rollup",
-        module="cron_monthly_rollup",
-        entry_point="cron_monthly_rollup",
-        trigger=Schedule(topic="cron-monthly-rollup", cron="5 0 1 * *"),
+        schedule="5 0 1 * *",
         description="Monthly, yearly and all-time profit aggregates; Kaiwa usage rollover",
         memory="1Gi",
         timeout_s=540,
-        max_instances=1,
     ),
-    FunctionSpec(
+    cron(
         name="cron-hourly-loss-scan",
-        module="cron_hourly_loss_scan",
-        entry_point="cron_hourly_loss_scan",
-        trigger=Schedule(topic="cron-hourly-loss-scan", cron="0 * * * *"),
+        schedule="0 * * * *",
         description="loss_users for users whose last-30-day profit is negative",
         memory="512Mi",
         timeout_s=540,
-        max_instances=1,
     ),
-    FunctionSpec(
+    cron(
         name="cron-retention",
-        module="cron_retention",
-        entry_point="cron_retention",
-        trigger=Schedule(topic="cron-retention", cron="30 3 * * *"),
+        schedule="30 3 * * *",
         description="Delete usage logs past 90 days, expired previews, archived daily usage",
         timeout_s=540,
-        max_instances=1,
     ),
     FunctionSpec(
         name="on-engine-cost-audit",
-        module="on_engine_cost_audit",
-        entry_point="on_engine_cost_audit",
         trigger=Document(pattern="ai_engine_costs/{engine_id}"),
         description="profit_audit_log cost_updated entry for every engine cost change",
     ),
     FunctionSpec(
         name="on-plan-pricing-written",
-        module="on_plan_pricing_written",
-        entry_point="on_plan_pricing_written",
         trigger=Document(pattern="plan_pricing/{plan_id}"),
         description="profit_audit_log pricing_changed entry for every plan pricing change",
     ),
     FunctionSpec(
         name="admin-console",
-        module="admin_console",
-        entry_point="admin_console",
         # Behind Cloud Functions IAM too (operators open it through `gcloud run services
         # proxy`, docs/console.md); every page but sign-in also needs a super_admin session.
         trigger=Http(public=False),
