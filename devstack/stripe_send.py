@@ -31,6 +31,8 @@ from typing import Any
 import httpx
 import stripe
 
+from shared.billing.events import HANDLED_TYPES
+
 FIXTURES = Path(__file__).resolve().parent / "stripe_fixtures3.json"
 EVENTS_DIR = Path(__file__).resolve().parent / "stripe_events"
 VERSIONS = (
@@ -655,22 +657,8 @@ def _report(label: str, response: httpx.Response) -> None:
     print(f"{label:32} {line}")
 
 
-HANDLED = (
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-    "checkout.session.async_payment_failed",
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "invoice.paid",
-    "invoice.payment_succeeded",
-    "invoice.payment_failed",
-    "invoice_payment.paid",
-    "charge.refunded",
-    "charge.dispute.created",
-    "customer.created",
-    "customer.updated",
-)
+#: Every event type the webhook handles, as the command line offers them.
+HANDLED = tuple(sorted(HANDLED_TYPES))
 
 
 def main(argv: list[str] | None = None) -> int:

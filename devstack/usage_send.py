@@ -19,28 +19,12 @@ import sys
 import time
 import uuid
 from typing import Any
-from urllib.parse import quote
 
-import httpx
-
-from devstack.preflight import functions_url, local_env, require_or_exit
+from devstack.preflight import local_env, require_or_exit
+from devstack.trigger import outcome as stack_outcome
 
 DEMO_USER = "demo_usage_user"
 WAIT_S = 30.0
-
-
-def _outcome(request_id: str) -> dict[str, Any] | None:
-    """What the stack's functions server recorded for this request_id, if anything yet."""
-    try:
-        response = httpx.get(
-            f"{functions_url()}/_stack/outcomes/{quote(request_id, safe='')}", timeout=2
-        )
-    except httpx.HTTPError:
-        return None
-    if response.status_code != 200:
-        return None
-    found: dict[str, Any] = response.json()
-    return found
 
 
 def _ensure_user(user_id: str) -> None:
@@ -102,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     log_ref = refs(db).log(usage_log_id(request_id))
     deadline = time.monotonic() + WAIT_S
     while not (snap := log_ref.get()).exists:
-        outcome = _outcome(request_id)
+        outcome = stack_outcome(request_id)
         if outcome and outcome["outcome"] in ("rejected", "dropped"):
             print(
                 f"{outcome['outcome']}: request_id={request_id} by {outcome['function']}: "
