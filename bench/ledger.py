@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from google.api_core import exceptions as gexc
 
-from bench.common import BenchContext, Result, percentile, result
+from bench.common import BenchContext, Result, drive, latency_results, percentile, result
 from shared.clock import SystemClock
 from shared.errors import CreditsError
 from shared.groupcommit import GroupCommitter, GroupSettings
@@ -18,31 +14,6 @@ from shared.ledger import KITESFORU, Kind, Ledger
 from shared.ledger.reconcile import reconcile
 
 WRITERS = 8
-
-
-def _drive(n_per_writer: int, post: Callable[[int, int], None]) -> tuple[float, list[float], int]:
-    """Run ``post(writer, i)`` from 8 threads; returns (seconds, latencies, errors)."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-
-    def writer(w: int) -> None:
-        nonlocal errors
-        for i in range(n_per_writer):
-            start = time.perf_counter()
-            try:
-                post(w, i)
-            except CreditsError:
-                with lock:
-                    errors += 1
-                continue
-            with lock:
-                latencies.append(time.perf_counter() - start)
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(WRITERS) as pool:
-        list(pool.map(writer, range(WRITERS)))
-    return time.perf_counter() - start, latencies, errors
 
 
 def run(ctx: BenchContext) -> list[Result]:
@@ -127,12 +98,12 @@ def run(ctx: BenchContext) -> list[Result]:
             account="bench-group",
         )
 
-    raw_s, raw_lat, _ = _drive(n, raw)
-    led_s, led_lat, led_err = _drive(n, posting)
-    hot_s, hot_lat, hot_err = _drive(n, hot)
-    cas_s, _, _ = _drive(n, cas)
+    raw_s, raw_lat, _ = drive(WRITERS, n, raw, errors=(CreditsError,))
+    led_s, led_lat, led_err = drive(WRITERS, n, posting, errors=(CreditsError,))
+    hot_s, hot_lat, hot_err = drive(WRITERS, n, hot, errors=(CreditsError,))
+    cas_s, _, _ = drive(WRITERS, n, cas, errors=(CreditsError,))
     n_group = 4 * n
-    group_s, group_lat, group_err = _drive(n_group, group_hot)
+    group_s, group_lat, group_err = drive(WRITERS, n_group, group_hot, errors=(CreditsError,))
     cas_rate = WRITERS * n / cas_s
     group_rate = (WRITERS * n_group - group_err) / group_s
     group_balance = db.collection("users").document("bench-group").get().get("credits_balance")
@@ -154,26 +125,12 @@ def run(ctx: BenchContext) -> list[Result]:
             "raw client read+batch rate",
             raw_rate,
         ),
-        result(
-            "ledger posting latency p50 (distinct)",
-            percentile(led_lat, 50) * 1000,
-            "ms",
-            "raw p50",
-            percentile(raw_lat, 50) * 1000,
-            higher_is_better=False,
-        ),
-        result(
-            "ledger posting latency p99 (distinct)",
-            percentile(led_lat, 99) * 1000,
-            "ms",
-            "raw p99",
-            percentile(raw_lat, 99) * 1000,
-            higher_is_better=False,
+        *latency_results(
+            "ledger posting latency p{pct} (distinct)", led_lat, "raw p{pct}", raw_lat
         ),
         result("ledger postings, 8 writers, ONE hot account", hot_rate, "ops/s", "goal", 50.0),
         result("hot account errors", float(hot_err), "count"),
-        result("ledger posting latency p50 (hot)", percentile(hot_lat, 50) * 1000, "ms"),
-        result("ledger posting latency p99 (hot)", percentile(hot_lat, 99) * 1000, "ms"),
+        *latency_results("ledger posting latency p{pct} (hot)", hot_lat),
         result("bare CAS on one document, 8 writers", cas_rate, "ops/s"),
         result(
             "group commit, 8 writers, ONE hot account",

@@ -8,44 +8,16 @@ account; p50/p99 of each charge as the caller sees it.
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
-from bench.common import BenchContext, Result, percentile, result
+from bench.common import BenchContext, Result, drive, latency_results, result
 from shared.clock import SystemClock
 from shared.ledger import KITESFORU, Ledger
 from shared.ledgerapi.client import LedgerApiClient, LedgerApiError
 
 WRITERS = 8
 START_CREDITS = 1_000_000
-
-
-def _drive(n_per_writer: int, post: Callable[[int, int], None]) -> tuple[float, list[float], int]:
-    """Run ``post(writer, i)`` from 8 threads; returns (seconds, latencies, errors)."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-
-    def writer(w: int) -> None:
-        nonlocal errors
-        for i in range(n_per_writer):
-            start = time.perf_counter()
-            try:
-                post(w, i)
-            except LedgerApiError:
-                with lock:
-                    errors += 1
-                continue
-            with lock:
-                latencies.append(time.perf_counter() - start)
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(WRITERS) as pool:
-        list(pool.map(writer, range(WRITERS)))
-    return time.perf_counter() - start, latencies, errors
 
 
 def run(ctx: BenchContext) -> list[Result]:
@@ -84,11 +56,14 @@ def run(ctx: BenchContext) -> list[Result]:
 
         return post
 
+    def timed_run(post: Callable[[int, int], None]) -> tuple[float, list[float], int]:
+        return drive(WRITERS, n, post, errors=(LedgerApiError,))
+
     try:
-        raw_s, raw_lat, _ = _drive(n, raw(lambda w: f"raw-bench-{w}"))
-        api_s, api_lat, api_err = _drive(n, api(lambda w: users[w]))
-        raw_hot_s, raw_hot_lat, _ = _drive(n, raw(lambda w: "raw-bench-hot"))
-        hot_s, hot_lat, hot_err = _drive(n, api(lambda w: "api-bench-hot"))
+        raw_s, raw_lat, _ = timed_run(raw(lambda w: f"raw-bench-{w}"))
+        api_s, api_lat, api_err = timed_run(api(lambda w: users[w]))
+        raw_hot_s, raw_hot_lat, _ = timed_run(raw(lambda w: "raw-bench-hot"))
+        hot_s, hot_lat, hot_err = timed_run(api(lambda w: "api-bench-hot"))
     finally:
         for client in clients:
             client.close()
@@ -98,7 +73,6 @@ def run(ctx: BenchContext) -> list[Result]:
     api_rate = (WRITERS * n - api_err) / api_s
     raw_hot_rate = WRITERS * n / raw_hot_s
     hot_rate = (WRITERS * n - hot_err) / hot_s
-    ms = 1000
     return [
         result("raw ledger debits, 8 writers, distinct accounts", raw_rate, "ops/s"),
         result(
@@ -108,21 +82,8 @@ def run(ctx: BenchContext) -> list[Result]:
             "raw ledger debits",
             raw_rate,
         ),
-        result(
-            "ledger-api charge latency p50 (distinct)",
-            percentile(api_lat, 50) * ms,
-            "ms",
-            "raw ledger p50",
-            percentile(raw_lat, 50) * ms,
-            higher_is_better=False,
-        ),
-        result(
-            "ledger-api charge latency p99 (distinct)",
-            percentile(api_lat, 99) * ms,
-            "ms",
-            "raw ledger p99",
-            percentile(raw_lat, 99) * ms,
-            higher_is_better=False,
+        *latency_results(
+            "ledger-api charge latency p{pct} (distinct)", api_lat, "raw ledger p{pct}", raw_lat
         ),
         result(
             "ledger-api charges over HTTP, 8 writers, ONE hot account",
@@ -131,21 +92,11 @@ def run(ctx: BenchContext) -> list[Result]:
             "raw ledger debits, hot",
             raw_hot_rate,
         ),
-        result(
-            "ledger-api charge latency p50 (hot)",
-            percentile(hot_lat, 50) * ms,
-            "ms",
-            "raw ledger p50 (hot)",
-            percentile(raw_hot_lat, 50) * ms,
-            higher_is_better=False,
-        ),
-        result(
-            "ledger-api charge latency p99 (hot)",
-            percentile(hot_lat, 99) * ms,
-            "ms",
-            "raw ledger p99 (hot)",
-            percentile(raw_hot_lat, 99) * ms,
-            higher_is_better=False,
+        *latency_results(
+            "ledger-api charge latency p{pct} (hot)",
+            hot_lat,
+            "raw ledger p{pct} (hot)",
+            raw_hot_lat,
         ),
         result("ledger-api hot account errors", float(hot_err + api_err), "count"),
     ]

@@ -10,40 +10,19 @@ of HTTP, signature verification, parsing and the webhook's own bookkeeping.
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
 
-from bench.common import BenchContext, Result, percentile, result
+from bench.common import BenchContext, Result, drive, percentile, result
 from devstack import stripe_send as fx
 from devstack.demo import billing as demo_billing
 from shared.clock import SystemClock
 from shared.ledger import KITESFORU, Kind, Ledger
 
 SENDERS = 8
-
-
-def _drive(n_per_sender: int, send: Callable[[int, int], None]) -> tuple[float, list[float]]:
-    """Run ``send(sender, i)`` from 8 threads; returns (seconds, latencies in seconds)."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def sender(s: int) -> None:
-        for i in range(n_per_sender):
-            start = time.perf_counter()
-            send(s, i)
-            with lock:
-                latencies.append(time.perf_counter() - start)
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(SENDERS) as pool:
-        list(pool.map(sender, range(SENDERS)))
-    return time.perf_counter() - start, latencies
 
 
 def run(ctx: BenchContext) -> list[Result]:
@@ -98,8 +77,8 @@ def run(ctx: BenchContext) -> list[Result]:
                     )
                 )
 
-            base_s, base_lat = _drive(n, credit)
-            hook_s, hook_lat = _drive(n, post)
+            base_s, base_lat, _ = drive(SENDERS, n, credit)
+            hook_s, hook_lat, _ = drive(SENDERS, n, post)
             total = n * SENDERS
             base_rate, hook_rate = total / base_s, total / hook_s
             out += [

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.bigeye import auth, history, jobs, ratelimit
 from shared.bigeye.appsettings import AppSettings, load_app_settings
 from shared.bigeye.models import (
     CheckUpdateRequest,
+    ClientBody,
     FinalizeRequest,
     LoginRequest,
     RegisterRequest,
@@ -28,6 +29,7 @@ from shared.errors import CreditsError, Unauthenticated, Unavailable, UpgradeReq
 from shared.settings import get_settings
 
 MAX_BODY_BYTES = 64 * 1024
+_B = TypeVar("_B", bound=ClientBody)
 MAX_TOPUP_BODY_BYTES = 10 * 1024 * 1024
 
 
@@ -122,19 +124,22 @@ def _check_client_version(version: str | None) -> None:
 
 
 # -- handlers ------------------------------------------------------------------------------
-def register(request: Any) -> Reply:
+def _auth_request(request: Any, model: type[_B]) -> tuple[datetime, str, _B]:
+    """An auth route's time, client address (rate-limited) and body (version checked)."""
     now = _now()
     ip = _limit_ip(request, now, auth_route=True)
-    body = parse_model(RegisterRequest, request_json(request, max_bytes=MAX_BODY_BYTES))
+    body = parse_model(model, request_json(request, max_bytes=MAX_BODY_BYTES))
     _check_client_version(body.app_version)
+    return now, ip, body
+
+
+def register(request: Any) -> Reply:
+    now, ip, body = _auth_request(request, RegisterRequest)
     return Reply(auth.register(firestore_client(), body, ip=ip, now=now))
 
 
 def login(request: Any) -> Reply:
-    now = _now()
-    ip = _limit_ip(request, now, auth_route=True)
-    body = parse_model(LoginRequest, request_json(request, max_bytes=MAX_BODY_BYTES))
-    _check_client_version(body.app_version)
+    now, ip, body = _auth_request(request, LoginRequest)
     return Reply(auth.login(firestore_client(), body, ip=ip, now=now))
 
 

@@ -48,6 +48,7 @@ from shared.errors import (
 from shared.ledger import BIGEYE, Ledger, ledger_for
 from shared.logs import get_logger, log
 from shared.settings import get_settings
+from shared.sweeps import due
 
 logger = get_logger(__name__)
 
@@ -358,32 +359,24 @@ def expire_due_jobs(
         max_attempts=settings.ledger_max_attempts,
     )
     expired = refunded = skipped = 0
-    base = (
-        db.collection(JOBS)
-        .where(filter=firestore.FieldFilter("status", "==", JobStatus.RESERVED.value))
-        .where(filter=firestore.FieldFilter("expires_at", "<=", now))
-        .order_by("expires_at")
-    )
-    last: Any = None
-    examined = 0
-    while examined < max_jobs:
-        query = base.start_after(last) if last is not None else base
-        snaps = list(query.limit(batch_size).stream())
-        if not snaps:
-            break
-        last = snaps[-1]
-        for snap in snaps:
-            examined += 1
-            try:
-                amount = expire_job(ledger, snap.id, now)
-            except (Conflict, NotFound) as exc:
-                # A job whose hold was closed some other way: report, never force.
-                log(logger, logging.ERROR, f"job not expired: {exc.detail}", job_token=snap.id)
-                skipped += 1
-                continue
-            if amount is None:
-                skipped += 1
-            else:
-                expired += 1
-                refunded += amount
+    for snap in due(
+        db,
+        JOBS,
+        status=JobStatus.RESERVED.value,
+        now=now,
+        batch_size=batch_size,
+        limit=max_jobs,
+    ):
+        try:
+            amount = expire_job(ledger, snap.id, now)
+        except (Conflict, NotFound) as exc:
+            # A job whose hold was closed some other way: report, never force.
+            log(logger, logging.ERROR, f"job not expired: {exc.detail}", job_token=snap.id)
+            skipped += 1
+            continue
+        if amount is None:
+            skipped += 1
+        else:
+            expired += 1
+            refunded += amount
     return ExpiryReport(expired=expired, refunded_credits=refunded, skipped=skipped)

@@ -160,7 +160,19 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
-class RegisterRequest(_Body):
+class ClientBody(_Body):
+    """A body sent by the desktop client, which may name its version (checked against
+    ``force_update_below``)."""
+
+    app_version: StrictStr | None = None
+
+    @field_validator("app_version")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        return None if value is None else check_version(value)
+
+
+class RegisterRequest(ClientBody):
     """``POST /api/v1/auth/register`` (docs/bigeye-api.md)."""
 
     email: StrictStr
@@ -168,7 +180,6 @@ class RegisterRequest(_Body):
     full_name: Text
     phone: Annotated[StrictStr, Field(min_length=3, max_length=32)]
     hardware_id: Text
-    app_version: StrictStr | None = None
     os: Annotated[StrictStr, Field(max_length=100)] | None = None
 
     _email = field_validator("email")(check_email)
@@ -181,26 +192,15 @@ class RegisterRequest(_Body):
             raise ValueError("must not be blank")
         return value.strip()
 
-    @field_validator("app_version")
-    @classmethod
-    def _version(cls, value: str | None) -> str | None:
-        return None if value is None else check_version(value)
 
-
-class LoginRequest(_Body):
+class LoginRequest(ClientBody):
     """``POST /api/v1/auth/login`` (docs/bigeye-api.md)."""
 
     email: StrictStr
     password: Annotated[StrictStr, Field(min_length=1, max_length=1000)]
     hardware_id: Text
-    app_version: StrictStr | None = None
 
     _email = field_validator("email")(check_email)
-
-    @field_validator("app_version")
-    @classmethod
-    def _version(cls, value: str | None) -> str | None:
-        return None if value is None else check_version(value)
 
 
 class CheckUpdateRequest(_Body):

@@ -12,7 +12,7 @@ defines ``credit_transactions``), see docs/ledger.md.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -211,15 +211,8 @@ BIGEYE = LedgerProfile(
     purchased_field=None,
     updated_at_field=None,
 )
-KAIWA = LedgerProfile(
-    name="kaiwa",
-    balance_field="credits_balance",
-    transactions_collection="credit_transactions",
-    type_names=_KITES_TYPES,
-    kind_by_type=_KITES_KINDS,
-    purchased_field="total_credits_purchased",
-    updated_at_field="updated_at",
-)
+#: Kaiwa's users and credit_transactions carry KitesForU's names.
+KAIWA = replace(KITESFORU, name="kaiwa")
 
 PROFILES: dict[str, LedgerProfile] = {p.name: p for p in (KITESFORU, BIGEYE, KAIWA)}
 

@@ -216,6 +216,37 @@ class Ledger:
             )
         return PostingResult.from_record(rec, replayed=True)
 
+    def _operate(
+        self,
+        unit: Unit,
+        *,
+        key: str,
+        content: dict[str, Any],
+        user_id: str,
+        plan: Callable[[Account], Entry],
+        description: str,
+        refs: Refs,
+        record_extra: dict[str, Any] | None = None,
+    ) -> PostingResult:
+        """The shape of a one-account posting, once the input is validated: the first
+        result when ``key`` was used (replay), else read the account, ``plan`` the entry
+        (pure) and post it."""
+        replay = self._replay(unit, key, content, self.user_ref(user_id))
+        if replay is not None:
+            return replay
+        account = self.account(unit, user_id)
+        return self._post(
+            unit,
+            key=key,
+            content=content,
+            user_id=user_id,
+            account=account,
+            entry=plan(account),
+            description=description,
+            refs=refs,
+            record_extra=record_extra,
+        )
+
     # -- writing -------------------------------------------------------------------------
     def _post(
         self,
@@ -300,18 +331,12 @@ class Ledger:
             "amount": amount,
             "refs": refs.fingerprint_fields(),
         }
-        replay = self._replay(unit, key, content, self.user_ref(user_id))
-        if replay is not None:
-            return replay
-        account = self.account(unit, user_id)
-        entry = plan_credit(account, kind, amount)
-        return self._post(
+        return self._operate(
             unit,
             key=key,
             content=content,
             user_id=user_id,
-            account=account,
-            entry=entry,
+            plan=lambda account: plan_credit(account, kind, amount),
             description=_check_text(description, "description"),
             refs=refs,
         )
@@ -342,18 +367,12 @@ class Ledger:
             "allow_partial": allow_partial,
             "refs": refs.fingerprint_fields(),
         }
-        replay = self._replay(unit, key, content, self.user_ref(user_id))
-        if replay is not None:
-            return replay
-        account = self.account(unit, user_id)
-        entry = plan_debit(account, kind, amount, allow_partial=allow_partial)
-        return self._post(
+        return self._operate(
             unit,
             key=key,
             content=content,
             user_id=user_id,
-            account=account,
-            entry=entry,
+            plan=lambda account: plan_debit(account, kind, amount, allow_partial=allow_partial),
             description=_check_text(description, "description"),
             refs=refs,
             record_extra={"requested_amount": amount},
@@ -371,18 +390,12 @@ class Ledger:
             raise InvalidInput("amount must be a non-zero whole number of credits")
         check_amount(abs(amount), self.max_amount)
         content = {"op": "adjust", "user_id": user_id, "amount": amount, "actor": actor}
-        replay = self._replay(unit, key, content, self.user_ref(user_id))
-        if replay is not None:
-            return replay
-        account = self.account(unit, user_id)
-        entry = plan_adjustment(account, amount)
-        return self._post(
+        return self._operate(
             unit,
             key=key,
             content=content,
             user_id=user_id,
-            account=account,
-            entry=entry,
+            plan=lambda account: plan_adjustment(account, amount),
             description=f"Adjustment by {actor}: {reason}",
             refs=Refs(),
             record_extra={"actor": actor, "reason": reason},

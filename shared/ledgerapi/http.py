@@ -95,47 +95,27 @@ def list_transactions(request: Any, params: dict[str, str]) -> Reply:
     return Reply(body, headers={"X-Next-Cursor": next_cursor} if next_cursor else {})
 
 
-def charge(request: Any, params: dict[str, str]) -> Reply:
-    req = _body(request, models.ChargeRequest)
-    return _written(_api().charge(params["user_id"], req, _key(request)))
-
-
-def grant(request: Any, params: dict[str, str]) -> Reply:
-    req = _body(request, models.GrantRequest)
-    return _written(_api().grant(params["user_id"], req, _key(request)))
-
-
-def adjust(request: Any, params: dict[str, str]) -> Reply:
-    req = _body(request, models.AdjustmentRequest)
-    return _written(_api().adjust(params["user_id"], req, _key(request)))
-
-
-def refund(request: Any, params: dict[str, str]) -> Reply:
-    req = _body(request, models.RefundRequest)
-    return _written(_api().refund(req, _key(request)))
-
-
-def create_hold(request: Any, params: dict[str, str]) -> Reply:
-    req = _body(request, models.HoldRequest)
-    return _written(_api().create_hold(req, _key(request)))
-
-
 def get_hold(request: Any, params: dict[str, str]) -> Reply:
     return Reply(_api().hold(params["hold_id"]))
 
 
-def settle(request: Any, params: dict[str, str]) -> Reply:
-    req = _body(request, models.SettleRequest)
-    return _written(_api().settle(params["hold_id"], req, _key(request)))
-
-
-def release(request: Any, params: dict[str, str]) -> Reply:
-    req = _body(request, models.ReleaseRequest)
-    return _written(_api().release(params["hold_id"], req, _key(request)))
-
-
 def openapi(request: Any, params: dict[str, str]) -> Reply:
     return Reply(openapi_document())
+
+
+WriteCall = Callable[[LedgerApi, dict[str, str], Any, str | None], Answer]
+
+
+def _write(
+    template: str, summary: str, operation_id: str, body: type[models._Body], call: WriteCall
+) -> Route:
+    """A POST operation: parse ``body``, then ``call(api, path params, body, key)``."""
+
+    def handler(request: Any, params: dict[str, str]) -> Reply:
+        req = _body(request, body)
+        return _written(call(_api(), params, req, _key(request)))
+
+    return Route("POST", template, handler, summary, operation_id, body, write=True)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -149,69 +129,55 @@ ROUTES: tuple[Route, ...] = (
         "listTransactions",
         query=("limit", "cursor"),
     ),
-    Route(
-        "POST",
+    _write(
         "/v1/accounts/{user_id}/charges",
-        charge,
         "Take credits (402 when short, unless allow_partial)",
         "charge",
         models.ChargeRequest,
-        write=True,
+        lambda api, p, req, key: api.charge(p["user_id"], req, key),
     ),
-    Route(
-        "POST",
+    _write(
         "/v1/accounts/{user_id}/grants",
-        grant,
         "Give credits as one of the profile's credit types",
         "grant",
         models.GrantRequest,
-        write=True,
+        lambda api, p, req, key: api.grant(p["user_id"], req, key),
     ),
-    Route(
-        "POST",
+    _write(
         "/v1/accounts/{user_id}/adjustments",
-        adjust,
         "An operator's correction (actor and reason required)",
         "adjust",
         models.AdjustmentRequest,
-        write=True,
+        lambda api, p, req, key: api.adjust(p["user_id"], req, key),
     ),
-    Route(
-        "POST",
+    _write(
         "/v1/refunds",
-        refund,
         "Refund an earlier transaction, linked to it, never more than it in total",
         "refund",
         models.RefundRequest,
-        write=True,
+        lambda api, p, req, key: api.refund(req, key),
     ),
-    Route(
-        "POST",
+    _write(
         "/v1/holds",
-        create_hold,
         "Reserve credits until settled, released or expired",
         "createHold",
         models.HoldRequest,
-        write=True,
+        lambda api, p, req, key: api.create_hold(req, key),
     ),
     Route("GET", "/v1/holds/{hold_id}", get_hold, "A hold's state", "getHold"),
-    Route(
-        "POST",
+    _write(
         "/v1/holds/{hold_id}/settle",
-        settle,
         "Close a hold, using part of it; the rest comes back",
         "settleHold",
         models.SettleRequest,
-        write=True,
+        lambda api, p, req, key: api.settle(p["hold_id"], req, key),
     ),
-    Route(
-        "POST",
+    _write(
         "/v1/holds/{hold_id}/release",
-        release,
         "Close a hold with nothing used; all of it comes back",
         "releaseHold",
         models.ReleaseRequest,
-        write=True,
+        lambda api, p, req, key: api.release(p["hold_id"], req, key),
     ),
 )
 _COMPILED = tuple((route, route.pattern) for route in ROUTES)

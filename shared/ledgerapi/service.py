@@ -43,6 +43,7 @@ from shared.ledgerapi.models import (
     SettleRequest,
 )
 from shared.logs import get_logger, log
+from shared.sweeps import due
 
 logger = get_logger(__name__)
 
@@ -450,42 +451,34 @@ def expire_due_holds(
     it) or loses and answers 409. Holds of other apps and BigEye jobs' reservations (which
     the job sweep expires with their job) are left alone.
     """
-    base = (
-        db.collection(HOLDS_COLLECTION)
-        .where(filter=firestore.FieldFilter("status", "==", HoldStatus.PENDING.value))
-        .where(filter=firestore.FieldFilter("expires_at", "<=", now))
-        .order_by("expires_at")
-    )
     expired = returned = skipped = 0
     ledgers: dict[str, Ledger] = {}
-    last: Any = None
-    examined = 0
-    while examined < max_holds:
-        query = base.start_after(last) if last is not None else base
-        snaps = list(query.limit(batch_size).stream())
-        if not snaps:
-            break
-        last = snaps[-1]
-        for snap in snaps:
-            examined += 1
-            owner = api_hold_profile(snap.id)
-            if owner is None or owner[0] not in profiles:
-                continue
-            profile = owner[0]
-            try:
-                ledger_profile(profile)
-            except ValueError:
-                continue
-            ledger = ledgers.get(profile) or ledgers.setdefault(profile, make_ledger(profile))
-            try:
-                result = _expire_one(ledger, snap.id)
-            except (Conflict, NotFound) as exc:
-                log(logger, logging.INFO, f"hold not expired: {exc.detail}", hold_id=snap.id)
-                skipped += 1
-                continue
-            if result.replayed:
-                skipped += 1
-                continue
-            expired += 1
-            returned += result.amount
+    for snap in due(
+        db,
+        HOLDS_COLLECTION,
+        status=HoldStatus.PENDING.value,
+        now=now,
+        batch_size=batch_size,
+        limit=max_holds,
+    ):
+        owner = api_hold_profile(snap.id)
+        if owner is None or owner[0] not in profiles:
+            continue
+        profile = owner[0]
+        try:
+            ledger_profile(profile)
+        except ValueError:
+            continue
+        ledger = ledgers.get(profile) or ledgers.setdefault(profile, make_ledger(profile))
+        try:
+            result = _expire_one(ledger, snap.id)
+        except (Conflict, NotFound) as exc:
+            log(logger, logging.INFO, f"hold not expired: {exc.detail}", hold_id=snap.id)
+            skipped += 1
+            continue
+        if result.replayed:
+            skipped += 1
+            continue
+        expired += 1
+        returned += result.amount
     return HoldExpiryReport(expired=expired, returned_credits=returned, skipped=skipped)

@@ -123,4 +123,5 @@ def test_registry_is_consistent() -> None:
 
             assert croniter.is_valid(spec.trigger.cron)
         text = spec.source.read_text()
-        assert f"def {spec.entry_point}(" in text
+        # A function, or a handler made by a factory (the audit triggers).
+        assert f"def {spec.entry_point}(" in text or f"\n{spec.entry_point} = " in text
