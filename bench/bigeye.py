@@ -13,10 +13,13 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import httpx
 
 from bench.common import BenchContext, Result, percentile, result
+from devstack.bigeye_client import register_and_login
+from devstack.demo.bigeye import app_settings
 from shared.atomic import Unit
 from shared.clock import SystemClock
 from shared.ledger import BIGEYE, Kind, Ledger
@@ -32,40 +35,6 @@ RESERVE = {
     "model": "gemini-2.5-flash",
     "version": "2.0.1",
 }
-APP_SETTINGS = {
-    "prompts": {"istock": "istock prompt", "hybrid": "hybrid prompt", "single": "single"},
-    "dictionary": "keyword1\nkeyword2",
-    "blacklist": ["nike", "adidas", "iphone"],
-    "credit_rates": {
-        "istock_photo": 3,
-        "istock_video": 3,
-        "adobe_photo": 2,
-        "adobe_video": 2,
-        "shutterstock_photo": 2,
-        "shutterstock_video": 2,
-    },
-    "exchange_rate": 4,
-    "app_latest_version": "2.0.1",
-    "force_update_below": None,
-    "maintenance_mode": False,
-    "maintenance_message": "",
-    "context_cache_threshold": 20,
-    "max_concurrent_images": 5,
-    "max_concurrent_videos": 2,
-    "prompts_version": "1",
-}
-
-
-def _session(base: str, client: httpx.Client, i: int) -> tuple[str, str]:
-    body = {
-        "email": f"bench-{uuid.uuid4().hex[:8]}-{i}@example.com",
-        "password": "bench-password",
-        "full_name": "Bench User",
-        "phone": "0800000000",
-        "hardware_id": f"bench-hw-{i}",
-    }
-    data = client.post(f"{base}/auth/register", json=body).raise_for_status().json()
-    return str(data["token"]), str(data["user_id"])
 
 
 def _credit(ledger: Ledger, user_id: str, amount: int, key: str) -> None:
@@ -81,15 +50,21 @@ def run(ctx: BenchContext) -> list[Result]:
     db = ctx.db
     pairs_per_client = 10 if ctx.quick else 40
     base = f"{ctx.stack.base_url}/credit-api/api/v1"
-    db.collection("system_config").document("app_settings").set(APP_SETTINGS)
+    db.collection("system_config").document("app_settings").set(app_settings(datetime.now(UTC)))
     ledger = Ledger(db, BIGEYE, SystemClock())
     limits = {
         "bcrypt_rounds": 4,
         "rate_limit_ip_per_min": 1_000_000,
         "rate_limit_user_per_min": 1_000_000,
     }
-    with override_settings(**limits), httpx.Client(timeout=60) as client:
-        sessions = [_session(base, client, i) for i in range(CLIENTS)]
+    with override_settings(**limits):
+        sessions = [
+            (s.token, s.user_id)
+            for s in (
+                register_and_login(ctx.stack.base_url, hardware_id=f"bench-hw-{i}")
+                for i in range(CLIENTS)
+            )
+        ]
         for _, user_id in sessions:
             _credit(ledger, user_id, 1_000_000, f"bench-bonus:{user_id}")
 

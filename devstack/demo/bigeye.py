@@ -42,9 +42,32 @@ DICTIONARY_WORDS = (
 )
 
 
-def app_settings(now: datetime) -> dict[str, Any]:
-    """The demo ``system_config/app_settings`` document (every field of 004)."""
-    return {
+#: 004's ``credit_rates``: credits per file by stock site and media.
+CREDIT_RATES: dict[str, int] = {
+    "istock_photo": 3,
+    "istock_video": 3,
+    "adobe_photo": 2,
+    "adobe_video": 2,
+    "shutterstock_photo": 2,
+    "shutterstock_video": 2,
+}
+
+
+def with_changes(doc: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with ``changes``: a field by name, a field of a map as ``map__field``."""
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        if name:
+            doc[section] = {**doc[section], name: value}
+        else:
+            doc[key] = value
+    return doc
+
+
+def app_settings(now: datetime, **changes: Any) -> dict[str, Any]:
+    """The demo ``system_config/app_settings`` document (every field of 004), with
+    ``changes`` (``with_changes``)."""
+    doc: dict[str, Any] = {
         "prompts": {
             "istock": "Describe the image for iStock: a title, a description and up to 50 "
             "keywords from the dictionary, most relevant first.",
@@ -57,14 +80,7 @@ def app_settings(now: datetime) -> dict[str, Any]:
         "dictionary_version": "1.0.0",
         "dictionary_updated_at": now,
         "blacklist": ["nike", "adidas", "iphone"],
-        "credit_rates": {
-            "istock_photo": 3,
-            "istock_video": 3,
-            "adobe_photo": 2,
-            "adobe_video": 2,
-            "shutterstock_photo": 2,
-            "shutterstock_video": 2,
-        },
+        "credit_rates": dict(CREDIT_RATES),
         "exchange_rate": 4,
         "app_latest_version": "2.0.1",
         "app_download_url": "https://example.com/bigeye-pro/download",
@@ -79,11 +95,13 @@ def app_settings(now: datetime) -> dict[str, Any]:
         "prompts_updated_at": now,
         "updated_at": now,
     }
+    return with_changes(doc, changes)
 
 
-def tiered_promotion(now: datetime) -> dict[str, Any]:
-    """004's TIERED_BONUS example with a date window around ``now``."""
-    return {
+def tiered_promotion(now: datetime, **changes: Any) -> dict[str, Any]:
+    """004's TIERED_BONUS example with a date window around ``now``, with ``changes``
+    (``with_changes``: ``status="PAUSED"``, ``conditions__end_date=...``)."""
+    doc: dict[str, Any] = {
         "name": "โปรปีใหม่",
         "code": None,
         "type": "TIERED_BONUS",
@@ -127,6 +145,7 @@ def tiered_promotion(now: datetime) -> dict[str, Any]:
         "created_by": "demo-seed",
         "updated_at": now,
     }
+    return with_changes(doc, changes)
 
 
 def seed(db: Any, now: datetime) -> None:

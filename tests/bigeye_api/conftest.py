@@ -7,20 +7,12 @@ from typing import Any
 
 import pytest
 
-from shared.settings import override_settings
-from tests.bigeye_api.client import write_app_settings
+from tests.bigeye_api.client import fast_accounts, write_app_settings
 
 
 @pytest.fixture(scope="session")
 def fast_settings(stack: Any) -> Iterator[None]:
-    # bcrypt's cheapest cost keeps registrations fast; limits are lowered per test.
-    with override_settings(
-        bcrypt_rounds=4,
-        rate_limit_ip_per_min=100_000,
-        rate_limit_auth_ip_per_min=100_000,
-        rate_limit_user_per_min=100_000,
-        rate_limit_topup_user_per_min=100_000,
-    ):
+    with fast_accounts():
         yield
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from devstack.demo.bigeye import CREDIT_RATES, tiered_promotion
 from shared.clock import FixedClock
 from shared.ledger import BIGEYE, Kind, Ledger, Refs, TopupMeta
 from tests.bigeye_api.client import api_url, give_credits, register_and_login
@@ -19,53 +20,9 @@ SEED_TIERS = [
 
 
 def _promo(name: str, now: datetime, **changes: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "name": name,
-        "code": None,
-        "type": "TIERED_BONUS",
-        "status": "ACTIVE",
-        "priority": 10,
-        "conditions": {
-            "start_date": now - timedelta(days=30),
-            "end_date": datetime(2027, 2, 28, 23, 59, 59, tzinfo=UTC),
-            "min_topup_baht": 100,
-            "max_topup_baht": None,
-            "max_redemptions": None,
-            "max_per_user": None,
-            "new_users_only": False,
-            "first_topup_only": False,
-            "require_code": False,
-        },
-        "reward": {
-            "type": "TIERED_BONUS",
-            "bonus_credits": None,
-            "override_rate": None,
-            "bonus_percentage": None,
-            "tiers": SEED_TIERS,
-        },
-        "display": {
-            "banner_text": "🎄 เติม 500+ รับ 2,200 cr!",
-            "banner_color": "#FF4560",
-            "show_in_client": True,
-            "show_in_topup": True,
-        },
-        "stats": {
-            "total_redemptions": 0,
-            "total_bonus_credits": 0,
-            "total_baht_collected": 0,
-            "unique_users": 0,
-        },
-        "created_at": now,
-        "created_by": "admin",
-        "updated_at": now,
-    }
-    for key, value in changes.items():
-        section, _, field = key.partition("__")
-        if field:
-            doc[section] = {**doc[section], field: value}
-        else:
-            doc[section] = value
-    return doc
+    """004's TIERED_BONUS example, ending 2027-02-28, with ``changes``."""
+    end = datetime(2027, 2, 28, 23, 59, 59, tzinfo=UTC)
+    return tiered_promotion(now, **{"name": name, "conditions__end_date": end, **changes})
 
 
 def test_balance_shows_rates_exchange_rate_and_only_the_promotions_to_show(stack, bigeye) -> None:
@@ -82,14 +39,7 @@ def test_balance_shows_rates_exchange_rate_and_only_the_promotions_to_show(stack
     assert response.status_code == 200, response.text
     assert response.json() == {
         "credits": 500,
-        "credit_rates": {
-            "istock_photo": 3,
-            "istock_video": 3,
-            "adobe_photo": 2,
-            "adobe_video": 2,
-            "shutterstock_photo": 2,
-            "shutterstock_video": 2,
-        },
+        "credit_rates": CREDIT_RATES,
         "exchange_rate": 4,
         "active_promos": [
             {

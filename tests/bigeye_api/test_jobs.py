@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from google.cloud import firestore
 
+from devstack.demo.bigeye import tiered_promotion
 from shared.bigeye.configcrypt import decrypt_config
 from shared.bigeye.jobs import expire_due_jobs
 from shared.clock import FixedClock, SystemClock, ensure_utc, set_clock
@@ -357,46 +358,28 @@ def test_finalize_pays_a_usage_reward_once(funded, bigeye) -> None:
 
     now = datetime.now(UTC)
     bigeye.collection("promotions").document("cashback").set(
-        {
-            "name": "Cashback 10%",
-            "code": None,
-            "type": "USAGE_REWARD",
-            "status": "ACTIVE",
-            "priority": 10,
-            "conditions": {
-                "start_date": now - timedelta(days=1),
-                "end_date": now + timedelta(days=1),
-                "min_topup_baht": None,
-                "max_topup_baht": None,
-                "max_redemptions": None,
-                "max_per_user": None,
-                "new_users_only": False,
-                "first_topup_only": False,
-                "require_code": False,
-            },
-            "reward": {
+        tiered_promotion(
+            now,
+            name="Cashback 10%",
+            type="USAGE_REWARD",
+            conditions__start_date=now - timedelta(days=1),
+            conditions__end_date=now + timedelta(days=1),
+            conditions__min_topup_baht=None,
+            reward={
                 "type": "PERCENTAGE_BONUS",
                 "bonus_credits": None,
                 "override_rate": None,
                 "bonus_percentage": 10,
                 "tiers": None,
             },
-            "display": {
+            display={
                 "banner_text": "",
                 "banner_color": "",
                 "show_in_client": False,
                 "show_in_topup": False,
             },
-            "stats": {
-                "total_redemptions": 0,
-                "total_bonus_credits": 0,
-                "total_baht_collected": 0,
-                "unique_users": 0,
-            },
-            "created_at": now,
-            "created_by": "ops",
-            "updated_at": now,
-        }
+            created_by="ops",
+        )
     )
     reserve = {**SEED_RESERVE, "file_count": 40, "photo_count": 40, "video_count": 0}
     token = funded.post("job/reserve", reserve).json()["job_token"]

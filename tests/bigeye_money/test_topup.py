@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from devstack.demo.bigeye import DEMO_PROMOTION_ID
+from devstack.demo.bigeye import DEMO_PROMOTION_ID, tiered_promotion
 from shared import atomic
 from shared.admin.operations import pause_promotion
 from shared.bigeye.redemptions import fold_stats
@@ -363,24 +363,16 @@ def test_missing_exchange_rate_is_503_with_nothing_written(bare) -> None:
 
 
 def _promotion(db: Any, promo_id: str, **changes: Any) -> None:
+    """An ACTIVE FLAT_BONUS of 50 credits for one day around now, priority 50, with
+    ``changes`` (a map's field as ``"conditions.max_redemptions"``)."""
     now = _now()
-    doc: dict[str, Any] = {
+    base: dict[str, Any] = {
         "name": promo_id,
-        "code": None,
         "type": "FLAT_BONUS",
-        "status": "ACTIVE",
         "priority": 50,
-        "conditions": {
-            "start_date": now - timedelta(days=1),
-            "end_date": now + timedelta(days=1),
-            "min_topup_baht": None,
-            "max_topup_baht": None,
-            "max_redemptions": None,
-            "max_per_user": None,
-            "new_users_only": False,
-            "first_topup_only": False,
-            "require_code": False,
-        },
+        "conditions__start_date": now - timedelta(days=1),
+        "conditions__end_date": now + timedelta(days=1),
+        "conditions__min_topup_baht": None,
         "reward": {
             "type": "BONUS_CREDITS",
             "bonus_credits": 50,
@@ -388,28 +380,12 @@ def _promotion(db: Any, promo_id: str, **changes: Any) -> None:
             "bonus_percentage": None,
             "tiers": None,
         },
-        "display": {
-            "banner_text": promo_id,
-            "banner_color": "#000000",
-            "show_in_client": True,
-            "show_in_topup": True,
-        },
-        "stats": {
-            "total_redemptions": 0,
-            "total_bonus_credits": 0,
-            "total_baht_collected": 0,
-            "unique_users": 0,
-        },
-        "created_at": now,
+        "display__banner_text": promo_id,
+        "display__banner_color": "#000000",
         "created_by": "test",
-        "updated_at": now,
     }
-    for key, value in changes.items():
-        if "." in key:
-            outer, inner = key.split(".", 1)
-            doc[outer][inner] = value
-        else:
-            doc[key] = value
+    changed = {key.replace(".", "__"): value for key, value in changes.items()}
+    doc = tiered_promotion(now, **{**base, **changed})
     db.collection("promotions").document(promo_id).set(doc)
 
 

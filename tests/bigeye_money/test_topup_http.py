@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from devstack.demo.bigeye import DEMO_PROMOTION_ID
-from shared.settings import override_settings
-from tests.bigeye_api.client import api_url, register_and_login
+from tests.bigeye_api.client import api_url, fast_accounts, register_and_login
 from tests.bigeye_money.conftest import make_slip
 from tests.bigeye_money.test_topup import _docs, _promotion
 from tests.helpers import wait_for
@@ -20,14 +19,7 @@ from tests.helpers import wait_for
 
 @pytest.fixture(autouse=True)
 def _fast_accounts(stack: Any) -> Iterator[None]:
-    # bcrypt's cheapest cost keeps registrations fast; limits out of the way.
-    with override_settings(
-        bcrypt_rounds=4,
-        rate_limit_ip_per_min=100_000,
-        rate_limit_auth_ip_per_min=100_000,
-        rate_limit_user_per_min=100_000,
-        rate_limit_topup_user_per_min=100_000,
-    ):
+    with fast_accounts():
         yield
 
 

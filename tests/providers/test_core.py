@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -22,18 +22,9 @@ from shared.providers.core import (
     health_document,
 )
 from shared.schema_extensions import declared_fields
+from tests.providers.helpers import T0, small_thresholds
 
-T0 = datetime(2026, 1, 4, 10, 0, tzinfo=UTC)
-TH = Thresholds(
-    failure_threshold=3,
-    failure_rate=0.5,
-    failure_rate_min_events=6,
-    window_s=60,
-    cooldown_s=30,
-    half_open_successes=2,
-    half_open_max_attempts=3,
-    health_min_events=4,
-)
+TH = small_thresholds()
 
 
 def call(i: int, ok: bool, at_s: float, latency: float = 100.0) -> Observation:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -20,16 +20,11 @@ from shared.providers.core import (
     breaker_document,
     health_document,
 )
+from tests.providers.helpers import T0, small_thresholds
 
-T0 = datetime(2026, 1, 4, 10, 0, tzinfo=UTC)
-TH = Thresholds(
-    failure_threshold=3,
-    failure_rate=0.5,
+TH = small_thresholds(
     failure_rate_min_events=5,
-    window_s=60,
     cooldown_s=20,
-    half_open_successes=2,
-    half_open_max_attempts=3,
     health_min_events=3,
     history_max=10,
     window_max_calls=12,
