@@ -1,12 +1,15 @@
 """A local Slip2Go stand-in that speaks the documented protocol (docs/bigeye-topups.md).
 
-A test slip is a data URL whose base64 content is the UTF-8 JSON
-``{"transRef", "amount", "dateTime", "receiver": {"account", "name"?}, "sender": {"name"}}``
-(docs/contract.md section 9). The stand-in answers with the code Slip2Go would give under the
-request's ``checkCondition``: 200501 for a ``transRef`` it already passed (compared in
-canonical form, as the credit API does; no quota used),
-200401 / 200402 / 200403 for a receiver / amount / date mismatch, 200200 when every check
-passes (and 200000 when none was asked); content that is not such JSON gives 200404.
+A test slip is a data URL whose base64 content is the UTF-8 JSON ``{"transRef", "amount",
+"dateTime", "receiver": {"account", "name"?, "bank"?}, "sender": {"name"}}`` (docs/contract.md
+section 9; ``receiver.bank`` is the bank code the answer names, default ``004``). Like
+Slip2Go's documented ``checkReceiver`` (a partial match of the account), the stand-in
+compares only the account digits, never the bank: the credit API compares the bank. The
+stand-in answers with the code Slip2Go would give under the request's ``checkCondition``:
+200501 for a ``transRef`` it already passed (compared in canonical form, as the credit API
+does; no quota used), 200401 / 200402 / 200403 for a receiver / amount / date mismatch,
+200200 when every check passes (and 200000 when none was asked); content that is not such
+JSON gives 200404.
 Authentication, quota and credit follow Slip2Go too: a wrong bearer secret → HTTP 401 with
 401001, no quota → 401005, no credit → 401006. ``fail_next`` scripts faults for tests.
 
@@ -79,6 +82,21 @@ def _decode_slip(text: str) -> dict[str, Any] | None:
     except InvalidOperation:
         return None
     return slip
+
+
+_BANK_NAMES = {
+    "002": "ธนาคารกรุงเทพ",
+    "004": "ธนาคารกสิกรไทย",
+    "006": "ธนาคารกรุงไทย",
+    "014": "ธนาคารไทยพาณิชย์",
+}
+
+
+def _bank(code: Any) -> dict[str, Any]:
+    """The receiver's ``bank`` of the answer: the slip's ``receiver.bank`` code (default
+    KBank ``004``, the demo account's bank)."""
+    code = code if isinstance(code, str) and code else "004"
+    return {"id": code, "name": _BANK_NAMES.get(code, "")}
 
 
 def _when(text: Any) -> datetime | None:
@@ -283,7 +301,7 @@ class Slip2GoStandIn:
                     "name": receiver.get("name") or "BIGEYE PRO CO LTD",
                     "bank": {"account": receiver.get("account")},
                 },
-                "bank": {"id": "004", "name": "ธนาคารกสิกรไทย"},
+                "bank": _bank(receiver.get("bank")),
             },
             "sender": {
                 "account": {

@@ -7,6 +7,7 @@ receiver accounts from ``SLIP2GO_RECEIVER_ACCOUNTS``. Result codes (spec/SLIP2GO
 |---|---|
 | 200200, 200000 | VALID (our own amount and receiver checks still run) |
 | 200401 / 200402 / 200403 | WRONG_RECEIVER / WRONG_AMOUNT / WRONG_DATE |
+| (our own check) | WRONG_BANK: the account digits match but Slip2Go names another bank |
 | 200404 | NOT_FOUND (no readable slip QR) |
 | 200501 | DUPLICATE (Slip2Go has seen this slip: the caller checks its own records) |
 | 400xxx | BAD_REQUEST |
@@ -35,6 +36,7 @@ class Outcome(StrEnum):
 
     VALID = "VALID"
     WRONG_RECEIVER = "WRONG_RECEIVER"
+    WRONG_BANK = "WRONG_BANK"
     WRONG_AMOUNT = "WRONG_AMOUNT"
     WRONG_DATE = "WRONG_DATE"
     NOT_FOUND = "NOT_FOUND"
@@ -64,14 +66,34 @@ def outcome_of(code: str) -> Outcome:
     return _OUTCOME_BY_CODE.get(code, Outcome.UNAVAILABLE)
 
 
+def bank_code(value: Any) -> str | None:
+    """A Thai bank code in its three-digit form (``"004"`` KBank, ``"014"`` SCB), or None.
+
+    Slip2Go gives ``receiver.bank.id`` as ``"004"``; ``4`` or ``" 004 "`` are the same bank.
+    Anything that is not one to three digits is no bank code (the bank is then not compared).
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or not 1 <= len(text) <= 3:
+        return None
+    return text.zfill(3)
+
+
 @dataclass(frozen=True)
 class Receiver:
-    """One account a slip may be paid to (a Slip2Go ``checkReceiver`` entry)."""
+    """One account a slip may be paid to (a Slip2Go ``checkReceiver`` entry).
+
+    ``bank``: the account's three-digit bank code, from the entry's ``bankCode`` or, for a
+    bank account (``accountType`` ``01`` + bank code, e.g. ``01004`` = KBank ``004``), from
+    its type; None for PromptPay entries (``02xxx``) without a ``bankCode``.
+    """
 
     account_type: str
     account_number: str
     name_th: str = ""
     name_en: str = ""
+    bank: str | None = None
 
     def condition(self) -> dict[str, str]:
         return {
@@ -95,12 +117,21 @@ def configured_receivers(raw: str | None = None) -> tuple[Receiver, ...]:
     for item in items:
         if not isinstance(item, dict) or not str(item.get("accountNumber") or "").strip():
             raise ValueError("every receiver account needs an accountNumber")
+        account_type = str(item.get("accountType") or "")
+        bank = None
+        if item.get("bankCode") is not None:
+            bank = bank_code(item["bankCode"])
+            if bank is None:
+                raise ValueError("bankCode must be a three-digit bank code such as 004")
+        elif re.fullmatch(r"01\d{3}", account_type):
+            bank = account_type[2:]
         found.append(
             Receiver(
-                account_type=str(item.get("accountType") or ""),
+                account_type=account_type,
                 account_number=str(item["accountNumber"]).strip(),
                 name_th=str(item.get("accountNameTH") or ""),
                 name_en=str(item.get("accountNameEN") or ""),
+                bank=bank,
             )
         )
     return tuple(found)
@@ -130,9 +161,28 @@ def account_matches(shown: str | None, account_number: str) -> bool:
     return all(x in "xX*" or x == y for x, y in zip(a, b, strict=True))
 
 
-def matches_any(shown: str | None, receivers: tuple[Receiver, ...]) -> bool:
-    """True when the slip's receiver account is one of ``receivers``."""
-    return any(account_matches(shown, r.account_number) for r in receivers)
+def matches_any(
+    shown: str | None, receivers: tuple[Receiver, ...], bank: str | None = None
+) -> bool:
+    """True when the slip's receiver account is one of ``receivers``.
+
+    ``bank``: the receiver's bank code as Slip2Go gave it; when given, it must also be that
+    receiver's bank (a receiver with no known bank, a PromptPay entry, matches any bank).
+    """
+    return receiver_outcome(shown, receivers, bank) is Outcome.VALID
+
+
+def receiver_outcome(
+    shown: str | None, receivers: tuple[Receiver, ...], bank: str | None = None
+) -> Outcome:
+    """VALID when one receiver matches both the account and (when known) the bank;
+    WRONG_BANK when the digits match only receivers at another bank; else WRONG_RECEIVER."""
+    digits = [r for r in receivers if account_matches(shown, r.account_number)]
+    if not digits:
+        return Outcome.WRONG_RECEIVER
+    if bank is None or any(r.bank is None or r.bank == bank for r in digits):
+        return Outcome.VALID
+    return Outcome.WRONG_BANK
 
 
 # Characters that never tell two bank references apart: white space of any kind, control
@@ -171,6 +221,7 @@ class SlipData:
     receiver_account: str | None
     sender_name: str | None
     date_time: str | None
+    receiver_bank: str | None = None
 
     @property
     def ref_key(self) -> str:
@@ -231,6 +282,7 @@ def slip_data(data: Any) -> SlipData | None:
         receiver_account=_text(bank.get("account")) or _text(proxy.get("account")),
         sender_name=_text(sender_account.get("name")) or _text(sender.get("displayName")),
         date_time=_text(data.get("dateTime")),
+        receiver_bank=bank_code(sub_map(receiver, "bank").get("id")),
     )
 
 

@@ -14,7 +14,8 @@ Flow of ``topup`` (the service behind ``POST /api/v1/credit/topup``):
    problem leaves it PENDING and answers 503: nothing is credited, the slip can be
    submitted again, and ``cron-reverify-slips`` resolves it once Slip2Go answers. A
    rejected slip becomes REJECTED (400 with the reason).
-3. Whatever Slip2Go says, the amount and the receiver are checked again here. Slip2Go's
+3. Whatever Slip2Go says, the amount and the receiver (account digits, and the bank when
+   Slip2Go names it) are checked again here. Slip2Go's
    "duplicate" (200501) is a 409 only when this ledger already credited the ``transRef``;
    otherwise it is a slip an earlier attempt verified but never credited, and it proceeds.
 4. One atomic unit: the TOPUP transaction (key ``slip:{transRef}`` with the canonical
@@ -70,7 +71,7 @@ from shared.bigeye.slip2go import (
     Verification,
     canonical_ref,
     configured_receivers,
-    matches_any,
+    receiver_outcome,
 )
 from shared.clock import ProcessClock, ensure_utc
 from shared.errors import (
@@ -282,9 +283,7 @@ def _own_check(
         return Outcome.NOT_FOUND, None
     if slip.amount is None or slip.amount != baht:
         return Outcome.WRONG_AMOUNT, slip
-    if not matches_any(slip.receiver_account, receivers):
-        return Outcome.WRONG_RECEIVER, slip
-    return Outcome.VALID, slip
+    return receiver_outcome(slip.receiver_account, receivers, slip.receiver_bank), slip
 
 
 # -- the service ---------------------------------------------------------------------------
@@ -406,6 +405,11 @@ def _resolve(
         outcome, _ = _own_check(check, baht, receivers)
     if outcome is not Outcome.VALID or check.slip is None:
         reason = _REJECTIONS.get(outcome, "the slip could not be verified")
+        if outcome is Outcome.WRONG_BANK and check.slip is not None:
+            reason = (
+                f"the slip was paid to an account at bank {check.slip.receiver_bank}, "
+                "not BigEye's account"
+            )
         _finish(slip_ref, check, "REJECTED", reason)
         raise InvalidInput(reason)
 
