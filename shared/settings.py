@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     trusted_proxy_hops: int = 1
     login_lockout_base_s: int = 30
     login_lockout_max_s: int = 3600
+    # One password check per address in flight at a time; a check that never finished (a
+    # crashed instance) frees the address after this many seconds.
+    login_check_lease_s: int = 30
+    # Failures of an address are forgotten this long after the last one (or after its
+    # lock ends); login_throttle documents then expire (TTL policy on expires_at).
+    login_failure_memory_s: int = 86400
 
     # Slip2Go.
     slip2go_base_url: str = "https://connect.slip2go.com/api"

@@ -5,7 +5,11 @@
   ``users`` document in ONE atomic unit, so two registrations of one address can never
   both commit (the loser gets 409).
 - A user is bound to the ``hardware_id`` given at registration; a login from another device
-  is refused (403) and audited ``LOGIN_FAILED_DEVICE_MISMATCH``.
+  is refused like a wrong password (401, counted by the failed-login throttle) and audited
+  ``LOGIN_FAILED_DEVICE_MISMATCH``: a caller who is not yet authenticated never learns
+  that a password is right unless the device is too.
+- Failed logins are throttled per address (``login_throttle``, known or unknown e-mail
+  alike), one password check in flight at a time (docs/security.md, "Logins").
 - Tokens are HS256 JWTs signed with ``settings.jwt_secret``: ``sub`` (user id), ``hid``
   (hardware id), ``iat``, ``exp`` (``iat + jwt_ttl_s``). Expiry is checked against the
   process clock (so tests can move time); a token is also refused once the user's
@@ -16,8 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import bcrypt
@@ -25,7 +31,7 @@ import jwt
 from google.cloud import firestore
 
 from shared.atomic import Unit, run_atomically
-from shared.bigeye.audit import audit, audit_now
+from shared.bigeye.audit import audit
 from shared.bigeye.models import (
     USER_EMAILS,
     USERS,
@@ -226,6 +232,21 @@ def register(
 LOGIN_THROTTLE = "login_throttle"
 
 
+class _Outcome(StrEnum):
+    """How one password check ended (``_finish_check``)."""
+
+    SUCCESS = "SUCCESS"
+    WRONG_PASSWORD = "WRONG_PASSWORD"
+    DEVICE_MISMATCH = "DEVICE_MISMATCH"
+    ABANDONED = "ABANDONED"  # the check raised: release the lease, count nothing
+
+
+def throttle_ref(db: firestore.Client, email: str) -> firestore.DocumentReference:
+    """``login_throttle/{sha256(canonical e-mail)}``: one per address, known or not, so a
+    throttled answer never tells whether an account exists."""
+    return db.collection(LOGIN_THROTTLE).document(email_key(email))
+
+
 def _lock_seconds(failures: int) -> int:
     settings = get_settings()
     over = failures - settings.login_max_failures
@@ -236,102 +257,197 @@ def _lock_seconds(failures: int) -> int:
     )
 
 
-def _refuse_if_locked(
+def _live_state(snap: Any, now: datetime) -> dict[str, Any]:
+    """The throttle record, or {} once it is forgotten (``expires_at`` passed: the TTL
+    policy deletes it some time later, the logic never waits for that)."""
+    state = snap.to_dict() if snap.exists else None
+    if not state:
+        return {}
+    expires_at = state.get("expires_at")
+    if isinstance(expires_at, datetime) and expires_at <= now:
+        return {}
+    return state
+
+
+def _expiry(now: datetime, *times: Any) -> datetime:
+    """When a record may be forgotten: ``LOGIN_FAILURE_MEMORY_S`` after ``now``, and never
+    before a lock or a check lease it carries ends."""
+    latest = now + timedelta(seconds=max(1, get_settings().login_failure_memory_s))
+    for value in times:
+        if isinstance(value, datetime) and value > latest:
+            latest = value
+    return latest
+
+
+def _retry_after(until: datetime, now: datetime) -> int:
+    return max(1, math.ceil((until - now).total_seconds()))
+
+
+def _begin_check(
     db: firestore.Client,
-    ref: Any,
-    user_id: str,
+    ref: firestore.DocumentReference,
+    user_id: str | None,
     details: dict[str, Any],
     now: datetime,
-) -> None:
-    """429 while the account is locked, whatever the password (audited, no bcrypt run)."""
-    state = ref.get().to_dict() or {}
-    locked_until = state.get("locked_until")
-    if locked_until is None or locked_until <= now:
-        return
-    audit_now(
-        db,
-        AuditEvent.LOGIN_FAILED_THROTTLED,
-        user_id=user_id,
-        details={**details, "locked_until": locked_until},
-        now=now,
-        severity=Severity.WARNING,
-    )
-    retry_after = max(1, math.ceil((locked_until - now).total_seconds()))
-    raise RateLimited(
-        f"Too many failed logins; retry in {retry_after} s", retry_after_s=retry_after
-    )
+) -> str:
+    """Take the account's check lease (one password check in flight per address), or 429.
 
+    In one unit: while the account is locked, or another check of it is in flight, the
+    refusal is recorded (``LOGIN_FAILED_THROTTLED`` for an account, a refusal count for an
+    unknown address: one write either way) and RateLimited is raised; otherwise the lease
+    is written. Serialising the checks is what makes the counter exact: N parallel guesses
+    cannot all be checked before the first failure is counted, and a success resets only
+    failures counted before it.
+    """
+    token = uuid.uuid4().hex
+    lease_s = max(1, get_settings().login_check_lease_s)
 
-def _record_failure(
-    db: firestore.Client,
-    ref: Any,
-    user_id: str,
-    details: dict[str, Any],
-    now: datetime,
-) -> None:
-    """Count a wrong password and audit it in one unit; lock the account past the limit."""
-
-    def work(unit: Unit) -> None:
-        state = unit.get(ref).to_dict() or {}
-        failures = int(state.get("failures") or 0) + 1
-        lock_s = _lock_seconds(failures)
+    def work(unit: Unit) -> tuple[str, datetime | None]:
+        state = _live_state(unit.get(ref), now)
+        locked_until = state.get("locked_until")
+        checking_until = state.get("checking_until")
+        refused_until = None
+        reason = ""
+        if isinstance(locked_until, datetime) and locked_until > now:
+            refused_until, reason = locked_until, "locked"
+        elif isinstance(checking_until, datetime) and checking_until > now:
+            refused_until, reason = checking_until, "check in flight"
+        if refused_until is not None:
+            if user_id is not None:
+                audit(
+                    unit,
+                    AuditEvent.LOGIN_FAILED_THROTTLED,
+                    user_id=user_id,
+                    details={**details, "locked_until": refused_until, "reason": reason},
+                    now=now,
+                    severity=Severity.WARNING,
+                )
+            else:
+                unit.merge(ref, {"refused": firestore.Increment(1)})
+            return reason, refused_until
+        until = now + timedelta(seconds=lease_s)
         unit.set(
             ref,
             {
                 "user_id": user_id,
-                "failures": failures,
-                "last_failed_at": now,
-                "locked_until": now + timedelta(seconds=lock_s) if lock_s else None,
+                "failures": int(state.get("failures") or 0),
+                "last_failed_at": state.get("last_failed_at"),
+                "locked_until": None,
+                "checking": token,
+                "checking_until": until,
+                "expires_at": _expiry(now, until),
             },
         )
-        audit(
-            unit,
-            AuditEvent.LOGIN_FAILED_WRONG_PASSWORD,
-            user_id=user_id,
-            details={**details, "failures": failures, "locked_s": lock_s},
-            now=now,
-            severity=Severity.WARNING,
+        return token, None
+
+    result, refused_until = run_atomically(db, work)
+    if refused_until is not None:
+        # A check in flight takes about a second (bcrypt): retry then, not at lease end.
+        wait = _retry_after(refused_until, now) if result == "locked" else 1
+        raise RateLimited(f"Too many failed logins; retry in {wait} s", retry_after_s=wait)
+    return result
+
+
+def _finish_check(
+    db: firestore.Client,
+    ref: firestore.DocumentReference,
+    token: str,
+    outcome: _Outcome,
+    user_id: str | None,
+    details: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Record how the check under ``token`` ended, in one unit with its audit entry.
+
+    A wrong password or a device mismatch counts one failure (and locks the account from
+    the ``LOGIN_MAX_FAILURES``-th on); a success forgets the failures counted before it.
+    The lease is released if it is still ours (a check that outlived its lease leaves the
+    newer one alone).
+    """
+
+    def work(unit: Unit) -> None:
+        state = _live_state(unit.get(ref), now)
+        ours = state.get("checking") == token
+        other_until = None if ours else state.get("checking_until")
+        other = state.get("checking") if isinstance(other_until, datetime) else None
+        failures = int(state.get("failures") or 0)
+        locked_until = state.get("locked_until")
+        last_failed_at = state.get("last_failed_at")
+        if outcome is _Outcome.SUCCESS:
+            failures, locked_until = 0, None
+        elif outcome is not _Outcome.ABANDONED:
+            failures += 1
+            lock_s = _lock_seconds(failures)
+            last_failed_at = now
+            locked_until = now + timedelta(seconds=lock_s) if lock_s else None
+            if user_id is not None:
+                event = (
+                    AuditEvent.LOGIN_FAILED_DEVICE_MISMATCH
+                    if outcome is _Outcome.DEVICE_MISMATCH
+                    else AuditEvent.LOGIN_FAILED_WRONG_PASSWORD
+                )
+                audit(
+                    unit,
+                    event,
+                    user_id=user_id,
+                    details={**details, "failures": failures, "locked_s": lock_s},
+                    now=now,
+                    severity=Severity.WARNING,
+                )
+        if failures == 0 and other is None:
+            # Nothing left to remember: forgotten now (expires_at = now), deleted by TTL.
+            unit.set(ref, {"user_id": state.get("user_id", user_id), "expires_at": now})
+            return
+        unit.set(
+            ref,
+            {
+                "user_id": state.get("user_id", user_id),
+                "failures": failures,
+                "last_failed_at": last_failed_at,
+                "locked_until": locked_until,
+                "checking": other,
+                "checking_until": other_until if other else None,
+                "expires_at": _expiry(now, locked_until, other_until if other else None),
+            },
         )
 
     run_atomically(db, work)
 
 
 def login(db: firestore.Client, request: LoginRequest, *, ip: str, now: datetime) -> dict[str, Any]:
-    """Check password, status and device; 401 / 403 with an audit entry on failure."""
+    """Check password and device, then status; 401 / 429 / 403 with an audit entry.
+
+    An outsider cannot tell a right password on another device from a wrong password: both
+    are 401 ``Invalid email or password`` and count one failure towards the lock (audited
+    ``LOGIN_FAILED_DEVICE_MISMATCH`` and ``LOGIN_FAILED_WRONG_PASSWORD``). An unknown
+    address goes through the same throttle (docs/security.md, "Logins").
+    """
     index = db.collection(USER_EMAILS).document(email_key(request.email)).get()
     user_id = str((index.to_dict() or {}).get("user_id") or "") if index.exists else ""
     snap = db.collection(USERS).document(user_id).get() if user_id else None
-    if snap is None or not snap.exists:
-        password_matches(request.password, None)  # same cost as a wrong password
+    user = (snap.to_dict() or {}) if snap is not None and snap.exists else None
+    known_id = user_id if user is not None else None
+    ref = throttle_ref(db, request.email)
+    details: dict[str, Any] = {"email": request.email, "ip": ip, "hardware_id": request.hardware_id}
+    token = _begin_check(db, ref, known_id, details, now)
+    outcome = _Outcome.ABANDONED
+    try:
+        # An unknown address is checked against a dummy hash: the same bcrypt cost.
+        if not password_matches(request.password, (user or {}).get("password_hash")):
+            outcome = _Outcome.WRONG_PASSWORD
+        elif user is None or request.hardware_id != user.get("hardware_id"):
+            outcome = _Outcome.DEVICE_MISMATCH
+            details["registered_hardware_id"] = (user or {}).get("hardware_id")
+        else:
+            outcome = _Outcome.SUCCESS
+    finally:
+        _finish_check(db, ref, token, outcome, known_id, details, now)
+    if outcome is not _Outcome.SUCCESS or user is None or known_id is None:
         raise Unauthenticated("Invalid email or password")
-    user = snap.to_dict() or {}
-    throttle_ref = db.collection(LOGIN_THROTTLE).document(user_id)
-    details = {"email": request.email, "ip": ip, "hardware_id": request.hardware_id}
-    _refuse_if_locked(db, throttle_ref, user_id, details, now)
-    if not password_matches(request.password, user.get("password_hash")):
-        _record_failure(db, throttle_ref, user_id, details, now)
-        raise Unauthenticated("Invalid email or password")
-    if throttle_ref.get().exists:
-        throttle_ref.delete()
     _check_status(user)
-    if request.hardware_id != user.get("hardware_id"):
-        audit_now(
-            db,
-            AuditEvent.LOGIN_FAILED_DEVICE_MISMATCH,
-            user_id=user_id,
-            details={
-                "email": request.email,
-                "ip": ip,
-                "hardware_id": request.hardware_id,
-                "registered_hardware_id": user.get("hardware_id"),
-            },
-            now=now,
-            severity=Severity.WARNING,
-        )
-        raise Forbidden("This account is registered to another device")
     fields: dict[str, Any] = {"last_login": now, "last_active": now}
     if request.app_version:
         fields["app_version"] = request.app_version
     # Blind field update: concurrent ledger postings on this user are not disturbed.
-    db.collection(USERS).document(user_id).update(fields)
-    return _session(user_id, user, now)
+    db.collection(USERS).document(known_id).update(fields)
+    return _session(known_id, user, now)

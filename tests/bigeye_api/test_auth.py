@@ -118,7 +118,7 @@ def test_wrong_password_is_401_and_audited(stack, bigeye) -> None:
     assert entry["user_id"] == session.user_id and entry["severity"] == "WARNING"
 
 
-def test_unknown_email_is_401_without_a_write(stack, bigeye) -> None:
+def test_unknown_email_is_401_without_an_audit_entry(stack, bigeye) -> None:
     response = httpx.post(
         api_url(stack.base_url, "auth/login"),
         json={
@@ -132,7 +132,8 @@ def test_unknown_email_is_401_without_a_write(stack, bigeye) -> None:
     assert list(bigeye.collection("audit_logs").stream()) == []
 
 
-def test_login_from_another_device_is_403_and_audited(stack, bigeye) -> None:
+def test_login_from_another_device_is_401_and_audited(stack, bigeye) -> None:
+    """Answered like a wrong password (docs/security.md, "Logins"); operators see why."""
     session = register_and_login(stack.base_url)
     response = httpx.post(
         api_url(stack.base_url, "auth/login"),
@@ -143,8 +144,8 @@ def test_login_from_another_device_is_403_and_audited(stack, bigeye) -> None:
         },
         timeout=30,
     )
-    assert response.status_code == 403
-    assert "another device" in response.json()["detail"]
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid email or password"}
     [entry] = _audits(bigeye, "LOGIN_FAILED_DEVICE_MISMATCH")
     assert entry["user_id"] == session.user_id
     assert entry["details"]["hardware_id"] == "OTHER-DEVICE"
