@@ -68,6 +68,7 @@ TTL_POLICIES: tuple[tuple[str, str, str], ...] = (
     ("scenario_progress_events", "expiresAt", "Kaiwa progress event markers, kept 7 days"),
     ("usage_conversations", "expiresAt", "conversation markers, a month after their month"),
     ("rate_limits", "expires_at", "rate-limit windows, an hour after the window"),
+    ("login_throttle", "expires_at", "failed-login records, a day after the last failure"),
     ("learningPathPreviews", "expiresAt", "KitesForU's previews, at their own expiry"),
 )
 #: How long each daily backup is kept (Firestore allows up to 14 weeks).

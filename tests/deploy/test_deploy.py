@@ -172,6 +172,7 @@ def test_topics_schedules_rules_indexes_and_ttl(tmp_path: Path) -> None:
         "scenario_progress_events": "expiresAt",
         "usage_conversations": "expiresAt",
         "rate_limits": "expires_at",
+        "login_throttle": "expires_at",
         "learningPathPreviews": "expiresAt",
     }
     assert all("--enable-ttl" in c.argv for c in ttl)
