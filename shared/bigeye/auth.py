@@ -30,6 +30,7 @@ import bcrypt
 import jwt
 from google.cloud import firestore
 
+from shared.accountstatus import check_active
 from shared.atomic import Unit, run_atomically
 from shared.bigeye.audit import audit
 from shared.bigeye.models import (
@@ -41,7 +42,7 @@ from shared.bigeye.models import (
     Severity,
     UserStatus,
 )
-from shared.errors import Conflict, Forbidden, RateLimited, Unauthenticated
+from shared.errors import Conflict, RateLimited, Unauthenticated
 from shared.settings import get_settings
 
 ISSUER = "bigeye-credit-api"
@@ -139,16 +140,8 @@ def bearer_token(header: str | None) -> str:
 
 
 def _check_status(user: dict[str, Any]) -> None:
-    """Only the exact status ``active`` may act (an unset status counts as active, as in the
-    top-up path); ``"Banned"``, ``"disabled"`` or anything else is refused."""
-    status = user.get("status")
-    if status is None or status == UserStatus.ACTIVE.value:
-        return
-    if status == UserStatus.SUSPENDED.value:
-        raise Forbidden("Account suspended")
-    if status == UserStatus.BANNED.value:
-        raise Forbidden("Account banned")
-    raise Forbidden("Account not active")
+    """Only the exact status ``active`` may act (``shared.accountstatus``)."""
+    check_active(user)
 
 
 def load_caller(db: firestore.Client, claims: dict[str, Any]) -> Caller:

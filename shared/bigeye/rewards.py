@@ -5,6 +5,9 @@ credits once: ``welcome:{user_id}`` (one welcome bonus per user, whatever promot
 it) and ``usage-reward:{job_token}`` (one reward per finished job). The redemption, its
 counters and ``stats.*`` are written in the same atomic unit (see ``redemptions``).
 
+Only an account that may act (``shared.accountstatus``) is paid; ``"Banned"``, ``"disabled"``
+and every other status but ``active`` get nothing.
+
 The welcome bonus is also paid at most once per device (setting
 ``welcome_bonus_once_per_device``): the bonus creates ``welcome_devices/{device_key}``
 (``device_key`` = SHA-256 of the canonical ``hardware_id``) in the same unit as the
@@ -22,6 +25,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from shared.accountstatus import refusal
 from shared.atomic import Unit
 from shared.bigeye.audit import audit
 from shared.bigeye.models import AuditEvent, Severity
@@ -97,6 +101,11 @@ def _reward(
         if not user_snap.exists:
             return Reward(user_id, 0, None, None)
         user = user_snap.to_dict() or {}
+        if refusal(user) is not None:
+            # Only an active account earns a bonus (shared.accountstatus); nothing is marked,
+            # so an account activated later still gets its usage rewards, not the welcome
+            # bonus of a signup it made while refused (that event is not redelivered).
+            return Reward(user_id, 0, None, None)
         device_ref = None
         hardware_id = user.get("hardware_id")
         if (

@@ -51,6 +51,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from shared.accountstatus import check_active
 from shared.atomic import Unit
 from shared.bigeye import slipimages
 from shared.bigeye.promotions import (
@@ -194,9 +195,7 @@ def _check_user(user_snap: Any) -> dict[str, Any]:
     if not user_snap.exists:
         raise NotFound("unknown user")
     user = user_snap.to_dict() or {}
-    status = user.get("status") or "active"
-    if status != "active":
-        raise Forbidden(f"the account is {status}")
+    check_active(user)  # only the exact status "active" (shared.accountstatus)
     return user
 
 

@@ -5,8 +5,14 @@ Each write runs in ONE atomic unit with its idempotency record
 exists, the request's fingerprint must match (else ``Conflict``, 409) and its stored answer
 is returned unchanged; otherwise the ledger operation and the record commit together, so a
 crash between them is impossible and a retried request can never move credits twice.
-A request that fails (402, 404, 409...) writes nothing and records nothing: retrying it
+A request that fails (402, 403, 404, 409...) writes nothing and records nothing: retrying it
 with the same key after the cause is fixed runs it again.
+
+Only an account that may act (``shared.accountstatus``: no ``status``, or exactly
+``active``) is charged, granted credits or given a new hold (403 otherwise). Refunds,
+adjustments, settling and releasing an existing hold still apply to a suspended or banned
+account: they close out money already moved, and refusing them would keep a customer's
+credits or let a banned account's finished work go unpaid.
 
 Holds are stored in the ledger under ``api:{profile}:{hold_id}``: a caller can only reach
 the holds ledger-api made for its own app (never a BigEye job's reservation), and the
@@ -25,6 +31,7 @@ from typing import Any
 
 from google.cloud import firestore
 
+from shared.accountstatus import check_active
 from shared.atomic import Unit
 from shared.clock import ensure_utc
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -250,7 +257,7 @@ class LedgerApi:
     # -- writes --------------------------------------------------------------------------
     def charge(self, user_id: str, req: ChargeRequest, key: str | None) -> Answer:
         def work(unit: Unit, ledger_key: str) -> dict[str, Any]:
-            self._user(unit, user_id)
+            check_active(self._user(unit, user_id))
             result = self.ledger.debit(
                 unit,
                 user_id=user_id,
@@ -271,7 +278,7 @@ class LedgerApi:
         kind = self._credit_kind(req.type)
 
         def work(unit: Unit, ledger_key: str) -> dict[str, Any]:
-            self._user(unit, user_id)
+            check_active(self._user(unit, user_id))
             result = self.ledger.credit(
                 unit,
                 user_id=user_id,
@@ -343,7 +350,7 @@ class LedgerApi:
         ledger_id = ledger_hold_id(self.profile.name, req.hold_id)
 
         def work(unit: Unit, ledger_key: str) -> dict[str, Any]:
-            self._user(unit, req.user_id)
+            check_active(self._user(unit, req.user_id))
             now = self.ledger.clock.now()
             result = self.ledger.hold(
                 unit,

@@ -1,4 +1,5 @@
-"""Finding 7: only the exact status ``active`` may act through the credit API."""
+"""Finding 7: only the exact status ``active`` may act: the credit API, ledger-api, the
+welcome bonus."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.ledgerapi.client import LedgerApiClient, LedgerApiError
+from shared.settings import override_settings
 from tests.bigeye_api.client import api_url, register_and_login
+from tests.bigeye_money.conftest import make_user
+from tests.bigeye_money.test_rewards import _welcome
+from tests.bigeye_money.test_topup import _docs
+from tests.helpers import all_documents
 
 
 @pytest.mark.parametrize("status", ["Banned", "disabled", "SUSPENDED", "", "active "])
@@ -29,3 +36,56 @@ def test_any_status_but_active_is_refused(
         timeout=30,
     )
     assert login.status_code == 403, login.text
+
+
+REFUSED = ["Banned", "disabled", "suspended ", "SUSPENDED", ""]
+
+
+@pytest.mark.parametrize("status", REFUSED)
+def test_ledger_api_refuses_charges_grants_and_holds(
+    stack: Any, money: Any, fast_accounts: None, status: str
+) -> None:
+    """ledger-api (BigEye profile): a refused status is 403 for every way of acting, with
+    nothing written; money already moved can still be closed out (refund, settle)."""
+    user_id = make_user(money, "u_refused", credits=100)
+    with (
+        override_settings(schema_profile="bigeye"),
+        LedgerApiClient(f"{stack.base_url}/ledger-api") as api,
+    ):
+        charged = api.charge(user_id, 10, idempotency_key="c1")
+        api.create_hold(user_id, "h1", 20, idempotency_key="h1")
+        money.collection("users").document(user_id).update({"status": status})
+        attempts = {
+            "charge": lambda: api.charge(user_id, 5, idempotency_key="c2"),
+            "grant": lambda: api.grant(user_id, 5, type="BONUS", idempotency_key="g1"),
+            "hold": lambda: api.create_hold(user_id, "h2", 5, idempotency_key="h2"),
+        }
+        before = all_documents(money)
+        for name, attempt in attempts.items():
+            with pytest.raises(LedgerApiError) as refused:
+                attempt()
+            assert refused.value.status == 403, name
+            assert refused.value.detail == "Account not active", name
+        assert all_documents(money) == before
+        refund = api.refund(charged.transaction_id, reason="job failed", idempotency_key="r1")
+        settled = api.settle("h1", used=20, idempotency_key="s1")
+        assert (refund.balance_after, settled.balance_after) == (80, 80)
+    assert money.collection("users").document(user_id).get().get("credits") == 80
+
+
+@pytest.mark.parametrize("status", ["Banned", "disabled", "suspended "])
+def test_no_welcome_bonus_for_an_account_that_may_not_act(
+    stack: Any, money: Any, status: str
+) -> None:
+    """on-user-created: a user document created with a refused status earns nothing; an
+    active one created with it does (the promotion is live)."""
+    _welcome(money, bonus=100)
+    fired = stack.handled("on-user-created")
+    make_user(money, "u_refused", hardware_id="HW-REFUSED-1", status=status)
+    make_user(money, "u_active", hardware_id="HW-ACTIVE-1", status="active")
+    stack.wait_handled("on-user-created", fired + 2)
+    users = {s.id: s.to_dict() or {} for s in money.collection("users").stream()}
+    assert users["u_refused"]["credits"] == 0
+    assert users["u_active"]["credits"] == 100
+    bonuses = [t for t in _docs(money, "transactions") if t["type"] == "BONUS"]
+    assert [t["user_id"] for t in bonuses] == ["u_active"]
