@@ -297,6 +297,6 @@ def test_the_scheduled_sweep_replays_parked_events_once_resolvable(
     wait_for(lambda: user(billing, "u7").get("credits_balance") == 500)
     assert list_parked_events(billing) == []
     stack.publish("cron-stripe-parked-sweep", json.dumps({}).encode())
-    stack.quiesce()
+    stack.wait_settled()  # every sweep published acknowledged: the last one changed nothing
     assert user(billing, "u7")["credits_balance"] == 500
     assert_balance_is_sum(billing, "u7")
