@@ -48,7 +48,8 @@ format: $(STAMP)
 bench: $(STAMP) check-tools
 	$(PY) -m bench
 
-# The seeded randomized fault run, larger: make chaos N=5000 [SEED=7]
+# The seeded randomized fault run, larger than in make test: make chaos N=10000 [SEED=7]
+# (docs/local-stack.md: 43 min on a busy 2-core machine; the default N is 2000).
 chaos: $(STAMP) check-tools
 	CHAOS_N=$(or $(N),2000) CHAOS_SEED=$(or $(SEED),20260104) $(PY) -m pytest tests/chaos -q --timeout=0
 	@cat build/reports/chaos.json

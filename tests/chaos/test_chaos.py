@@ -11,15 +11,18 @@ before a commit (nothing written; the caller or Pub/Sub retries) and a lost ackn
 just after it (written, but answered 503/500, so it is delivered again). Firestore
 trigger deliveries are spared: the emulator does not redeliver them (Eventarc does).
 
-At the end, before any repair: reconciliation is clean for both ledgers, no payment intent
-is credited twice, and each one not credited yet has a parked event. Then, as a separate
-check, the runbook's replay of Stripe events left parked applies each of them (the run
-counts them, see ``stripe_parked_stranded_replayed_by_operator``). After it: every
-external event (payment intent, usage request, failed job, grant, finalized BigEye job)
-was applied exactly once; daily token usage and the
-daily profit aggregate equal a recomputation from the usage logs. ``make chaos N=5000``
-runs it larger. The operation schedule is a pure function of the seed; thread
-interleavings and so the exact fault placements are not.
+At the end the run waits on the stack's settled barrier (``Stack.wait_settled``: every
+published message acknowledged after its redeliveries, every trigger event the run's writes
+owe handled, nothing in flight), never on a quiet period. Then, before any repair:
+reconciliation is clean for both ledgers, no payment intent is credited twice, and each one
+not credited yet has a parked event. Then, as a separate check, the runbook's replay of
+Stripe events left parked applies each of them (the run counts them, see
+``stripe_parked_stranded_replayed_by_operator``). After it: every external event (payment
+intent, usage request, failed job, grant, finalized BigEye job) was applied exactly once;
+daily token usage and the daily profit aggregate equal a recomputation from the usage logs.
+``make chaos N=10000`` runs it larger (its figures: docs/local-stack.md). The operation
+schedule is a pure function of the seed; thread interleavings and so the exact fault
+placements are not.
 """
 
 from __future__ import annotations
