@@ -27,10 +27,34 @@ Each member's own domain writes (a usage log, a job document, an audit entry...)
 of the batch, so each member still commits atomically with them: either the whole batch
 commits or none of it does. Counters written with ``merge`` + ``Increment`` add up.
 
-Reads: each caller first runs its ``work`` once on its own (a *probe*, writes discarded)
-to learn which documents it reads; the leader then reads the union of all members'
-documents in one round trip per attempt, so a batch of N members costs about one read,
-N runs of Python and one commit.
+Round trips. A batch's first attempt is *optimistic*: it reads nothing it can know or
+presume, and lets the commit's preconditions prove it right.
+
+- Known: after each commit, the committer keeps the state it wrote to the group's own
+  document (the account's user document: its fields and the ``update_time`` the commit
+  gave it), for ``KNOWN_FOR_S``. The next batch uses that state, and its write to the
+  document carries "unchanged since" that ``update_time``; if anything else wrote the
+  document meanwhile, the commit fails as a whole, the batch runs again at once from fresh
+  reads, and the known state is not used for ``KNOWN_FOR_S`` (another writer is busy on
+  it: reading is then cheaper than failing commits).
+- Presumed new: documents of the collections a caller names in ``new_keys`` (the ledger's
+  idempotency records, keyed by a posting's fresh key) are taken as missing without a read;
+  a member that then creates one does so with "must not exist", so a replayed key fails the
+  commit and the batch runs again from fresh reads, where the replay finds its first result.
+- Anything a member decided on a known or presumed document that the commit does not
+  guard is checked with one read before the outcome is given: a refused member's reads by
+  the staleness re-check above (a stale one goes again), any other by one read for the
+  batch (if wrong, the batch runs again from fresh reads).
+
+Everything else a member reads it learns in a *probe*: each caller first runs its ``work``
+once on its own (writes discarded), known and presumed documents served from memory, so the
+reads it needs happen in the caller's thread, in parallel with other callers and with the
+batch being committed; the leader reuses those snapshots where no commit of this process has
+written the document since. A batch of N postings of one account then costs one commit and
+no read.
+
+Each process bounds what waits per group (``max_queue``): past it, a caller gets a
+retryable ``Transient`` at once rather than an ever longer wait.
 """
 
 from __future__ import annotations
@@ -40,7 +64,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -61,17 +85,26 @@ MAX_WRITES = 500
 SPLIT_AFTER = 2
 _RETRY = object()
 _SPLIT = object()
+_FRESH = object()  # an optimistic attempt assumed wrong: again at once, from fresh reads
 
 #: Documents remembered as written by recent commits (then the memory starts over).
 _WRITTEN_KEPT = 20_000
+#: A group document's known state is used for this long after the commit that wrote it,
+#: and not for this long after an optimistic attempt on it failed (another writer is busy
+#: on it: reading it is then cheaper than failing commits).
+KNOWN_FOR_S = 2.0
 
 
 @dataclass(frozen=True)
 class GroupSettings:
-    """How long a leader waits for company and how many members one commit may carry."""
+    """How long a leader waits for company, how many members one commit may carry, and how
+    many may wait."""
 
     window_s: float = 0.010
     max_batch: int = 100
+    #: Units of one group that may wait in this process (queued or still probing); past
+    #: it a caller gets a retryable ``Transient`` at once instead of joining the queue.
+    max_queue: int = 500
     max_attempts: int = 60
     base_delay_s: float = 0.004
     max_delay_s: float = 0.25
@@ -81,13 +114,26 @@ class _Deferred(BaseException):
     """The member touches what an earlier member of this batch wrote: next batch."""
 
 
+def _collection(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+def _missing(ref: firestore.DocumentReference) -> DocumentSnapshot:
+    return DocumentSnapshot(ref, None, False, None, None, None)
+
+
 class _Member(Generic[T]):
     """One caller's unit of work waiting for a batch, and then its outcome."""
 
-    def __init__(self, work: Callable[[Unit], T]) -> None:
+    def __init__(self, work: Callable[[Unit], T], new_keys: Collection[str] = ()) -> None:
         self.work = work
-        #: What the probe read, and this committer's commit count when it started.
+        #: Collections whose documents this work may take as missing without a read.
+        self.new_keys = frozenset(new_keys)
+        #: What the probe saw, which of it came from memory (known or presumed) rather
+        #: than a read, and this committer's commit count when it started.
         self.probed: list[DocumentSnapshot] = []
+        self.assumed: set[str] = set()
+        self.presumed: set[str] = set()
         self.probe_seq = 0
         self.signal = threading.Event()  # set once: finished, or promoted to leader
         self.done = False
@@ -138,14 +184,65 @@ def _combine_updates(into: dict[str, Any], later: dict[str, Any]) -> None:
             into[key] = value
 
 
+class _ProbeUnit(Unit):
+    """A caller's probe: known and presumed documents from memory, the rest read."""
+
+    def __init__(self, committer: GroupCommitter, member: _Member[Any]) -> None:
+        super().__init__(committer.db)
+        self._committer = committer
+        self._member = member
+
+    def get_all(self, refs: Sequence[firestore.DocumentReference]) -> list[DocumentSnapshot]:
+        unseen = [r for r in refs if r.path not in self._seen]
+        if unseen:
+            member = self._member
+            assumed = self._committer._assumed(unseen, member.new_keys, member.presumed)
+            self._seen.update(assumed)
+            member.assumed.update(assumed)
+        return super().get_all(refs)
+
+
+class _BatchUnit(Unit):
+    """The batch's view and writes; on an optimistic attempt, what it took unread."""
+
+    def __init__(self, committer: GroupCommitter, optimistic: bool) -> None:
+        super().__init__(committer.db)
+        self.committer = committer
+        self.optimistic = optimistic
+        #: Snapshots taken from memory (known or presumed), to be proven by the commit.
+        self.unverified: dict[str, DocumentSnapshot] = {}
+
+    def fetch(
+        self, refs: Sequence[firestore.DocumentReference], new_keys: Collection[str]
+    ) -> list[DocumentSnapshot]:
+        """``get_all`` for a member: optimistically known or presumed, else read."""
+        unseen = [r for r in refs if r.path not in self._seen]
+        if unseen and self.optimistic:
+            assumed = self.committer._assumed(unseen, new_keys, None)
+            self._seen.update(assumed)
+            self.unverified.update(assumed)
+        return self.get_all(refs)
+
+    def doubtful(self) -> list[DocumentSnapshot]:
+        """What was taken unread and is not guarded by a write of this commit."""
+        return [
+            snap
+            for path, snap in self.unverified.items()
+            if path not in self._writes or self._writes[path].op == "merge"
+        ]
+
+
 class _MemberUnit(Unit):
     """A unit for one member: reads through the batch, writes checked against it."""
 
-    def __init__(self, batch: Unit, scratch: dict[str, Any]) -> None:
+    def __init__(
+        self, batch: _BatchUnit, scratch: dict[str, Any], new_keys: frozenset[str]
+    ) -> None:
         super().__init__(batch.db)
         self._batch = batch
         self._seen = batch._seen  # one snapshot per document for the whole batch
         self.scratch = scratch
+        self._new_keys = new_keys
         self._reads: dict[str, None] = {}  # what this member read, for ``footprint``
 
     def footprint(self) -> tuple[list[str], list[tuple[str, str]]]:
@@ -173,7 +270,7 @@ class _MemberUnit(Unit):
             )
         plain = [r for r, snap in zip(refs, out, strict=True) if snap is None]
         if plain:
-            fetched = iter(super().get_all(plain))
+            fetched = iter(self._batch.fetch(plain, self._new_keys))
             out = [snap if snap is not None else next(fetched) for snap in out]
         return [snap for snap in out if snap is not None]
 
@@ -229,22 +326,34 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._groups: dict[str, _Group] = {}
-        #: Committed batches, the members they carried, and failed commit attempts.
+        #: Committed batches, the members they carried, failed commit attempts, and
+        #: callers turned away because their group's queue was full.
         self.commits = 0
         self.committed_members = 0
         self.failed_commits = 0
+        self.refused = 0
         # Commit sequence: which documents each commit wrote, so that a probe's snapshot
         # is reused only if no later commit of this process wrote the document.
         self._seq = 0
         self._floor = 0
         self._written: dict[str, int] = {}
+        # Each group document's state as this process last committed it, and when; and
+        # group documents not to take from memory for a while (monotonic deadlines).
+        self._known: dict[str, tuple[DocumentSnapshot, float]] = {}
+        self._doubted: dict[str, float] = {}
 
     # -- callers -------------------------------------------------------------------------
-    def run(self, group: str, work: Callable[[Unit], T]) -> T:
-        """Run ``work`` as part of a batch of ``group``; its own result or exception."""
+    def run(self, group: str, work: Callable[[Unit], T], *, new_keys: Collection[str] = ()) -> T:
+        """Run ``work`` as part of a batch of ``group``; its own result or exception.
+
+        ``group`` is the path of the document every member writes (an account's user
+        document). ``new_keys``: collections whose documents ``work`` reads only to create
+        them when missing (idempotency records): presumed missing without a read.
+        Raises ``Transient`` at once when ``max_queue`` units of ``group`` already wait.
+        """
         with self._lock:
-            self._group(group).arriving += 1
-        member = _Member(work)
+            self._admit(group).arriving += 1
+        member = _Member(work, new_keys)
         try:
             self._probe(member)
         finally:
@@ -255,9 +364,13 @@ class GroupCommitter:
                 self._arrived.notify_all()
         return self.wait(group, member)
 
-    def submit(self, group: str, work: Callable[[Unit], T]) -> _Member[T]:
+    def submit(
+        self, group: str, work: Callable[[Unit], T], *, new_keys: Collection[str] = ()
+    ) -> _Member[T]:
         """Queue ``work`` without waiting; ``wait`` must follow (tests use it for order)."""
-        member = _Member(work)
+        with self._lock:
+            self._admit(group)
+        member = _Member(work, new_keys)
         self._probe(member)
         with self._lock:
             self._group(group).queue.append(member)
@@ -286,11 +399,45 @@ class GroupCommitter:
             g = self._groups[group] = _Group()
         return g
 
+    def _admit(self, group: str) -> _Group:
+        """The group, if one more caller may wait in it (call with the lock held)."""
+        g = self._group(group)
+        waiting = len(g.queue) + g.arriving
+        if waiting >= self.settings.max_queue:
+            self.refused += 1
+            raise Transient(
+                f"{waiting} postings of {group} are already waiting here; retry later",
+                group=group,
+                waiting=waiting,
+            )
+        return g
+
+    def _assumed(
+        self,
+        refs: Sequence[firestore.DocumentReference],
+        new_keys: Collection[str],
+        presumed: set[str] | None,
+    ) -> dict[str, DocumentSnapshot]:
+        """What can be taken without a read: known group documents, presumed-new keys."""
+        now = time.monotonic()
+        out: dict[str, DocumentSnapshot] = {}
+        with self._lock:
+            for ref in refs:
+                path = ref.path
+                known = self._known.get(path)
+                if known is not None and now - known[1] <= KNOWN_FOR_S:
+                    out[path] = known[0]
+                elif new_keys and path not in self._written and _collection(path) in new_keys:
+                    out[path] = _missing(ref)
+                    if presumed is not None:
+                        presumed.add(path)
+        return out
+
     def _probe(self, member: _Member[Any]) -> None:
         """Run the work once on its own, writes discarded: what it reads, and when."""
         with self._lock:
             member.probe_seq = self._seq
-        unit = Unit(self.db)
+        unit = _ProbeUnit(self, member)
         with contextlib.suppress(Exception):  # the real run decides; this learns the reads
             member.work(unit)
         member.probed = list(unit._seen.values())
@@ -301,7 +448,8 @@ class GroupCommitter:
             return False
         return self._written.get(path, 0) <= member.probe_seq
 
-    def _note_commit(self, unit: Unit, members: int) -> None:
+    def _note_commit(self, group: str, unit: _BatchUnit, members: int, results: list[Any]) -> None:
+        known = self._committed_state(group, unit, results)
         with self._lock:
             self._seq += 1
             if len(self._written) > _WRITTEN_KEPT:
@@ -309,8 +457,43 @@ class GroupCommitter:
                 self._floor = self._seq
             for path in unit._writes:
                 self._written[path] = self._seq
+            now = time.monotonic()
+            if known is not None and self._doubted.get(group, 0.0) <= now:
+                self._known[group] = (known, now)
+            elif group in unit._writes:
+                self._known.pop(group, None)
             self.commits += 1
             self.committed_members += members
+
+    @staticmethod
+    def _committed_state(group: str, unit: Unit, results: list[Any]) -> DocumentSnapshot | None:
+        """The group document as the commit left it, when the commit says all of it."""
+        paths = list(unit._writes)
+        if group not in unit._writes or len(results) != len(paths):
+            return None
+        write = unit._writes[group]
+        result = results[paths.index(group)]
+        base = unit._seen.get(group)
+        if base is None or not base.exists:
+            return None
+        if write.op == "verify":  # proven unchanged: as read
+            return base
+        if write.op != "update" or not _simple(write.data):
+            return None
+        data = {**(base.to_dict() or {}), **_copy_maps(write.data)}
+        return DocumentSnapshot(
+            write.ref, data, True, result.update_time, base.create_time, result.update_time
+        )
+
+    def _doubt(self, paths: Collection[str]) -> None:
+        """Known states found stale: forget them, and take none for ``KNOWN_FOR_S``."""
+        until = time.monotonic() + KNOWN_FOR_S
+        with self._lock:
+            for path in paths:
+                if self._known.pop(path, None) is not None:
+                    self._doubted[path] = until
+            if len(self._doubted) > _WRITTEN_KEPT:
+                self._doubted.clear()
 
     def _lead(self, group: str, own: _Member[Any]) -> None:
         """Commit batches of ``group`` until ``own`` has its outcome, then hand over."""
@@ -328,7 +511,7 @@ class GroupCommitter:
                         self._arrived.wait(left)
                     batch = [g.queue.popleft() for _ in range(min(s.max_batch, len(g.queue)))]
                 try:
-                    rest = self._process(batch)
+                    rest = self._process(group, batch)
                 except Exception as exc:  # a failed read: these callers get the error
                     for member in batch:
                         if not member.done:
@@ -347,21 +530,24 @@ class GroupCommitter:
                     if not g.arriving:
                         del self._groups[group]
 
-    def _process(self, batch: list[_Member[Any]]) -> list[_Member[Any]]:
+    def _process(self, group: str, batch: list[_Member[Any]]) -> list[_Member[Any]]:
         """Commit ``batch`` (or its head); returns the members left for a later batch."""
         s = self.settings
         attempts = 0
+        optimistic = True
         while True:
-            attempts += 1
-            left = self._attempt(batch, attempts)
+            left = self._attempt(group, batch, optimistic)
             if isinstance(left, list):
                 return left
-            with self._lock:
-                self.failed_commits += 1
+            if left is _FRESH and optimistic:
+                optimistic = False  # at once, from fresh reads: not contention
+                continue
+            attempts += 1
+            optimistic = False
             if len(batch) > 1 and (left is _SPLIT or attempts >= SPLIT_AFTER):
                 # The head on its own first; the tail waits at the front of the queue.
                 half = len(batch) // 2
-                return self._process(batch[:half]) + batch[half:]
+                return self._process(group, batch[:half]) + batch[half:]
             if attempts >= s.max_attempts:
                 batch[0].finish(
                     error=Transient("too much contention on the same documents; retry later")
@@ -388,6 +574,7 @@ class GroupCommitter:
         if not refused:
             return [], []
         changed = set(unit.stale([p for _, mu in refused for p in mu._reads]))
+        self._doubt(changed)  # a known state among them is stale
         again: list[_Member[Any]] = []
         worn: list[_Member[Any]] = []
         for member, mu in refused:
@@ -398,39 +585,59 @@ class GroupCommitter:
             (worn if member.stale_runs >= self.settings.max_attempts else again).append(member)
         return again, worn
 
-    def _attempt(self, batch: list[_Member[Any]], attempts: int) -> list[_Member[Any]] | object:
-        """Run the members in order on one view and commit them once.
+    def _view(self, unit: _BatchUnit, batch: list[_Member[Any]]) -> None:
+        """The batch's starting view of what its members' probes read.
 
-        Returns the members left for a later batch; ``_RETRY`` when the commit failed on a
-        precondition (retried, then split), ``_SPLIT`` when it failed for a reason one
-        member may have brought (split at once, down to that member alone).
+        Optimistic (a batch's first attempt): a group document's known state and
+        presumed-new keys are taken from memory (``unit.unverified``), the probes' own
+        reads reused where no commit of this process wrote the document since; the rest
+        is read again in one round trip. Otherwise everything is read again: a document
+        another process changed failed the last commit's precondition.
         """
-        unit = Unit(self.db)
-        # One view for the batch: the probes' snapshots where nothing this process
-        # committed since can have changed them (first attempt only), the rest read
-        # again in one round trip. A document changed by another process fails the
-        # commit's precondition and the next attempt reads everything again.
         stale: dict[str, Any] = {}
+        now = time.monotonic()
         with self._lock:
             for m in batch:
                 for snap in m.probed:
                     path = snap.reference.path
                     if path in unit._seen or path in stale:
                         continue
-                    if attempts == 1 and self._fresh(m, path):
+                    if unit.optimistic:
+                        known = self._known.get(path)
+                        if known is not None and now - known[1] <= KNOWN_FOR_S:
+                            unit._seen[path] = unit.unverified[path] = known[0]
+                            continue
+                        if path in m.presumed and self._fresh(m, path):
+                            unit._seen[path] = unit.unverified[path] = snap
+                            continue
+                    if unit.optimistic and path not in m.assumed and self._fresh(m, path):
                         unit._seen[path] = snap
                     else:
                         stale[path] = snap.reference
         if stale:
             fresh = self.db.get_all(list(stale.values()))
             unit._seen.update({snap.reference.path: snap for snap in fresh})
+
+    def _attempt(
+        self, group: str, batch: list[_Member[Any]], optimistic: bool
+    ) -> list[_Member[Any]] | object:
+        """Run the members in order on one view and commit them once.
+
+        Returns the members left for a later batch; ``_FRESH`` when an optimistic attempt
+        took something from memory that was not so (run again at once from fresh reads);
+        ``_RETRY`` when the commit failed on a precondition (retried, then split),
+        ``_SPLIT`` when it failed for a reason one member may have brought (split at once,
+        down to that member alone).
+        """
+        unit = _BatchUnit(self, optimistic)
+        self._view(unit, batch)
         outcomes: list[tuple[_Member[Any], Any, BaseException | None]] = []
         units: list[_MemberUnit] = []  # of the members that succeeded, for ``commit_hook``
         deferred: list[_Member[Any]] = []
         creators: dict[str, _Member[Any]] = {}
         refused: list[tuple[_Member[Any], _MemberUnit]] = []  # domain errors, to re-check
         for i, member in enumerate(batch):
-            mu = _MemberUnit(unit, _copy_scratch(unit.scratch))
+            mu = _MemberUnit(unit, _copy_scratch(unit.scratch), member.new_keys)
             try:
                 value = member.work(mu)
             except _Deferred:
@@ -458,6 +665,14 @@ class GroupCommitter:
                 if all(m is not a for a in again)
             ]
             deferred = again + deferred
+        # Whatever else was decided on memory that this commit will not prove: one read.
+        checked = {p for _, mu in refused for p in mu._reads}
+        doubtful = [snap for snap in unit.doubtful() if snap.reference.path not in checked]
+        if doubtful:
+            wrong = atomic.changed_since(doubtful, self.db)
+            if wrong:
+                self._doubt(wrong)
+                return _FRESH
         if unit.has_writes:
             if atomic.fault_hook is not None:
                 try:
@@ -467,8 +682,18 @@ class GroupCommitter:
                         member.finish(error=exc)
                     return deferred
             try:
-                unit.commit()
-            except gexc.AlreadyExists:
+                results = unit.commit()
+            except (gexc.AlreadyExists, *_RETRYABLE) as exc:
+                with self._lock:
+                    self.failed_commits += 1
+                if unit.optimistic and unit.unverified:
+                    # What was taken from memory may be why: read it. A key presumed new
+                    # that exists (a replay) says nothing against the known state.
+                    if not isinstance(exc, gexc.AlreadyExists):
+                        self._doubt(unit.unverified)
+                    return _FRESH
+                if not isinstance(exc, gexc.AlreadyExists):
+                    return _RETRY
                 raced, blind = unit.taken_by_others()
                 if raced or not blind:
                     return _RETRY  # created since read as missing: the re-run replays
@@ -481,14 +706,16 @@ class GroupCommitter:
                 if not bad:
                     return _SPLIT
                 return [m for m in batch if id(m) not in bad]
-            except _RETRYABLE:
-                return _RETRY
             except Exception as exc:
+                with self._lock:
+                    self.failed_commits += 1
                 if len(batch) > 1:
                     return _SPLIT  # find the member that brought it
                 batch[0].finish(error=exc)
                 return []
-            self._note_commit(unit, sum(1 for _, _, error in outcomes if error is None))
+            self._note_commit(
+                group, unit, sum(1 for _, _, error in outcomes if error is None), results
+            )
             self._hook(units)
             if atomic.fault_hook is not None:
                 try:

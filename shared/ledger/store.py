@@ -160,11 +160,13 @@ class Ledger:
 
         ``account``: the user whose balance ``work`` moves. With group commit on, ``work``
         then joins that account's next batch (``shared.groupcommit``): it still commits
-        atomically with all its writes, and gets its own result or exception.
+        atomically with all its writes, and gets its own result or exception. Posting
+        records are keyed by a posting's idempotency key, read only to be created when
+        missing: the batch presumes them new, and their create proves it.
         """
         if account is not None and self.group is not None:
             group_key = f"{self.profile.users_collection}/{account}"
-            return self.group.run(group_key, work)
+            return self.group.run(group_key, work, new_keys=(POSTINGS_COLLECTION,))
         return run_atomically(self.db, work, max_attempts=self.max_attempts)
 
     # -- reading -------------------------------------------------------------------------

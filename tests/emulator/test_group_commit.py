@@ -23,7 +23,7 @@ from shared.atomic import Unit
 from shared.clock import SystemClock
 from shared.errors import Conflict, InsufficientCredits
 from shared.groupcommit import GroupCommitter, GroupSettings
-from shared.ledger import KITESFORU, Kind, Ledger, transaction_id_for
+from shared.ledger import KITESFORU, POSTINGS_COLLECTION, Kind, Ledger, transaction_id_for
 from shared.ledger.core import Account, plan_credit, plan_debit
 from shared.ledger.reconcile import reconcile
 
@@ -44,8 +44,9 @@ def _debit(ledger: Ledger, user: str, key: str, amount: int):  # type: ignore[no
 
 
 def _outcomes(group: GroupCommitter, account: str, works: list[Any]) -> list[Any]:
-    """Queue ``works`` in order, then wait for each: its result or its exception."""
-    members = [group.submit(account, w) for w in works]
+    """Queue ``works`` in order, as ``Ledger.run`` does, then wait for each: its result or
+    its exception."""
+    members = [group.submit(account, w, new_keys=(POSTINGS_COLLECTION,)) for w in works]
     out: list[Any] = []
     for m in members:
         try:
@@ -406,4 +407,96 @@ def test_crashes_and_lost_acks_around_group_commits_lose_and_double_nothing(db) 
     assert set(txs) == {transaction_id_for(k) for k in applied}
     for key, result in applied.items():
         assert txs[transaction_id_for(key)]["balance_after"] == result.balance_after
+    _chain_ok(ledger, "u")
+
+
+def _counting_reads(db: Any) -> list[int]:
+    """Count the client's read round trips from now on (``get_all`` calls)."""
+    calls = [0]
+    original = db.get_all
+
+    def get_all(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    db.get_all = get_all
+    return calls
+
+
+def test_a_batch_reads_nothing_it_knows_or_presumes(db) -> None:  # type: ignore[no-untyped-def]
+    """After its first commit the account's state is known, and posting records of fresh
+    keys are presumed new: the next batches cost one commit each and no read."""
+    ledger, group = _ledger(db)
+    db.collection("users").document("u").set({})
+    (first,) = _outcomes(group, "users/u", [_credit(ledger, "u", "k0", 5)])
+    reads = _counting_reads(db)
+    out = _outcomes(group, "users/u", [_credit(ledger, "u", f"k{i}", 1) for i in range(1, 6)])
+    out += _outcomes(group, "users/u", [_debit(ledger, "u", "d1", 3)])
+    assert [r.balance_after for r in (first, *out)] == [5, 6, 7, 8, 9, 10, 7]
+    assert reads[0] == 0 and group.commits == 3 and group.failed_commits == 0
+    _chain_ok(ledger, "u")
+
+
+def _elsewhere(db: Any) -> Ledger:
+    """The same ledger in another process: one commit per posting, its own memory."""
+    return Ledger(db, KITESFORU, SystemClock())
+
+
+def test_a_known_balance_another_process_changed_is_never_trusted(db) -> None:  # type: ignore[no-untyped-def]
+    ledger, group = _ledger(db)
+    other = _elsewhere(db)
+    for user in ("u", "v"):
+        db.collection("users").document(user).set({})
+        _outcomes(group, f"users/{user}", [_credit(ledger, user, f"c-{user}", 10)])  # known
+        other.run(_credit(other, user, f"x-{user}", 100))  # 110, unknown to the committer
+    # u: accepted on the stale 10 (5 left): the commit's precondition fails, and the batch
+    # runs again from a fresh read.
+    (small,) = _outcomes(group, "users/u", [_debit(ledger, "u", "d1", 5)])
+    assert small.balance_after == 105 and group.failed_commits == 1
+    # v: refused on the stale 10, which no write of the batch proves: a read finds the
+    # change, and the batch runs again from it.
+    (big,) = _outcomes(group, "users/v", [_debit(ledger, "v", "d2", 100)])
+    assert big.balance_after == 10 and group.failed_commits == 1
+    assert (ledger.balance("u"), ledger.balance("v")) == (105, 10)
+    _chain_ok(ledger, "u")
+    _chain_ok(ledger, "v")
+
+
+def test_a_replayed_key_presumed_new_returns_its_first_result(db) -> None:  # type: ignore[no-untyped-def]
+    """Keys posted by another process are presumed new here: the create fails the commit,
+    the batch runs again from fresh reads and the replays find their first results."""
+    ledger, group = _ledger(db)
+    other = _elsewhere(db)
+    db.collection("users").document("u").set({})
+    other.run(_credit(other, "u", "a", 30))
+    other.run(_debit(other, "u", "b", 25))  # 5 left
+    out = _outcomes(
+        group,
+        "users/u",
+        [
+            _credit(ledger, "u", "a", 30),  # a replay
+            _debit(ledger, "u", "b", 25),  # a replay: its first result, not a 402
+            _credit(ledger, "u", "c", 2),
+            _debit(ledger, "u", "d", 25),  # does not fit in 7: refused
+        ],
+    )
+    assert [(r.replayed, r.balance_after) for r in out[:3]] == [(True, 30), (True, 5), (False, 7)]
+    assert isinstance(out[3], InsufficientCredits)
+    assert ledger.balance("u") == 7
+    _chain_ok(ledger, "u")
+
+
+def test_past_the_queue_bound_a_caller_gets_a_retryable_error_at_once(db) -> None:  # type: ignore[no-untyped-def]
+    from shared.errors import Transient, is_transient
+
+    ledger, group = _ledger(db, max_queue=3)
+    db.collection("users").document("u").set({})
+    waiting = [group.submit("users/u", _credit(ledger, "u", f"q{i}", 1)) for i in range(3)]
+    with pytest.raises(Transient) as refused:
+        group.submit("users/u", _credit(ledger, "u", "q3", 1))
+    assert is_transient(refused.value) and group.refused == 1
+    assert "3 postings of users/u are already waiting" in refused.value.detail
+    assert [group.wait("users/u", m).balance_after for m in waiting] == [1, 2, 3]
+    # The queue drained: the refused posting, sent again, goes through.
+    assert ledger.run(_credit(ledger, "u", "q3", 1), account="u").balance_after == 4
     _chain_ok(ledger, "u")
