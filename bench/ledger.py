@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from google.api_core import exceptions as gexc
 
@@ -14,6 +15,10 @@ from shared.ledger import KITESFORU, Kind, Ledger
 from shared.ledger.reconcile import reconcile
 
 WRITERS = 8
+#: Requests each writer keeps in flight in the concurrent rows: a writer is then one source
+#: of concurrent requests, as one Cloud Functions (2nd gen) instance serving several
+#: requests at once; each request is a thread posting one at a time.
+IN_FLIGHT = 8
 
 
 def run(ctx: BenchContext) -> list[Result]:
@@ -21,7 +26,7 @@ def run(ctx: BenchContext) -> list[Result]:
     n = 40 if ctx.quick else 150
     users = [f"bench-{w}" for w in range(WRITERS)]
     batch = db.batch()
-    for uid in [*users, "bench-hot", "bench-group"]:
+    for uid in [*users, "bench-hot", "bench-group", "bench-hot-c", "bench-group-c"]:
         batch.set(db.collection("users").document(uid), {"credits_balance": 0})
     batch.commit()
     ledger = Ledger(db, KITESFORU, SystemClock())
@@ -53,17 +58,20 @@ def run(ctx: BenchContext) -> list[Result]:
             )
         )
 
-    def hot(w: int, i: int) -> None:
-        ledger.run(
-            lambda u: ledger.credit(
-                u,
-                user_id="bench-hot",
-                kind=Kind.PURCHASE,
-                amount=1,
-                key=f"hot:{run_id}:{w}:{i}",
-                description="bench",
+    def single(user: str) -> Callable[[int, int], None]:
+        def hot(w: int, i: int) -> None:
+            ledger.run(
+                lambda u: ledger.credit(
+                    u,
+                    user_id=user,
+                    kind=Kind.PURCHASE,
+                    amount=1,
+                    key=f"{user}:{run_id}:{w}:{i}",
+                    description="bench",
+                )
             )
-        )
+
+        return hot
 
     # Baseline: the bare compare-and-swap ceiling of one document: read it, write it back
     # with "unchanged since read", retry on failure; no posting, no record.
@@ -82,40 +90,62 @@ def run(ctx: BenchContext) -> list[Result]:
             except (gexc.FailedPrecondition, gexc.Aborted):
                 continue
 
-    group = GroupCommitter(db, GroupSettings())
-    grouped = Ledger(db, KITESFORU, SystemClock(), group=group)
+    def grouped_on(user: str) -> tuple[GroupCommitter, Callable[[int, int], None]]:
+        group = GroupCommitter(db, GroupSettings())
+        grouped = Ledger(db, KITESFORU, SystemClock(), group=group)
 
-    def group_hot(w: int, i: int) -> None:
-        grouped.run(
-            lambda u: grouped.credit(
-                u,
-                user_id="bench-group",
-                kind=Kind.PURCHASE,
-                amount=1,
-                key=f"group:{run_id}:{w}:{i}",
-                description="bench",
-            ),
-            account="bench-group",
-        )
+        def group_hot(w: int, i: int) -> None:
+            grouped.run(
+                lambda u: grouped.credit(
+                    u,
+                    user_id=user,
+                    kind=Kind.PURCHASE,
+                    amount=1,
+                    key=f"{user}:{run_id}:{w}:{i}",
+                    description="bench",
+                ),
+                account=user,
+            )
 
-    raw_s, raw_lat, _ = drive(WRITERS, n, raw, errors=(CreditsError,))
-    led_s, led_lat, led_err = drive(WRITERS, n, posting, errors=(CreditsError,))
-    hot_s, hot_lat, hot_err = drive(WRITERS, n, hot, errors=(CreditsError,))
-    cas_s, _, _ = drive(WRITERS, n, cas, errors=(CreditsError,))
+        return group, group_hot
+
+    def exact(user: str, expected: int) -> None:
+        balance = db.collection("users").document(user).get().get("credits_balance")
+        assert balance == expected, f"{user}: lost or doubled an update"
+        now = SystemClock().now()
+        report = reconcile(db, KITESFORU, run_id=f"bench-{user}", now=now, user_ids=[user])
+        assert report.clean, f"{user}: the balance_after chain is broken"
+
+    fails = (CreditsError,)
+    raw_s, raw_lat, _ = drive(WRITERS, n, raw, errors=fails)
+    led_s, led_lat, led_err = drive(WRITERS, n, posting, errors=fails)
+    hot_s, hot_lat, hot_err = drive(WRITERS, n, single("bench-hot"), errors=fails)
+    cas_s, _, _ = drive(WRITERS, n, cas, errors=fails)
     n_group = 4 * n
-    group_s, group_lat, group_err = drive(WRITERS, n_group, group_hot, errors=(CreditsError,))
+    group, group_hot = grouped_on("bench-group")
+    group_s, group_lat, group_err = drive(WRITERS, n_group, group_hot, errors=fails)
     cas_rate = WRITERS * n / cas_s
     group_rate = (WRITERS * n_group - group_err) / group_s
-    group_balance = db.collection("users").document("bench-group").get().get("credits_balance")
-    assert group_balance == WRITERS * n_group - group_err, "group commit lost or doubled"
-    now = SystemClock().now()
-    report = reconcile(db, KITESFORU, run_id="bench-group", now=now, user_ids=["bench-group"])
-    assert report.clean, "group commit broke the balance_after chain"
+    exact("bench-group", WRITERS * n_group - group_err)
     raw_rate = WRITERS * n / raw_s
     led_rate = (WRITERS * n - led_err) / led_s
     hot_rate = (WRITERS * n - hot_err) / hot_s
-    hot_balance = db.collection("users").document("bench-hot").get().get("credits_balance")
-    assert hot_balance == WRITERS * n - hot_err, "hot account lost or doubled an update"
+    exact("bench-hot", WRITERS * n - hot_err)
+    # The same three paths with each writer keeping IN_FLIGHT requests in flight.
+    threads = WRITERS * IN_FLIGHT
+    n_base = 1 if ctx.quick else 3
+    cas_ref.set({"n": 0})
+    cas_c_s, _, _ = drive(threads, n_base, cas, errors=fails)
+    hot_c_s, hot_c_lat, hot_c_err = drive(threads, n_base, single("bench-hot-c"), errors=fails)
+    n_group_c = 5 if ctx.quick else 25
+    group_c, group_hot_c = grouped_on("bench-group-c")
+    group_c_s, group_c_lat, group_c_err = drive(threads, n_group_c, group_hot_c, errors=fails)
+    cas_c_rate = threads * n_base / cas_c_s
+    hot_c_rate = (threads * n_base - hot_c_err) / hot_c_s
+    group_c_rate = (threads * n_group_c - group_c_err) / group_c_s
+    exact("bench-hot-c", threads * n_base - hot_c_err)
+    exact("bench-group-c", threads * n_group_c - group_c_err)
+    conc = f"8 writers x {IN_FLIGHT} requests in flight"
     return [
         result("raw client read+batch rate, 8 writers", raw_rate, "ops/s"),
         result(
@@ -158,4 +188,37 @@ def run(ctx: BenchContext) -> list[Result]:
             higher_is_better=False,
         ),
         result("group commit: failed commits", float(group.failed_commits), "count"),
+        result(f"bare CAS on one document, {conc}", cas_c_rate, "ops/s"),
+        result(f"ledger postings, {conc}, ONE hot account", hot_c_rate, "ops/s"),
+        result(f"single-commit errors, {conc}", float(hot_c_err), "count"),
+        result(
+            f"group commit, {conc}, ONE hot account",
+            group_c_rate,
+            "ops/s",
+            "single-commit hot account, same writers",
+            hot_c_rate,
+        ),
+        result(
+            f"group commit vs bare CAS ceiling, {conc}",
+            group_c_rate,
+            "ops/s",
+            "bare CAS on one document, same writers",
+            cas_c_rate,
+        ),
+        result(f"group commit errors, {conc}", float(group_c_err), "count"),
+        *latency_results(
+            f"group commit latency p{{pct}}, {conc}",
+            group_c_lat,
+            "single-commit p{pct}, same writers",
+            hot_c_lat,
+        ),
+        result(
+            f"group commit: commits per posting, {conc}",
+            group_c.commits / max(1, group_c.committed_members),
+            "commits",
+            "single commit",
+            1.0,
+            higher_is_better=False,
+        ),
+        result(f"group commit: failed commits, {conc}", float(group_c.failed_commits), "count"),
     ]

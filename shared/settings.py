@@ -103,10 +103,12 @@ class Settings(BaseSettings):
     ledger_max_attempts: int = 60
     # Group commit (docs/ledger.md): concurrent postings of one account in one process share
     # one commit; a leader waits up to the window for callers still arriving, and carries
-    # at most max_batch postings per commit.
+    # at most max_batch postings per commit; past max_queue postings of one account waiting
+    # in the process, a caller gets a retryable 503 at once.
     ledger_group_commit: bool = True
     ledger_group_window_ms: float = 10.0
     ledger_group_max_batch: int = 100
+    ledger_group_max_queue: int = 500
 
     # Model-provider operations (docs/providers.md): JSON overrides of the thresholds, e.g.
     # PROVIDER_THRESHOLDS='{"failure_threshold": 3}'; pipeline_config flags' defaults.

@@ -51,6 +51,7 @@ def group_settings() -> GroupSettings:
     return GroupSettings(
         window_s=settings.ledger_group_window_ms / 1000,
         max_batch=settings.ledger_group_max_batch,
+        max_queue=settings.ledger_group_max_queue,
         max_attempts=settings.ledger_max_attempts,
     )
 
