@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.registry import REGISTRY, FunctionSpec, Http, Schedule, Topic
+from shared.settings import override_settings
 from tests.helpers import all_documents, triggers_settled
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
@@ -278,8 +280,8 @@ def test_fuzz_covered_every_target() -> None:
 
 # -- the poison corpus ------------------------------------------------------------------
 # Hand-made classes of hostile JSON, sent to every registered HTTP route and every Pub/Sub
-# handler (docs/security.md, "Hostile input"). Each must be a 4xx with ``{"detail"}`` over
-# HTTP and an acknowledged (2xx) push on Pub/Sub, and write nothing.
+# handler (docs/security.md, "Hostile input"). Each must get exactly ``expected_status``
+# with ``{"detail"}`` over HTTP and an acknowledged (200) push on Pub/Sub, and write nothing.
 FUZZ_USER = "fuzz_poison_user"
 VALID_BODIES: dict[str, dict[str, Any]] = {
     "/api/v1/auth/register": {
@@ -364,6 +366,7 @@ def poison_bodies(valid: dict[str, Any], *, huge_string_field: str = "email") ->
 
 
 POISON_TRIED: dict[str, int] = {}
+STATUSES: dict[tuple[str, int], int] = {}
 POISON_5XX: dict[str, int] = {}
 
 
@@ -380,14 +383,11 @@ def _seed_fuzz_user(db: Any) -> None:
 
 
 def _signed_token(sub: str) -> str:
-    from shared.settings import get_settings
+    """A valid credit-api token of ``sub`` on its device: the body reaches the parser."""
+    from shared.bigeye.auth import issue_token
+    from shared.clock import get_clock
 
-    now = int(time.time())
-    return jwt.encode(
-        {"sub": sub, "user_id": sub, "iat": now, "exp": now + 600},
-        get_settings().jwt_secret.get_secret_value(),
-        "HS256",
-    )
+    return issue_token(sub, "hw-fuzz", get_clock().now())
 
 
 def _stripe_headers(body: bytes) -> dict[str, str]:
@@ -405,6 +405,39 @@ def _stripe_headers(body: bytes) -> dict[str, str]:
 
 def name_is_ledger(spec: FunctionSpec) -> bool:
     return spec.name == "ledger-api"
+
+
+#: Body limits of the routes (a larger body is 413 before it is parsed).
+def _body_limit(name: str, path: str) -> int | None:
+    from shared.bigeye.api import MAX_BODY_BYTES, MAX_TOPUP_BODY_BYTES
+    from shared.ledgerapi.http import MAX_BODY_BYTES as LEDGER_MAX_BODY_BYTES
+    from shared.settings import get_settings
+
+    if name == "credit-api":
+        return MAX_TOPUP_BODY_BYTES if path.endswith("/topup") else MAX_BODY_BYTES
+    return {
+        "ledger-api": LEDGER_MAX_BODY_BYTES,
+        "usage-limits": 16 * 1024,  # functions/usage_limits.py
+        "stripe-webhook": get_settings().stripe_max_body_bytes,
+    }.get(name)
+
+
+def expected_status(name: str, method: str, path: str, body: bytes) -> int:
+    """The one right answer to a poison body at a route (docs/security.md).
+
+    A GET never reads its body: the credit API's balance and history answer the valid
+    caller (200), ledger-api's account reads answer that ``u1`` is unknown (404). The
+    operator console answers 401 before any body (no signed-in operator). Every POST is
+    413 when the body is over the route's limit, else 400 from the strict JSON reader.
+    """
+    if name == "admin-console":
+        return 401
+    if method == "GET":
+        return 200 if name == "credit-api" else 404
+    limit = _body_limit(name, path)
+    if limit is not None and len(body) > limit:
+        return 413
+    return 400
 
 
 def _http_cases() -> list[tuple[str, str, str, bytes, dict[str, str]]]:
@@ -439,11 +472,24 @@ def _push(spec: FunctionSpec, data: bytes, index: int) -> bytes:
     )
 
 
-def test_poison_corpus_over_every_route_and_topic(demo: Any, stack: Any) -> None:
+@pytest.fixture
+def unlimited() -> Iterator[None]:
+    """Every answer comes from the route itself, never from a per-IP or per-user limit."""
+    with override_settings(
+        rate_limit_ip_per_min=0,
+        rate_limit_auth_ip_per_min=0,
+        rate_limit_user_per_min=0,
+        rate_limit_topup_user_per_min=0,
+    ):
+        yield
+
+
+def test_poison_corpus_over_every_route_and_topic(demo: Any, stack: Any, unlimited: None) -> None:
     """Every poison class at every HTTP route (authenticated, signed) and every topic."""
     with triggers_settled(stack):
         _seed_fuzz_user(demo)
     before = _settled(demo)
+
     client = httpx.Client(base_url=stack.base_url, timeout=120)
     token = _signed_token(FUZZ_USER)
     failures: list[str] = []
@@ -460,8 +506,13 @@ def test_poison_corpus_over_every_route_and_topic(demo: Any, stack: Any) -> None
         if response.status_code >= 500:
             POISON_5XX[name] = POISON_5XX.get(name, 0) + 1
         kind = headers["x-poison"]
-        if method == "POST" and not (400 <= response.status_code < 500):
-            failures.append(f"{name} {path} {kind}: {response.status_code} {response.text[:120]}")
+        want = expected_status(name, method, path, body)
+        STATUSES[(name, want)] = STATUSES.get((name, want), 0) + 1
+        if response.status_code != want:
+            failures.append(
+                f"{name} {method} {path} {kind}: {response.status_code} (want {want}) "
+                f"{response.text[:120]}"
+            )
         elif response.status_code >= 400 and "detail" not in response.json():
             failures.append(f"{name} {path} {kind}: no detail")
     for index, spec in enumerate(PUBSUB_SPECS):
@@ -478,12 +529,13 @@ def test_poison_corpus_over_every_route_and_topic(demo: Any, stack: Any) -> None
             POISON_TRIED[spec.name] = POISON_TRIED.get(spec.name, 0) + 1
             if response.status_code >= 500:
                 POISON_5XX[spec.name] = POISON_5XX.get(spec.name, 0) + 1
-            if not 200 <= response.status_code < 300:
-                failures.append(f"{spec.name} {kind}: {response.status_code} (not acknowledged)")
+            if response.status_code != 200:
+                failures.append(f"{spec.name} {kind}: {response.status_code} (want 200, acked)")
     assert not failures, "\n".join(failures[:40])
     assert _snapshot(demo) == before
     assert set(POISON_TRIED) == {s.name for s in HTTP_SPECS + PUBSUB_SPECS}
     print(
         f"\npoison inputs tried: {sum(POISON_TRIED.values())} over {len(POISON_TRIED)} "
-        f"targets, 5xx: {sum(POISON_5XX.values())}, writes outside rate_limits/: 0"
+        f"targets, 5xx: {sum(POISON_5XX.values())}, writes outside rate_limits/: 0; "
+        f"expected statuses met: {dict(sorted(STATUSES.items()))}"
     )
