@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 
 from shared.bigeye.auth import email_key
 from shared.clock import FixedClock, SystemClock, set_clock
-from shared.settings import override_settings
+from shared.settings import get_settings, override_settings
 from tests.bigeye_api.client import api_url
 
 PASSWORD = "correct-horse-9"
@@ -229,3 +230,19 @@ def test_per_ip_limit_uses_the_configured_proxy_hop(
     assert spread == [401] * 5 + [429] * 3
     assert right.status_code == 429
     assert right.json()["detail"].startswith("Too many failed logins")
+
+
+def test_a_check_that_never_finished_frees_the_address_after_its_lease(
+    stack: Any, money: Any, fast_accounts: None, frozen: FixedClock
+) -> None:
+    """An instance that took the check and crashed: logins are 429 (retry in 1 s) until
+    LOGIN_CHECK_LEASE_S has passed, then the right password works and nothing was counted."""
+    from shared.bigeye.auth import _begin_check, throttle_ref
+
+    user_id = _register(stack.base_url, "crash@example.com")
+    _begin_check(money, throttle_ref(money, "crash@example.com"), user_id, {}, frozen.now())
+    busy = _login(stack.base_url, "crash@example.com", PASSWORD)
+    assert busy.status_code == 429 and busy.headers["Retry-After"] == "1", busy.text
+    frozen.advance(timedelta(seconds=get_settings().login_check_lease_s + 1))
+    assert _login(stack.base_url, "crash@example.com", PASSWORD).status_code == 200
+    assert _failures(money, "crash@example.com", frozen) == 0
