@@ -52,22 +52,10 @@ def main() -> None:
             firestore_heap="6g",
         )
     ).start()
-    results: list[Result] = []
-    failed: list[str] = []
     try:
         ctx = BenchContext(stack=stack, db=firestore_client(), quick=args.quick)
-        for name, run in sections():
-            if args.only and name not in args.only:
-                continue
-            stack.wipe()
-            print(f"== {name}", flush=True)
-            try:
-                for item in run(ctx):
-                    results.append(item)
-                    print(_row(item), flush=True)
-            except Exception as exc:  # one section's failure must not lose the others'
-                failed.append(name)
-                print(f"  section {name} failed: {exc!r}", flush=True)
+        chosen = [(n, r) for n, r in sections() if not args.only or n in args.only]
+        results, failed = run_sections(ctx, chosen)
     finally:
         stack.stop()
     rows = [r.as_dict() for r in results]
@@ -79,6 +67,30 @@ def main() -> None:
     print(f"\nwrote {OUT}")
     if failed:
         raise SystemExit(f"failed sections: {', '.join(failed)}")
+
+
+def run_sections(
+    ctx: BenchContext, chosen: list[tuple[str, Callable[[BenchContext], list[Result]]]]
+) -> tuple[list[Result], list[str]]:
+    """Run each section on a wiped stack; (every result, names of the sections that failed).
+
+    The wipe is inside each section's error handling: a wipe that fails (an emulator timing
+    out after a heavy section) fails that section only, and the others still run and are
+    written.
+    """
+    results: list[Result] = []
+    failed: list[str] = []
+    for name, run in chosen:
+        print(f"== {name}", flush=True)
+        try:
+            ctx.wipe()
+            for item in run(ctx):
+                results.append(item)
+                print(_row(item), flush=True)
+        except Exception as exc:  # one section's failure must not lose the others'
+            failed.append(name)
+            print(f"  section {name} failed: {exc!r}", flush=True)
+    return results, failed
 
 
 def _row(r: Result) -> str:

@@ -50,7 +50,7 @@ def route(method: str, path: str) -> Handler:
 def credit_api(request: Any) -> Any:
     try:
         handler = route(request.method, request.path)
-        api.check_maintenance("/" + request.path.strip("/"))
+        api.check_maintenance("/" + request.path.strip("/"), request)
         reply = handler(request)
     except MethodNotAllowed as exc:
         return json_response(http_error_body(exc), 405, {"Allow": exc.context["allow"]})

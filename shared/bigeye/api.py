@@ -7,13 +7,19 @@ the router. Rate limits are counted first (docs/bigeye-api.md, "Rate limits").
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from google.cloud import firestore
+
+from shared.atomic import Unit
 from shared.bigeye import auth, history, jobs, ratelimit
 from shared.bigeye.appsettings import AppSettings, load_app_settings
 from shared.bigeye.models import (
+    USERS,
     CheckUpdateRequest,
     ClientBody,
     FinalizeRequest,
@@ -68,8 +74,11 @@ def _limit_ip(request: Any, now: datetime, *, auth_route: bool = False) -> str:
     return ip
 
 
-def _caller(request: Any, now: datetime, *, topup: bool = False) -> auth.Caller:
-    """Count the request (per IP, and per user when the token names one), then authenticate."""
+def _token(
+    request: Any, now: datetime, *, topup: bool = False
+) -> tuple[dict[str, Any] | None, CreditsError | None, list[ratelimit.Limit]]:
+    """The token's claims (or why it was refused) and the request's rate limits: per IP,
+    and per user when the token names one."""
     settings = get_settings()
     ip = client_ip(request)
     limits = [ratelimit.Limit("ip", ip, settings.rate_limit_ip_per_min)]
@@ -86,10 +95,59 @@ def _caller(request: Any, now: datetime, *, topup: bool = False) -> auth.Caller:
             limits.append(
                 ratelimit.Limit("topup_user", user_key, settings.rate_limit_topup_user_per_min)
             )
+    return claims, failure, limits
+
+
+def _caller(request: Any, now: datetime, *, topup: bool = False) -> auth.Caller:
+    """Count the request (per IP, and per user when the token names one), then authenticate."""
+    claims, failure, limits = _token(request, now, topup=topup)
     ratelimit.check(firestore_client(), limits, now)
     if failure is not None or claims is None:
         raise failure or Unauthenticated("Invalid token")
     return auth.load_caller(firestore_client(), claims)
+
+
+@dataclass(frozen=True)
+class _Admission:
+    """A job request let in from inside its unit of work (``jobs.Admission``): the caller's
+    user document and rate-limit counters are read with the unit's other documents, the
+    request is counted in the unit's own commit (``ratelimit.count_in_unit``), then the
+    caller is checked as ``auth.load_caller`` does."""
+
+    claims: dict[str, Any]
+    limits: list[ratelimit.Limit]
+    now: datetime
+
+    @property
+    def user_id(self) -> str:
+        return auth.claimed_user_id(self.claims)
+
+    def refs(self, db: firestore.Client) -> list[firestore.DocumentReference]:
+        user = db.collection(USERS).document(self.user_id)
+        return [user, *ratelimit.counter_refs(db, self.limits, self.now)]
+
+    def admit(self, unit: Unit) -> dict[str, Any]:
+        user_snap = unit.get_all(self.refs(unit.db))[0]
+        ratelimit.count_in_unit(unit, self.limits, self.now)
+        return auth.caller_from(self.claims, user_snap).user
+
+
+@contextmanager
+def _counted_in_unit(request: Any, now: datetime) -> Iterator[_Admission]:
+    """A job request whose rate-limit counters go in its own unit of work.
+
+    Whatever refuses the request before that unit commits (a bad token or body, the
+    caller's checks, a limit, a business rule) left nothing written, so the refusal is
+    counted on its own with ``ratelimit.check`` (429 when that makes it over a limit, as
+    the counters come first everywhere else)."""
+    claims, failure, limits = _token(request, now)
+    try:
+        if failure is not None or claims is None:
+            raise failure or Unauthenticated("Invalid token")
+        yield _Admission(claims, limits, now)
+    except Exception:
+        ratelimit.check(firestore_client(), limits, now)
+        raise
 
 
 def _optional_settings() -> AppSettings | None:
@@ -105,12 +163,29 @@ def _optional_settings() -> AppSettings | None:
 MAINTENANCE_EXEMPT = frozenset({"/api/v1/system/check-update", "/api/v1/job/finalize"})
 
 
-def check_maintenance(path: str) -> None:
+#: Where a request keeps the app settings it read (``request.environ``): one read each.
+_SETTINGS_KEY = "credits.app_settings"
+
+
+def _request_settings(request: Any) -> AppSettings:
+    """The app settings for this request: the maintenance check's read, else one now."""
+    environ = getattr(request, "environ", None)
+    cached = environ.get(_SETTINGS_KEY) if isinstance(environ, dict) else None
+    if isinstance(cached, AppSettings):
+        return cached
+    return load_app_settings(firestore_client())
+
+
+def check_maintenance(path: str, request: Any = None) -> None:
     """503 with ``maintenance_message`` when ``maintenance_mode`` is on and ``path`` is not
-    exempt. Missing settings are not maintenance (the handlers that need them answer 503)."""
+    exempt. Missing settings are not maintenance (the handlers that need them answer 503).
+    The settings read is kept on ``request`` for its handler."""
     if path in MAINTENANCE_EXEMPT:
         return
     settings = _optional_settings()
+    environ = getattr(request, "environ", None)
+    if settings is not None and isinstance(environ, dict):
+        environ[_SETTINGS_KEY] = settings
     if settings is not None and settings.maintenance_mode:
         raise Unavailable(settings.maintenance_message or "Service under maintenance")
 
@@ -184,28 +259,34 @@ def credit_topup(request: Any) -> Reply:
 
 def job_reserve(request: Any) -> Reply:
     now = _now()
-    caller = _caller(request, now)
-    body = parse_model(ReserveRequest, request_json(request, max_bytes=MAX_BODY_BYTES))
-    settings = load_app_settings(firestore_client())
-    return Reply(
-        jobs.reserve(
+    with _counted_in_unit(request, now) as admission:
+        body = parse_model(ReserveRequest, request_json(request, max_bytes=MAX_BODY_BYTES))
+        settings = _request_settings(request)
+        reply = jobs.reserve(
             firestore_client(),
-            user_id=caller.user_id,
-            user=caller.user,
+            user_id=admission.user_id,
+            admission=admission,
             request=body,
             settings=settings,
             now=now,
         )
-    )
+    return Reply(reply)
 
 
 def job_finalize(request: Any) -> Reply:
     now = _now()
-    caller = _caller(request, now)
-    body = parse_model(FinalizeRequest, request_json(request, max_bytes=MAX_BODY_BYTES))
     db = firestore_client()
-    reply = jobs.finalize(db, user_id=caller.user_id, request=body, now=now)
-    return Reply(jobs.with_usage_reward(db, reply, user_id=caller.user_id, request=body, now=now))
+    with _counted_in_unit(request, now) as admission:
+        body = parse_model(FinalizeRequest, request_json(request, max_bytes=MAX_BODY_BYTES))
+        reply = jobs.finalize(
+            db, user_id=admission.user_id, admission=admission, request=body, now=now
+        )
+    used = int(reply.pop("actual_usage"))
+    return Reply(
+        jobs.with_usage_reward(
+            db, reply, user_id=admission.user_id, request=body, used=used, now=now
+        )
+    )
 
 
 def check_update(request: Any) -> Reply:

@@ -146,10 +146,21 @@ def _check_status(user: dict[str, Any]) -> None:
 
 def load_caller(db: firestore.Client, claims: dict[str, Any]) -> Caller:
     """The user a verified token names: existing, same device, not blocked."""
+    return caller_from(claims, db.collection(USERS).document(claimed_user_id(claims)).get())
+
+
+def claimed_user_id(claims: dict[str, Any]) -> str:
+    """The user id a verified token names, or Unauthenticated when it cannot be one."""
     user_id = str(claims["sub"])
     if "/" in user_id or len(user_id) > 200 or user_id.startswith("__"):
         raise Unauthenticated("Invalid token")
-    snap = db.collection(USERS).document(user_id).get()
+    return user_id
+
+
+def caller_from(claims: dict[str, Any], snap: Any) -> Caller:
+    """The caller, from a verified token and its user's snapshot (read by the caller: a
+    unit of work reads it with its other documents)."""
+    user_id = claimed_user_id(claims)
     if not snap.exists:
         raise Unauthenticated("Invalid token")
     user = snap.to_dict() or {}

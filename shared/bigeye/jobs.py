@@ -18,7 +18,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from google.cloud import firestore
 
@@ -45,7 +45,7 @@ from shared.errors import (
     Unavailable,
     UpgradeRequired,
 )
-from shared.ledger import BIGEYE, Ledger, ledger_for
+from shared.ledger import BIGEYE, Ledger, ledger_for, posting_key, transaction_id_for
 from shared.logs import get_logger, log
 from shared.settings import get_settings
 from shared.sweeps import due
@@ -103,12 +103,22 @@ def prompt_for(settings: AppSettings, mode: Mode, style: KeywordStyle | None) ->
     return prompt
 
 
+class Admission(Protocol):
+    """Lets a request in from inside its unit of work (``shared.bigeye.api``): reads the
+    caller's user document and rate-limit counters with the unit's other documents, checks
+    the caller, counts the request in the unit; returns the caller's user document."""
+
+    def refs(self, db: firestore.Client) -> list[firestore.DocumentReference]: ...
+
+    def admit(self, unit: Unit) -> dict[str, Any]: ...
+
+
 # -- services ----------------------------------------------------------------------------
 def reserve(
     db: firestore.Client,
     *,
     user_id: str,
-    user: dict[str, Any],
+    admission: Admission,
     request: ReserveRequest,
     settings: AppSettings,
     now: datetime,
@@ -148,14 +158,23 @@ def reserve(
         "created_at": now,
         "completed_at": None,
         "expires_at": expires_at,
-        "metadata": {
-            "app_version": request.version,
-            "model_used": request.model,
-            "hardware_id": user.get("hardware_id"),
-        },
     }
 
     def work(unit: Unit) -> None:
+        # One round trip for everything the unit reads (caller, counters, ledger).
+        unit.get_all(
+            [
+                *admission.refs(db),
+                ledger.posting_ref(transaction_id_for(posting_key("hold", job_token))),
+                ledger.hold_ref(job_token),
+            ]
+        )
+        user = admission.admit(unit)
+        job["metadata"] = {
+            "app_version": request.version,
+            "model_used": request.model,
+            "hardware_id": user.get("hardware_id"),
+        }
         ledger.hold(
             unit,
             user_id=user_id,
@@ -208,13 +227,25 @@ def reserve(
 
 
 def finalize(
-    db: firestore.Client, *, user_id: str, request: FinalizeRequest, now: datetime
+    db: firestore.Client,
+    *,
+    user_id: str,
+    admission: Admission,
+    request: FinalizeRequest,
+    now: datetime,
 ) -> dict[str, Any]:
-    """Charge what succeeded, refund the rest; ``{"refunded", "balance"}``; idempotent."""
+    """Charge what succeeded, refund the rest; ``{"refunded", "balance", "actual_usage"}``
+    (the last one for ``with_usage_reward``, not the client); idempotent."""
     ledger = ledger_for("bigeye")
     job_ref = db.collection(JOBS).document(request.job_token)
+    close_ref = ledger.posting_ref(
+        transaction_id_for(posting_key("hold", request.job_token, "close"))
+    )
 
     def work(unit: Unit) -> dict[str, Any]:
+        # One round trip for everything the unit reads (caller, counters, job, ledger).
+        unit.get_all([*admission.refs(db), job_ref, close_ref, ledger.hold_ref(request.job_token)])
+        admission.admit(unit)
         snap = unit.get(job_ref)
         job = snap.to_dict() or {} if snap.exists else None
         if job is None or job.get("user_id") != user_id:
@@ -270,7 +301,7 @@ def finalize(
                 },
                 now=now,
             )
-        return {"refunded": refunded, "balance": result.balance_after}
+        return {"refunded": refunded, "balance": result.balance_after, "actual_usage": used}
 
     return ledger.run(work, account=user_id)
 
@@ -281,9 +312,11 @@ def with_usage_reward(
     *,
     user_id: str,
     request: FinalizeRequest,
+    used: int,
     now: datetime,
 ) -> dict[str, Any]:
-    """Pay an ACTIVE USAGE_REWARD promotion for a finalized job, once per job.
+    """Pay an ACTIVE USAGE_REWARD promotion for a finalized job (``used``: the credits it
+    consumed, as finalize settled them), once per job.
 
     The reward is its own idempotent posting (key ``usage-reward:{job_token}``) right after
     the finalize commit; a repeated finalize replays it, so a reward lost to a crash between
@@ -292,8 +325,6 @@ def with_usage_reward(
     """
     from shared.bigeye.rewards import usage_reward
 
-    job = db.collection(JOBS).document(request.job_token).get().to_dict() or {}
-    used = int(job.get("actual_usage") or 0)
     reward = usage_reward(
         db, user_id=user_id, job_token=request.job_token, credits_used=used, now=now
     )

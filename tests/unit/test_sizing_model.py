@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import pytest
 
@@ -70,3 +71,31 @@ def test_price_per_million() -> None:
     assert usd_per_million(1, 0) == pytest.approx(0.30)
     assert usd_per_million(0, 1) == pytest.approx(0.90)
     assert usd_per_million(7, 10, 1) == pytest.approx(2.1 + 9.0 + 0.1)
+
+
+class _WipeFailsOnce:
+    """A stack whose first wipe times out, as an emulator can after a heavy section."""
+
+    def __init__(self) -> None:
+        self.wipes = 0
+
+    def wipe(self) -> None:
+        self.wipes += 1
+        if self.wipes == 1:
+            raise TimeoutError("emulator reset timed out")
+
+
+def test_a_failing_wipe_fails_its_section_only() -> None:
+    from bench.__main__ import run_sections
+    from bench.common import BenchContext, Result, result
+
+    stack = _WipeFailsOnce()
+    ctx = BenchContext(stack=stack, db=None)
+
+    def section(name: str) -> Callable[[BenchContext], list[Result]]:
+        return lambda _ctx: [result(f"{name} figure", 1.0, "ops/s")]
+
+    results, failed = run_sections(ctx, [("first", section("first")), ("second", section("second"))])
+    assert failed == ["first"]
+    assert [r.name for r in results] == ["second figure"]
+    assert stack.wipes == 2
