@@ -48,18 +48,21 @@ def test_concurrent_reserves_of_one_user_take_exactly_the_limit(stack, frozen) -
     give_credits(db, session.user_id, 10_000)
     ip = f"198.51.100.{uuid.uuid4().int % 250}"
     before = _counts(db, "user")
-    with override_settings(rate_limit_user_per_min=5):
-        with ThreadPoolExecutor(12) as pool:
-            codes = list(
-                pool.map(
-                    lambda _: session.post(
+    with override_settings(rate_limit_user_per_min=5), ThreadPoolExecutor(12) as pool:
+        codes = list(
+            pool.map(
+                lambda _: (
+                    session.post(
                         "job/reserve", SEED_RESERVE, headers={"X-Forwarded-For": ip}
-                    ).status_code,
-                    range(12),
-                )
+                    ).status_code
+                ),
+                range(12),
             )
+        )
     assert sorted(codes) == [200] * 5 + [429] * 7
-    jobs = db.collection("jobs").where(filter=firestore.FieldFilter("user_id", "==", session.user_id))
+    jobs = db.collection("jobs").where(
+        filter=firestore.FieldFilter("user_id", "==", session.user_id)
+    )
     assert len(list(jobs.stream())) == 5
     assert sum(_counts(db, "user")) - sum(before) == 12  # refused requests count too
     assert _ip_count(db, ip) == 12
@@ -71,16 +74,17 @@ def test_one_ip_limit_is_exact_across_users(stack, frozen) -> None:
     for s in sessions:
         give_credits(db, s.user_id, 10_000)
     ip = f"203.0.113.{uuid.uuid4().int % 250}"
-    with override_settings(rate_limit_ip_per_min=6):
-        with ThreadPoolExecutor(12) as pool:
-            codes = list(
-                pool.map(
-                    lambda i: sessions[i % 4].post(
-                        "job/reserve", SEED_RESERVE, headers={"X-Forwarded-For": ip}
-                    ).status_code,
-                    range(12),
-                )
+    with override_settings(rate_limit_ip_per_min=6), ThreadPoolExecutor(12) as pool:
+        codes = list(
+            pool.map(
+                lambda i: (
+                    sessions[i % 4]
+                    .post("job/reserve", SEED_RESERVE, headers={"X-Forwarded-For": ip})
+                    .status_code
+                ),
+                range(12),
             )
+        )
     assert sorted(codes) == [200] * 6 + [429] * 6
     assert _ip_count(db, ip) == 12
 

@@ -95,7 +95,9 @@ def test_a_failing_wipe_fails_its_section_only() -> None:
     def section(name: str) -> Callable[[BenchContext], list[Result]]:
         return lambda _ctx: [result(f"{name} figure", 1.0, "ops/s")]
 
-    results, failed = run_sections(ctx, [("first", section("first")), ("second", section("second"))])
+    results, failed = run_sections(
+        ctx, [("first", section("first")), ("second", section("second"))]
+    )
     assert failed == ["first"]
     assert [r.name for r in results] == ["second figure"]
     assert stack.wipes == 2
