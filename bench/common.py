@@ -110,13 +110,6 @@ def drive(
     return time.perf_counter() - start, latencies, failed
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    """(seconds, result) of one call."""
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
-
-
 def median(samples: list[float]) -> float:
     return statistics.median(samples) if samples else 0.0
 

@@ -10,7 +10,6 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -370,16 +369,3 @@ class Stack:
             self.quiesce()
             if not list(firestore_client().collections()):
                 return
-
-    def wait_healthy(self, timeout_s: float = 30) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise StackError("the functions server did not become healthy")
-
-
-def function_names(specs: Iterable[FunctionSpec]) -> list[str]:
-    return [s.name for s in specs]

@@ -306,12 +306,3 @@ def for_profile(
 #: Topics the suite publishes to for others to subscribe (no function of ours reads them):
 #: ``alerts`` carries one message per operator alert (``shared/alerts.py``).
 PUBLISHED_TOPICS: tuple[str, ...] = ("alerts",)
-
-
-def topics() -> list[str]:
-    """Every Pub/Sub topic the registry uses, then the published ones, in a stable order."""
-    seen: list[str] = []
-    for spec in REGISTRY:
-        if spec.topic and spec.topic not in seen:
-            seen.append(spec.topic)
-    return seen + [t for t in PUBLISHED_TOPICS if t not in seen]

@@ -46,11 +46,6 @@ def usd(micros: int) -> float:
     return float(Decimal(micros) / MICROS_PER_USD)
 
 
-def usd_decimal(micros: int) -> Decimal:
-    """The exact Decimal USD value of a micro-USD amount."""
-    return (Decimal(micros) / MICROS_PER_USD).quantize(_MICRO)
-
-
 def avg_usd(total_micros: int, count: int) -> float:
     """Average micro-USD per item, rounded half-even to a whole micro-USD; 0 for no items."""
     if count <= 0:

@@ -170,11 +170,6 @@ def caller_from(claims: dict[str, Any], snap: Any) -> Caller:
     return Caller(user_id=user_id, user=user)
 
 
-def authenticate(db: firestore.Client, header: str | None, now: datetime) -> Caller:
-    """The caller of a request: valid token, existing user, same device, not blocked."""
-    return load_caller(db, verify_token(bearer_token(header), now))
-
-
 def _session(user_id: str, user: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {
         "token": issue_token(user_id, str(user.get("hardware_id") or ""), now),

@@ -141,22 +141,6 @@ class LedgerProfile:
         doc.update({k: v for k, v in optional.items() if v is not None})
         return doc
 
-    def transaction_fields(self) -> frozenset[str]:
-        """Every top-level field a transaction document may carry under this profile."""
-        base = {"user_id", "type", "amount", "balance_after", "description", "created_at"}
-        if self.name == "bigeye":
-            return frozenset(base | {"reference_id", "metadata"})
-        return frozenset(
-            base
-            | {
-                "job_id",
-                "stripe_payment_intent_id",
-                "subscription_id",
-                "original_transaction_id",
-                "refund_reason",
-            }
-        )
-
 
 _KITES_TYPES = {
     Kind.PURCHASE: "PURCHASE",
