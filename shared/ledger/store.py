@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_document import DocumentSnapshot
 
 from shared.atomic import Unit, run_atomically
 from shared.clock import Clock, ensure_utc
@@ -222,17 +221,22 @@ class Ledger:
         self,
         unit: Unit,
         *,
-        key: str,
-        content: dict[str, Any],
+        op: str,
         user_id: str,
+        key: str,
+        fields: dict[str, Any],
         plan: Callable[[Account], Entry],
         description: str,
         refs: Refs,
         record_extra: dict[str, Any] | None = None,
     ) -> PostingResult:
-        """The shape of a one-account posting, once the input is validated: the first
-        result when ``key`` was used (replay), else read the account, ``plan`` the entry
-        (pure) and post it."""
+        """The shape of a one-account posting ``op`` whose own input (``fields``, checked
+        by the caller) is valid: check the user id and key, then the first result when
+        ``key`` was used (replay), else read the account, ``plan`` the entry (pure) and
+        post it. ``fields`` are what a replay must repeat (its fingerprint)."""
+        user_id = _check_id(user_id, "user_id")
+        key = _check_key(key)
+        content = {"op": op, "user_id": user_id, **fields}
         replay = self._replay(unit, key, content, self.user_ref(user_id))
         if replay is not None:
             return replay
@@ -321,23 +325,15 @@ class Ledger:
         refs: Refs = Refs(),
     ) -> PostingResult:
         """Credits in: PURCHASE, TOPUP, SUBSCRIPTION_GRANT or BONUS."""
-        user_id = _check_id(user_id, "user_id")
-        key = _check_key(key)
         if kind not in CREDIT_KINDS:
             raise InvalidInput(f"{kind} is not a credit")
         amount = check_amount(amount, self.max_amount)
-        content: dict[str, Any] = {
-            "op": "credit",
-            "user_id": user_id,
-            "kind": kind.value,
-            "amount": amount,
-            "refs": refs.fingerprint_fields(),
-        }
         return self._operate(
             unit,
-            key=key,
-            content=content,
+            op="credit",
             user_id=user_id,
+            key=key,
+            fields={"kind": kind.value, "amount": amount, "refs": refs.fingerprint_fields()},
             plan=lambda account: plan_credit(account, kind, amount),
             description=_check_text(description, "description"),
             refs=refs,
@@ -356,24 +352,20 @@ class Ledger:
         allow_partial: bool = False,
     ) -> PostingResult:
         """Credits out, never below zero (``allow_partial``: take what is there)."""
-        user_id = _check_id(user_id, "user_id")
-        key = _check_key(key)
         if kind not in DEBIT_KINDS:
             raise InvalidInput(f"{kind} is not a debit")
         amount = check_amount(amount, self.max_amount)
-        content = {
-            "op": "debit",
-            "user_id": user_id,
-            "kind": kind.value,
-            "amount": amount,
-            "allow_partial": allow_partial,
-            "refs": refs.fingerprint_fields(),
-        }
         return self._operate(
             unit,
-            key=key,
-            content=content,
+            op="debit",
             user_id=user_id,
+            key=key,
+            fields={
+                "kind": kind.value,
+                "amount": amount,
+                "allow_partial": allow_partial,
+                "refs": refs.fingerprint_fields(),
+            },
             plan=lambda account: plan_debit(account, kind, amount, allow_partial=allow_partial),
             description=_check_text(description, "description"),
             refs=refs,
@@ -384,19 +376,17 @@ class Ledger:
         self, unit: Unit, *, user_id: str, amount: int, actor: str, reason: str, key: str
     ) -> PostingResult:
         """An operator's correction of either sign; actor and reason are required."""
-        user_id = _check_id(user_id, "user_id")
-        key = _check_key(key)
         actor = _check_text(actor, "actor")
         reason = _check_text(reason, "reason")
         if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
             raise InvalidInput("amount must be a non-zero whole number of credits")
         check_amount(abs(amount), self.max_amount)
-        content = {"op": "adjust", "user_id": user_id, "amount": amount, "actor": actor}
         return self._operate(
             unit,
-            key=key,
-            content=content,
+            op="adjust",
             user_id=user_id,
+            key=key,
+            fields={"amount": amount, "actor": actor},
             plan=lambda account: plan_adjustment(account, amount),
             description=f"Adjustment by {actor}: {reason}",
             refs=Refs(),
@@ -710,10 +700,3 @@ class Ledger:
             description=f"Expired hold {hold_id}: full refund",
             reason="expired",
         )
-
-    def hold_state(self, hold_id: str) -> dict[str, Any]:
-        """The stored hold, or NotFound."""
-        snap: DocumentSnapshot = self.hold_ref(_check_id(hold_id, "hold_id")).get()
-        if not snap.exists:
-            raise NotFound(f"unknown hold {hold_id}")
-        return snap.to_dict() or {}
