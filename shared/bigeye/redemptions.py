@@ -67,15 +67,17 @@ STATS_KEYS = ("total_redemptions", "total_bonus_credits", "total_baht_collected"
 SATANG_KEY = "total_satang_collected"
 
 
-def counter_ref(db: Any, promo_id: str) -> firestore.DocumentReference:
+def counter_ref(db: firestore.Client, promo_id: str) -> firestore.DocumentReference:
     return db.collection(COUNTERS_COLLECTION).document(promo_id)
 
 
-def user_counter_ref(db: Any, promo_id: str, user_id: str) -> firestore.DocumentReference:
+def user_counter_ref(
+    db: firestore.Client, promo_id: str, user_id: str
+) -> firestore.DocumentReference:
     return counter_ref(db, promo_id).collection("users").document(user_id)
 
 
-def stats_shard_ref(db: Any, promo_id: str, shard: int) -> firestore.DocumentReference:
+def stats_shard_ref(db: firestore.Client, promo_id: str, shard: int) -> firestore.DocumentReference:
     return db.collection(STATS_SHARDS_COLLECTION).document(f"{promo_id}_{shard:02d}")
 
 
@@ -92,7 +94,7 @@ def _count(snap: Any) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
-def promotion_ref(db: Any, promo_id: str) -> firestore.DocumentReference:
+def promotion_ref(db: firestore.Client, promo_id: str) -> firestore.DocumentReference:
     return db.collection(PROMOTIONS_COLLECTION).document(promo_id)
 
 
@@ -223,7 +225,7 @@ def _satang(baht: Any) -> int:
     return int(exact.to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
-def fold_stats(db: Any, now: datetime) -> int:
+def fold_stats(db: firestore.Client, now: datetime) -> int:
     """Write the shards' sums into ``promotions/{id}.stats`` for every promotion whose
     shards moved within ``FOLD_LOOKBACK``; returns how many promotions were folded.
 

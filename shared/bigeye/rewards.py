@@ -25,6 +25,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from google.cloud import firestore
+
 from shared.accountstatus import refusal
 from shared.atomic import Unit
 from shared.bigeye.audit import audit
@@ -77,7 +79,7 @@ def device_key(hardware_id: str) -> str:
 
 
 def _reward(
-    db: Any,
+    db: firestore.Client,
     *,
     user_id: str,
     key: str,
@@ -191,7 +193,7 @@ def _reward(
     return reward
 
 
-def welcome_bonus(db: Any, *, user_id: str, now: datetime) -> Reward:
+def welcome_bonus(db: firestore.Client, *, user_id: str, now: datetime) -> Reward:
     """Credit the welcome bonus of an ACTIVE WELCOME_BONUS promotion, once per user."""
     if not isinstance(user_id, str) or not user_id or "/" in user_id:
         raise InvalidInput("user_id is required")
@@ -206,7 +208,7 @@ def welcome_bonus(db: Any, *, user_id: str, now: datetime) -> Reward:
 
 
 def usage_reward(
-    db: Any, *, user_id: str, job_token: str, credits_used: int, now: datetime
+    db: firestore.Client, *, user_id: str, job_token: str, credits_used: int, now: datetime
 ) -> Reward:
     """Credit a USAGE_REWARD promotion's bonus for a finished job, once per job."""
     if not isinstance(job_token, str) or not job_token or "/" in job_token:

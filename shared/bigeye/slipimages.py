@@ -19,12 +19,15 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from shared.clients import storage_client
 from shared.errors import InvalidInput, NotFound, Unavailable
 from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from google.cloud import storage  # type: ignore[attr-defined]
 
 PREFIX = "slips/"
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)(;[\w.+-]+=[\w.+-]+)*;base64,", re.ASCII)
@@ -71,7 +74,7 @@ def _storage_errors() -> tuple[type[BaseException], ...]:
     return (gexc.GoogleAPIError, requests.RequestException, auth_exc.GoogleAuthError, OSError)
 
 
-def _bucket() -> Any:
+def _bucket() -> storage.Bucket:
     return storage_client().bucket(get_settings().slip_bucket_name())
 
 

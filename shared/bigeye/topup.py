@@ -51,6 +51,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from google.cloud import firestore
+
 from shared.accountstatus import check_active
 from shared.atomic import Unit
 from shared.bigeye import slipimages
@@ -167,7 +169,7 @@ def parse_promo_code(promo_code: object) -> str | None:
     return code or None
 
 
-def exchange_rate(db: Any) -> Decimal:
+def exchange_rate(db: firestore.Client) -> Decimal:
     """``system_config/app_settings.exchange_rate`` (credits per baht), or 503."""
     snap = db.collection(APP_SETTINGS_PATH[0]).document(APP_SETTINGS_PATH[1]).get()
     raw = (snap.to_dict() or {}).get("exchange_rate") if snap.exists else None
@@ -199,7 +201,7 @@ def _check_user(user_snap: Any) -> dict[str, Any]:
     return user
 
 
-def bigeye_ledger(db: Any) -> Ledger:
+def bigeye_ledger(db: firestore.Client) -> Ledger:
     settings = get_settings()
     return Ledger(
         db,
@@ -304,7 +306,13 @@ class _Request:
 
 
 def topup(
-    db: Any, *, user_id: str, slip: str, amount: object, promo_code: str | None, now: datetime
+    db: firestore.Client,
+    *,
+    user_id: str,
+    slip: str,
+    amount: object,
+    promo_code: str | None,
+    now: datetime,
 ) -> dict[str, Any]:
     """Verify and credit one slip; returns the response body (see docs/bigeye-topups.md)."""
     now = ensure_utc(now)
@@ -358,7 +366,7 @@ def topup(
 
 
 def _resolve(
-    db: Any,
+    db: firestore.Client,
     slip_ref: Any,
     *,
     user_id: str,
@@ -424,7 +432,7 @@ def _resolve(
 
 
 def _precheck_code(
-    db: Any,
+    db: firestore.Client,
     promos: tuple[Promotion, ...],
     user_id: str,
     baht: Decimal,
@@ -453,7 +461,7 @@ def _legacy_key(slip: SlipData) -> str | None:
     return posting_key("slip", slip.trans_ref) if slip.trans_ref != slip.ref_key else None
 
 
-def _credited(db: Any, slip: SlipData) -> bool:
+def _credited(db: firestore.Client, slip: SlipData) -> bool:
     ledger = bigeye_ledger(db)
     keys = [posting_key("slip", slip.ref_key), _legacy_key(slip)]
     return any(
@@ -476,7 +484,7 @@ def _finish(slip_ref: Any, check: Verification, status: str, reason: str) -> Non
         )
 
 
-def _credit(db: Any, r: _Request) -> dict[str, Any]:
+def _credit(db: firestore.Client, r: _Request) -> dict[str, Any]:
     ledger = bigeye_ledger(db)
     key = posting_key("slip", r.slip.ref_key)
     tx_id = transaction_id_for(key)
@@ -623,7 +631,7 @@ def _credit(db: Any, r: _Request) -> dict[str, Any]:
 
 
 # -- operators and the schedule ------------------------------------------------------------
-def _setup(db: Any) -> tuple[Decimal, tuple[Receiver, ...], tuple[Promotion, ...]]:
+def _setup(db: firestore.Client) -> tuple[Decimal, tuple[Receiver, ...], tuple[Promotion, ...]]:
     rate = exchange_rate(db)
     try:
         receivers = configured_receivers()
@@ -633,14 +641,14 @@ def _setup(db: Any) -> tuple[Decimal, tuple[Receiver, ...], tuple[Promotion, ...
     return rate, receivers, promos
 
 
-def _submission(db: Any, slip_id: str, slip: dict[str, Any]) -> dict[str, Any]:
+def _submission(db: firestore.Client, slip_id: str, slip: dict[str, Any]) -> dict[str, Any]:
     snap = db.collection(SUBMISSIONS_COLLECTION).document(slip_id).get()
     if snap.exists:
         return snap.to_dict() or {}
     return {"user_id": slip.get("user_id"), "amount_baht": slip.get("amount_detected")}
 
 
-def _slip(db: Any, slip_id: str) -> tuple[Any, dict[str, Any]]:
+def _slip(db: firestore.Client, slip_id: str) -> tuple[Any, dict[str, Any]]:
     if not isinstance(slip_id, str) or not slip_id or "/" in slip_id:
         raise InvalidInput("slip id is required")
     ref = db.collection(SLIPS_COLLECTION).document(slip_id)
@@ -659,7 +667,7 @@ def _operator_text(value: str | None, name: str) -> str:
 
 
 def approve_slip(
-    db: Any,
+    db: firestore.Client,
     *,
     slip_id: str,
     actor: str,
@@ -740,7 +748,7 @@ def approve_slip(
 
 
 def reject_slip(
-    db: Any,
+    db: firestore.Client,
     *,
     slip_id: str,
     actor: str,
@@ -807,7 +815,9 @@ class ReverifyReport:
         return dict(self.__dict__)
 
 
-def reverify_pending(db: Any, now: datetime, *, limit: int | None = None) -> ReverifyReport:
+def reverify_pending(
+    db: firestore.Client, now: datetime, *, limit: int | None = None
+) -> ReverifyReport:
     """Send PENDING slips (older than ``slip_reverify_after_s``) to Slip2Go again.
 
     Oldest first, at most ``slip_reverify_batch`` per run. Each is resolved exactly as the
@@ -815,8 +825,6 @@ def reverify_pending(db: Any, now: datetime, *, limit: int | None = None) -> Rev
     run, and the ledger key makes a slip credit once however often it is checked.
     """
     from datetime import timedelta
-
-    from google.cloud import firestore
 
     settings = get_settings()
     now = ensure_utc(now)

@@ -8,19 +8,22 @@ service validates, audits (``admin_actions``, with the operator's address where 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.console import auth
 from shared.console.pages import form_user, users
 from shared.console.web import Page, client_ip, optional, page, required, stamp
 from shared.errors import NotFound
 
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
 LOSS_CHOICES = ("monitored", "rate_limited", "plan_upgraded", "clear")
 PROMOTION_CHANGES = ("pause", "resume", "cancel")
 PROVIDER_ROWS = 500
 
 
-def _db() -> Any:
+def _db() -> firestore.Client:
     from shared.clients import firestore_client
 
     return firestore_client()

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from google.cloud import firestore
+
 from shared.errors import NotFound
 from shared.ledger.profiles import PROFILES, LedgerProfile
 
@@ -63,7 +65,7 @@ def check_owner(user_id: str, user: Mapping[str, Any], profile: str) -> None:
         )
 
 
-def ledgers_present(db: Any) -> list[LedgerProfile]:
+def ledgers_present(db: firestore.Client) -> list[LedgerProfile]:
     """One profile per distinct ledger (balance field, transactions collection) that has
     transactions in ``db``: what "every profile present" reconciles. KitesForU and Kaiwa
     share their ledger's names, so KitesForU's profile covers both."""
