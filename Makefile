@@ -29,7 +29,8 @@ check-tools:
 run: $(STAMP) check-tools
 	$(PY) -m devstack run $(if $(DATA),--data $(DATA))
 
-test: $(STAMP) check-tools
+# The lint runs first (about 25 s of CPU on a cold cache): CI is `make test` in a fresh clone.
+test: $(STAMP) check-tools lint
 	$(PY) -m pytest
 
 # The pure tier: every test that needs no emulator and starts no process (no Java, no gcloud).
