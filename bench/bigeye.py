@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import httpx
 
 from bench.common import BenchContext, Result, percentile, result
-from devstack.bigeye_client import register_and_login
+from devstack.bigeye_client import register_and_login, reserve_body
 from devstack.demo.bigeye import app_settings
 from shared.atomic import Unit
 from shared.clock import SystemClock
@@ -30,15 +30,7 @@ from shared.ledger import BIGEYE, Kind, Ledger
 from shared.settings import override_settings
 
 CLIENTS = 8
-RESERVE = {
-    "file_count": 7,
-    "photo_count": 5,
-    "video_count": 2,
-    "mode": "iStock",
-    "keyword_style": None,
-    "model": "gemini-2.5-flash",
-    "version": "2.0.1",
-}
+RESERVE = reserve_body(version="2.0.1")
 
 
 def _credit(ledger: Ledger, user_id: str, amount: int, key: str) -> None:

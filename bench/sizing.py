@@ -31,6 +31,7 @@ from bench.model import (
     per_user_threshold,
 )
 from bench.profile import Recorder, Tally, pattern, recording, usd_per_million
+from devstack.bigeye_client import reserve_body
 
 #: The stated production load (docs/benchmarks.md). Operations the issue does not size
 #: (Stripe deliveries, BigEye jobs) get modest rates of their own, marked as assumptions.
@@ -314,15 +315,7 @@ def _bigeye(ctx: BenchContext, recorder: Recorder) -> list[Profile]:
         ]
 
 
-_RESERVE = {
-    "file_count": 7,
-    "photo_count": 5,
-    "video_count": 2,
-    "mode": "iStock",
-    "keyword_style": None,
-    "model": "gemini-2.5-flash",
-    "version": "2.0.1",
-}
+_RESERVE = reserve_body(version="2.0.1")
 
 
 def _rollup(ctx: BenchContext, recorder: Recorder) -> tuple[list[Result], dict[str, float]]:

@@ -3,7 +3,8 @@ used by the benchmarks and the tests.
 
 ``register_and_login(base_url)`` registers a fresh user and logs in with the same device,
 returning a ``Session`` that sends the bearer token; ``registration()`` is a valid
-register body (a fresh e-mail address and device unless given).
+register body (a fresh e-mail address and device unless given), ``reserve_body()`` a valid
+job reservation.
 """
 
 from __future__ import annotations
@@ -64,6 +65,21 @@ def registration(
         "phone": "0812345678",
         "hardware_id": hardware_id or f"HW-{uuid.uuid4().hex[:12]}",
         **extra,
+    }
+
+
+def reserve_body(**changes: Any) -> dict[str, Any]:
+    """A valid ``POST /api/v1/job/reserve`` body, 004's example (7 files: 5 photos and 2
+    videos for iStock, client 2.0.0), with ``changes``."""
+    return {
+        "file_count": 7,
+        "photo_count": 5,
+        "video_count": 2,
+        "mode": "iStock",
+        "keyword_style": None,
+        "model": "gemini-2.5-flash",
+        "version": "2.0.0",
+        **changes,
     }
 
 

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devstack.bigeye_client import reserve_body
 from tests.bigeye_api.client import api_url, give_credits, register_and_login, registration
 from tests.helpers import all_documents
 
@@ -132,15 +133,7 @@ FINALIZE_KINDS = {
     "videos": OPTIONAL_COUNT,
 }
 TOPUP_KINDS = {"slip": STRING, "amount": COUNT, "promo_code": OPTIONAL_STRING}
-VALID_RESERVE = {
-    "file_count": 7,
-    "photo_count": 5,
-    "video_count": 2,
-    "mode": "iStock",
-    "keyword_style": None,
-    "model": "gemini-2.5-flash",
-    "version": "2.0.0",
-}
+VALID_RESERVE = reserve_body()
 
 
 def test_fuzzed_register_and_login_bodies(stack, bigeye) -> None:

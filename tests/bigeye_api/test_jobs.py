@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from google.cloud import firestore
 
+from devstack.bigeye_client import reserve_body
 from devstack.demo.bigeye import tiered_promotion
 from shared.bigeye.configcrypt import decrypt_config
 from shared.bigeye.jobs import expire_due_jobs
@@ -18,15 +19,7 @@ from shared.settings import get_settings
 from tests.bigeye_api.client import give_credits, register_and_login, write_app_settings
 from tests.helpers import all_documents, wait_for
 
-SEED_RESERVE = {
-    "file_count": 7,
-    "photo_count": 5,
-    "video_count": 2,
-    "mode": "iStock",
-    "keyword_style": None,
-    "model": "gemini-2.5-flash",
-    "version": "2.0.0",
-}
+SEED_RESERVE = reserve_body()
 SEED_FINALIZE = {"success": 5, "failed": 2, "photos": 4, "videos": 3}
 SEED_JOB_FIELDS = {
     "job_token",

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from devstack.bigeye_client import reserve_body
 from shared.bigeye.appsettings import AppSettings
 from shared.bigeye.auth import issue_token, verify_token
 from shared.bigeye.configcrypt import decrypt_config, encrypt_config
@@ -75,15 +76,7 @@ def test_usage_never_exceeds_the_reservation(photos, videos, pr, vr, data) -> No
 
 
 def test_request_bodies_are_strict() -> None:
-    body = {
-        "file_count": 7,
-        "photo_count": 5,
-        "video_count": 2,
-        "mode": "iStock",
-        "keyword_style": None,
-        "model": "gemini-2.5-flash",
-        "version": "2.0.0",
-    }
+    body = reserve_body()
     assert parse_model(ReserveRequest, body).mode is Mode.ISTOCK
     for bad in (
         {**body, "fileCount": 7},
