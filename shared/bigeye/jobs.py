@@ -138,7 +138,7 @@ def reserve(
     expires_at = now + timedelta(seconds=get_settings().job_reserve_ttl_s)
     ledger = ledger_for("bigeye")
     job_ref = db.collection(JOBS).document(job_token)
-    job = {
+    job: dict[str, Any] = {
         "job_token": job_token,
         "user_id": user_id,
         "status": JobStatus.RESERVED.value,
