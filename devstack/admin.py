@@ -513,15 +513,28 @@ def stripe_shortfalls(env: Env, limit: int, as_json: bool) -> None:
 
 @stripe.command("replay")
 @click.argument("event_ids", nargs=-1, required=True)
+@actor_option
+@reason_option
 @json_option
 @pass_env
-def stripe_replay(env: Env, event_ids: tuple[str, ...], as_json: bool) -> None:
-    """Process parked EVENT_IDS again (after fixing the user link or price mapping)."""
-    from shared.billing import replay_parked_event
+def stripe_replay(
+    env: Env, event_ids: tuple[str, ...], actor: str, reason: str, as_json: bool
+) -> None:
+    """Process parked EVENT_IDS again (after fixing the user link or price mapping); each
+    replay that changes something is audited in admin_actions (stripe_replay)."""
+    from shared.admin.operations import replay_parked
 
     env.confirm_write(f"Replay {len(event_ids)} parked Stripe event(s)")
     outcomes = [
-        call(replay_parked_event, env.db(), event_id, profile=env.profile).as_dict()
+        call(
+            replay_parked,
+            env.db(),
+            event_id=event_id,
+            actor=actor,
+            reason=reason,
+            now=env.now(),
+            profile=env.profile,
+        ).as_dict()
         for event_id in event_ids
     ]
 

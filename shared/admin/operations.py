@@ -17,8 +17,9 @@ from typing import Any
 from google.cloud import firestore
 
 from shared.admin.changes import ACTIONS_COLLECTION as ACTIONS
-from shared.admin.changes import Operator, record, set_field, text
+from shared.admin.changes import Operator, record, set_field, stamp, text
 from shared.atomic import Unit, run_atomically
+from shared.billing.context import Outcome
 from shared.clock import ensure_utc
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ledger import Kind, Ledger, PostingResult, posting_key
@@ -26,6 +27,8 @@ from shared.ledger import Kind, Ledger, PostingResult, posting_key
 ENGINE_COSTS = "ai_engine_costs"
 PROMOTIONS = "promotions"
 MAX_COST_PER_UNIT_USD = Decimal("1000")
+#: The ``admin_actions`` action of an operator's replay of a parked Stripe event.
+REPLAY_ACTION = "stripe_replay"
 #: The operator postings (``ledger_action``).
 LEDGER_ACTIONS = ("grant", "adjust", "refund")
 
@@ -294,6 +297,53 @@ def list_slips(db: firestore.Client, *, status: str, limit: int = 50) -> list[di
         .limit(limit)
     )
     return [{"slip_id": s.id, **(s.to_dict() or {})} for s in query.stream()]
+
+
+def replay_parked(
+    db: firestore.Client,
+    *,
+    event_id: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+    ip_address: str | None = None,
+    profile: str | None = None,
+) -> Outcome:
+    """An operator replays a parked Stripe event (``shared.billing.replay_parked_event``),
+    audited: ``admin_actions/stripe_replay_{event_id}_{stamp}`` (actor, reason, address,
+    ``event_id``, ``event_type`` and the ``outcome`` with its user, credits, transaction and
+    detail) is written in the same atomic unit as the replay's outcome (applied, or parked
+    again), so there is no replay without its record nor the reverse.
+
+    Once per event, as the billing service is: a replay of an event already replayed answers
+    ``already_replayed`` and writes nothing (no second record, no second credit); an unknown
+    event is NotFound.
+    """
+    from shared.billing import replay_parked_event
+    from shared.settings import get_settings
+
+    who = Operator.of(actor, reason, ensure_utc(now), ip_address)
+    event_id = text(event_id, "event id", 255)
+    profile = profile or get_settings().schema_profile
+
+    def audit(unit: Unit, outcome: Outcome) -> None:
+        record(
+            unit,
+            f"{REPLAY_ACTION}_{outcome.event_id}_{stamp(who.now)}",
+            {
+                **who.fields(REPLAY_ACTION),
+                "event_id": outcome.event_id,
+                "event_type": outcome.type,
+                "outcome": outcome.status,
+                "user_id": outcome.user_id,
+                "credits": outcome.credits,
+                "transaction_id": outcome.transaction_id,
+                "detail": outcome.detail,
+                "profile": profile,
+            },
+        )
+
+    return replay_parked_event(db, event_id, profile=profile, audit=audit)
 
 
 #: Promotion transitions: action -> (target status, the statuses it may come from).

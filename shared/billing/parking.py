@@ -9,6 +9,7 @@ keys (``customer_id``, ``payment_intent_id``) whose arrival replays it automatic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -59,8 +60,11 @@ def park(
     now: datetime,
     replay: bool,
     profile: str,
+    audit: Callable[[Unit, Outcome], None] | None = None,
 ) -> Outcome:
-    """Keep an event we cannot apply yet, with its payload, for an automatic replay."""
+    """Keep an event we cannot apply yet, with its payload, for an automatic replay.
+
+    ``audit``: called in the same unit with the ``parked`` outcome (an operator's replay)."""
     parked_ref = db.collection(PARKED).document(event_id)
     record_ref = db.collection(EVENTS).document(event_id)
     kind = event_type or ""
@@ -108,7 +112,10 @@ def park(
                 "processed_at": now,
             },
         )
-        return Outcome(event_id, kind, "parked", detail=reason)
+        outcome = Outcome(event_id, kind, "parked", detail=reason)
+        if audit is not None:
+            audit(unit, outcome)
+        return outcome
 
     return run_atomically(db, work)
 

@@ -50,6 +50,9 @@ from shared.settings import get_settings
 
 logger = get_logger("billing")
 
+#: Writes more in the atomic unit of a replay's outcome (``replay_parked_event``).
+Audit = Callable[[Unit, Outcome], None]
+
 _HANDLERS: dict[str, Callable[[Unit, Context, Any], Outcome]] = {
     "checkout.session.completed": checkout,
     "checkout.session.async_payment_succeeded": checkout,
@@ -109,11 +112,14 @@ def process_event(
     profile: str | None = None,
     now: datetime | None = None,
     replay: bool = False,
+    audit: Audit | None = None,
 ) -> Outcome:
     """Apply one verified event once; park it when it cannot be applied as it stands.
 
     Raises InvalidInput (400) only for an event id unusable as a key; every other
     permanent problem parks the event (200 to Stripe) so that nothing is lost.
+    ``audit`` (replays only): called in the atomic unit that records the replay's outcome
+    (applied, or parked again), so its writes commit with that outcome or not at all.
     """
     if event.type not in HANDLED_TYPES:
         log(logger, logging.DEBUG, "ignored Stripe event type", event_id=event.id, type=event.type)
@@ -152,6 +158,7 @@ def process_event(
             now=ctx.now,
             replay=replay,
             profile=profile,
+            audit=audit if replay else None,
         )
 
     try:
@@ -175,6 +182,8 @@ def process_event(
                 db.collection(PARKED).document(event.id),
                 {"status": "replayed", "replayed_at": ctx.now, "replay_status": outcome.status},
             )
+            if audit is not None:
+                audit(unit, outcome)
         return outcome
 
     # A rejection or "park it" is surfaced only when what the unit read was current
@@ -212,12 +221,19 @@ def process_event(
 
 
 def replay_parked_event(
-    db: firestore.Client, event_id: str, *, profile: str | None = None
+    db: firestore.Client,
+    event_id: str,
+    *,
+    profile: str | None = None,
+    audit: Audit | None = None,
 ) -> Outcome:
     """Process a parked event again (after the operator fixed the user link or price).
 
     NotFound when there is no such parked event; an event replayed before answers
     ``already_replayed``; one still not applicable stays parked (``parked``).
+    ``audit(unit, outcome)`` writes in the unit of the replay's outcome (an operator's
+    ``admin_actions`` record: ``shared.admin.operations.replay_parked``); an answer that
+    wrote nothing (``already_replayed``, ``duplicate``, ``ignored``) calls it not at all.
     """
     snap = db.collection(PARKED).document(safe_id(event_id, "event id")).get()
     if not snap.exists:
@@ -230,7 +246,7 @@ def replay_parked_event(
         event = StripeEvent.model_validate(json.loads(payload))
     except (ValueError, ValidationError) as exc:
         raise InvalidInput(f"parked event {event_id} has an unreadable payload: {exc}") from None
-    return process_event(db, event, payload, profile=profile, replay=True)
+    return process_event(db, event, payload, profile=profile, replay=True, audit=audit)
 
 
 def _replay_related(db: firestore.Client, keys: list[tuple[str, str]], profile: str) -> None:

@@ -180,11 +180,20 @@ def queue(request: Any, operator: auth.Operator, **ctx: Any) -> Any:
 
 
 def replay(request: Any, operator: auth.Operator) -> Any:
-    from shared.billing import replay_parked_event
+    from shared.admin.operations import replay_parked
     from shared.clients import firestore_client
+    from shared.clock import get_clock
 
     event_id = required(request, "event_id", 255)
-    outcome = replay_parked_event(firestore_client(), event_id, profile=profile(request))
+    outcome = replay_parked(
+        firestore_client(),
+        event_id=event_id,
+        actor=operator.actor,
+        reason=required(request, "reason"),
+        now=get_clock().now(),
+        ip_address=client_ip(request),
+        profile=profile(request),
+    )
     o = outcome.as_dict()
     return queue(request, operator, notice=f"{event_id}: {o.get('status')} {o.get('detail') or ''}")
 
@@ -210,6 +219,7 @@ def approve(request: Any, operator: auth.Operator) -> Any:
         bank_ref=request.form.get("bank_ref", "").strip() or None,
         amount=amount,
         now=get_clock().now(),
+        ip_address=client_ip(request),
     )
     return queue(
         request,
@@ -230,6 +240,7 @@ def reject(request: Any, operator: auth.Operator) -> Any:
         actor=operator.actor,
         reason=required(request, "reason"),
         now=get_clock().now(),
+        ip_address=client_ip(request),
     )
     return queue(request, operator, notice=f"{slip_id} is {doc['status']}")
 

@@ -103,6 +103,7 @@ QUEUE = """{% extends "base" %}{% block body %}
 <input type="hidden" name="csrf" value="{{ operator.csrf }}">
 <input type="hidden" name="profile" value="{{ profile }}">
 <input type="hidden" name="event_id" value="{{ e.event_id }}">
+<input name="reason" placeholder="reason" required id="replay-reason-{{ e.event_id }}">
 <button id="replay-{{ e.event_id }}">Replay</button></form></td></tr>
 {% else %}<tr><td colspan="5">no parked events</td></tr>{% endfor %}</table>
 {% for status, rows in slips %}

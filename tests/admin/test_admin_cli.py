@@ -244,7 +244,8 @@ def test_promotions_create_list_pause(db: Any) -> None:
     assert run("promotions", "pause", "ghost", "--actor", "o", "--reason", "r").exit_code == 2
 
 
-def test_replay_a_parked_stripe_event(db: Any, stack: Any) -> None:
+def _park_orphan_checkout(db: Any, stack: Any, customer: str) -> dict[str, Any]:
+    """A paid checkout of ``customer`` that no user has (yet): parked by the webhook."""
     from devstack.demo import billing as demo_billing
 
     demo_billing.seed(db, datetime.now(UTC))
@@ -252,7 +253,7 @@ def test_replay_a_parked_stripe_event(db: Any, stack: Any) -> None:
         user_id=None,
         price_id="price_credits_500",
         payment_intent=fx.new_id("pi"),
-        customer="cus_orphan",
+        customer=customer,
         amount_total=500,
         payment_status="paid",
     )
@@ -261,25 +262,60 @@ def test_replay_a_parked_stripe_event(db: Any, stack: Any) -> None:
         f"{stack.base_url}/stripe-webhook", evt, secret="whsec_demo_local_only"
     )
     assert response.status_code == 200 and response.json()["status"] == "parked"
-    listed = json.loads(run("stripe", "parked", "--json").output)
-    assert [p["event_id"] for p in listed] == [evt["id"]]
-    still = run("stripe", "replay", evt["id"])
-    assert still.exit_code == 0 and "parked" in still.output
+    return evt
+
+
+def link_customer(db: Any, user_id: str, customer: str) -> None:
+    from devstack.demo import billing as demo_billing
+
     user = demo_billing.demo_user("kitesforu", datetime.now(UTC))
-    db.collection("users").document("u9").set(
+    db.collection("users").document(user_id).set(
         {
             **user,
-            "email": "u9@example.com",
+            "email": f"{user_id}@example.com",
             "credits_balance": 0,
-            "stripe_customer_id": "cus_orphan",
+            "stripe_customer_id": customer,
         }
     )
-    applied = json.loads(run("stripe", "replay", evt["id"], "--json").output)
+
+
+def replays(db: Any) -> list[dict[str, Any]]:
+    """The ``stripe_replay`` admin actions, oldest first."""
+    found = [
+        d
+        for p, d in all_documents(db).items()
+        if p.startswith("admin_actions/") and d["action"] == "stripe_replay"
+    ]
+    return sorted(found, key=lambda d: d["created_at"])
+
+
+def test_replay_a_parked_stripe_event(db: Any, stack: Any) -> None:
+    evt = _park_orphan_checkout(db, stack, "cus_orphan")
+    listed = json.loads(run("stripe", "parked", "--json").output)
+    assert [p["event_id"] for p in listed] == [evt["id"]]
+    who = ("--actor", "ops@acme", "--reason", "linked the customer")
+    assert run("stripe", "replay", evt["id"]).exit_code == 2  # actor and reason required
+    assert replays(db) == []
+    still = run("stripe", "replay", evt["id"], *who)
+    assert still.exit_code == 0 and "parked" in still.output
+    link_customer(db, "u9", "cus_orphan")
+    applied = json.loads(run("stripe", "replay", evt["id"], *who, "--json").output)
     assert applied[0]["status"] == "applied" and applied[0]["user_id"] == "u9"
     assert db.collection("users").document("u9").get().get("credits_balance") == 500
-    twice = json.loads(run("stripe", "replay", evt["id"], "--json").output)
+    twice = json.loads(run("stripe", "replay", evt["id"], *who, "--json").output)
     assert twice[0]["status"] == "already_replayed"
-    assert run("stripe", "replay", "evt_nope").exit_code == 2
+    assert db.collection("users").document("u9").get().get("credits_balance") == 500
+    assert run("stripe", "replay", "evt_nope", *who).exit_code == 2
+    # Each replay that wrote something is audited; the one that found it done wrote nothing.
+    audit = replays(db)
+    assert [(a["outcome"], a["credits"], a["user_id"]) for a in audit] == [
+        ("parked", 0, None),
+        ("applied", 500, "u9"),
+    ]
+    assert {(a["actor"], a["reason"], a["event_id"], a["ip_address"]) for a in audit} == {
+        ("ops@acme", "linked the customer", evt["id"], None)
+    }
+    assert audit[1]["transaction_id"] == applied[0]["transaction_id"]
     assert run("reconcile", "u9").exit_code == 0
 
 

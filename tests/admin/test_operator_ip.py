@@ -101,3 +101,34 @@ def test_account_actions_record_the_address_given_and_none_from_the_cli(db) -> N
         ("user_suspended", "198.51.100.4"),
         ("user_unban", None),
     ]
+
+
+def test_racing_operator_replays_credit_once_with_one_record(db: Any, stack: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.admin.operations import replay_parked
+    from tests.admin.test_admin_cli import _park_orphan_checkout, link_customer, replays
+
+    evt = _park_orphan_checkout(db, stack, "cus_race")
+    link_customer(db, "u-race", "cus_race")
+
+    def replay(n: int) -> str:
+        return replay_parked(
+            db,
+            event_id=evt["id"],
+            actor=f"op{n}@acme",
+            reason="customer linked",
+            now=datetime.now(UTC),
+            ip_address=f"198.51.100.{n}",
+            profile="kitesforu",
+        ).status
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(replay, range(4)))
+    assert statuses.count("applied") == 1, statuses
+    assert set(statuses) <= {"applied", "already_replayed", "duplicate"}, statuses
+    assert db.collection("users").document("u-race").get().get("credits_balance") == 500
+    [record] = replays(db)
+    assert record["outcome"] == "applied" and record["credits"] == 500
+    winner = statuses.index("applied")
+    assert (record["actor"], record["ip_address"]) == (f"op{winner}@acme", f"198.51.100.{winner}")

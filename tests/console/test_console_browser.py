@@ -92,6 +92,21 @@ def _png(width: int = 60, height: int = 90) -> bytes:
     )
 
 
+# Two different Thai letters drawn in ``el``'s font: without a font for Thai both are the
+# same empty box, so the drawings are alike; with one, they differ.
+_THAI_GLYPHS_DIFFER = """el => {
+  const draw = (t) => {
+    const c = document.createElement('canvas');
+    c.width = 80; c.height = 60;
+    const g = c.getContext('2d');
+    g.font = getComputedStyle(el).font;
+    g.fillText(t, 10, 40);
+    return c.toDataURL();
+  };
+  return draw('\u0e01') !== draw('\u0e02');
+}"""
+
+
 def test_sign_in_and_see_the_profit_charts(db: Any, page: Any, stack: Any) -> None:
     today = datetime.now(UTC).date()
     days = [today - timedelta(days=n) for n in (3, 2, 1)]
@@ -203,6 +218,7 @@ def test_replay_a_parked_stripe_event(db: Any, page: Any, stack: Any) -> None:
     assert evt["id"] in page.inner_text("#parked")
     assert "evt_console_refund" in page.inner_text("#shortfalls")
     _shot(page, "queue")
+    page.fill(f"#replay-reason-{evt['id']}", "customer linked")
     page.click(f"#replay-{evt['id']}")
     page.wait_for_selector("#notice")
     assert "applied" in page.inner_text("#notice")
@@ -210,6 +226,17 @@ def test_replay_a_parked_stripe_event(db: Any, page: Any, stack: Any) -> None:
     parked = db.collection("stripe_parked_events").document(evt["id"]).get().to_dict()
     assert parked["status"] != "parked"
     assert "no parked events" in page.inner_text("#parked")
+    [action] = [d for p, d in all_documents(db).items() if p.startswith("admin_actions/")]
+    assert (action["action"], action["event_id"], action["outcome"]) == (
+        "stripe_replay",
+        evt["id"],
+        "applied",
+    )
+    assert (action["actor"], action["reason"], action["ip_address"]) == (
+        "console:ops@example.com",
+        "customer linked",
+        "127.0.0.1",
+    )
 
 
 def test_approve_a_slip_seeing_its_image(db: Any, page: Any, stack: Any) -> None:
@@ -243,8 +270,8 @@ def test_approve_a_slip_seeing_its_image(db: Any, page: Any, stack: Any) -> None
     credits = db.collection("users").document("slipper").get().get("credits")
     assert credits == slip["amount_credited"] > 0
     actions = [d for p, d in all_documents(db).items() if p.startswith("admin_actions/")]
-    assert [(a["action"], a["actor"]) for a in actions] == [
-        ("slip_approve", "console:ops@example.com")
+    assert [(a["action"], a["actor"], a["ip_address"]) for a in actions] == [
+        ("slip_approve", "console:ops@example.com", "127.0.0.1")
     ]
 
 
@@ -344,6 +371,14 @@ def test_create_and_pause_a_promotion(db: Any, page: Any, stack: Any) -> None:
         ("promotion_pause", "console:ops@example.com"),
         ("app_settings", "console:ops@example.com"),
     ]
+    # BigEye's promotion names are Thai: drawn with a Thai font, not as empty boxes.
+    from devstack.demo.bigeye import DEMO_PROMOTION_ID
+
+    name = page.locator(f"#promo-{DEMO_PROMOTION_ID} td").nth(1)
+    assert name.inner_text().strip() == "โปรปีใหม่"
+    assert name.evaluate(_THAI_GLYPHS_DIFFER), (
+        "Thai text is drawn as empty boxes: install a Thai font (apt-get install fonts-thai-tlwg)"
+    )
     _shot(page, "promotions")
 
 

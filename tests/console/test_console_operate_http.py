@@ -214,3 +214,50 @@ def test_user_holds_reconcile_and_bigeye_account_actions(db: Any, stack: Any) ->
         "device_rebind",
     ]
     assert {a["actor"] for a in audit[1:]} == {"console:ops@example.com"}
+
+
+def test_slip_reject_and_stripe_replay_record_the_operator(db: Any, stack: Any) -> None:
+    from devstack.demo import bigeye
+    from shared.bigeye.topup import _pending_slip
+    from tests.admin.test_admin_cli import _park_orphan_checkout, link_customer, replays
+    from tests.bigeye_money.conftest import make_user
+
+    now = datetime.now(UTC)
+    bigeye.seed(db, now)
+    make_user(db, "slip-rejected")
+    db.collection("slips").document("slip-http-1").set(
+        _pending_slip("slip-rejected", "sha256:" + "0" * 64, now - timedelta(hours=1))
+    )
+    c, csrf = signed_in(stack)
+    rejected = c.post(
+        "/queue/slips/reject",
+        data={"csrf": csrf, "slip_id": "slip-http-1", "reason": "not a bank slip"},
+    )
+    assert rejected.status_code == 200 and "slip-http-1 is REJECTED" in rejected.text
+    [record] = actions(db, "slip_reject")
+    assert (record["actor"], record["reason"], record["ip_address"]) == (
+        "console:ops@example.com",
+        "not a bank slip",
+        "127.0.0.1",
+    )
+
+    evt = _park_orphan_checkout(db, stack, "cus_http")
+    form = {"csrf": csrf, "event_id": evt["id"], "profile": "kitesforu"}
+    before = all_documents(db)
+    refused = c.post("/queue/replay", data=form)
+    assert refused.status_code == 400 and "reason is required" in refused.text
+    assert all_documents(db) == before
+    link_customer(db, "u-http", "cus_http")
+    form["reason"] = "customer linked by support"
+    done = c.post("/queue/replay", data=form)
+    assert done.status_code == 200 and f"{evt['id']}: applied" in done.text
+    again = c.post("/queue/replay", data=form)
+    assert again.status_code == 200 and "already_replayed" in again.text
+    assert db.collection("users").document("u-http").get().get("credits_balance") == 500
+    [replayed] = replays(db)
+    assert replayed["outcome"] == "applied" and replayed["event_id"] == evt["id"]
+    assert (replayed["actor"], replayed["reason"], replayed["ip_address"]) == (
+        "console:ops@example.com",
+        "customer linked by support",
+        "127.0.0.1",
+    )
