@@ -112,7 +112,7 @@ def test_actions_need_the_session_csrf_token_and_are_audited(db: Any, stack: Any
     assert actions[0]["reason"] == "goodwill"
     bad = c.post("/users/adjust", data={**form, "csrf": csrf, "amount": "ten", "key": "console:k2"})
     assert bad.status_code == 400 and "whole number" in bad.text
-    ghost = c.post("/queue/replay", data={"csrf": csrf, "event_id": "evt_nope"})
+    ghost = c.post("/queue/replay", data={"csrf": csrf, "event_id": "evt_nope", "reason": "r"})
     assert ghost.status_code == 404 and "evt_nope" in ghost.text
 
 
