@@ -207,6 +207,11 @@ SEED: dict[str, dict[str, Any]] = {
     "billing_config/prices": {"price_1": 100},
     "plan_pricing/pro": {"user_id": "alice", "monthly_usd": "19.00"},
     "rate_limits/alice": {"user_id": "alice", "count": 1},
+    # Sharded and grouped counters of the production sizing (docs/benchmarks.md).
+    "promo_stats_shards/promo1_07": {"promo_id": "promo1", "redemptions": 3},
+    "promo_counters/promo1": {"promo_id": "promo1", "redemptions": 3},
+    "provider_event_windows/openai": {"provider": "openai", "tail": []},
+    "usage_day_shards/2026-01-04_0517": {"day": "2026-01-04", "n": 2},
 }
 
 
@@ -890,6 +895,10 @@ def _cases() -> list[Case]:
         ("billing_config", "prices", {"price_1": 1}),
         ("plan_pricing", "pro", {"monthly_usd": "0"}),
         ("rate_limits", "alice", {"count": 0}),
+        ("promo_stats_shards", "promo1_07", {"redemptions": 0}),
+        ("promo_counters", "promo1", {"redemptions": 0}),
+        ("provider_event_windows", "openai", {"tail": []}),
+        ("usage_day_shards", "2026-01-04_0517", {"n": 0}),
     ):
         cases += admin_only(collection, doc, write)
     # Documents about alice in admin-only collections stay closed to alice herself.
