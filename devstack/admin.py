@@ -299,7 +299,9 @@ def _ledger_action(
     from shared.admin import operations
 
     now = env.now()
-    if not key:
+    if key:
+        key = call(operations.operator_key, key)
+    else:
         # Grants and adjustments made again the same day replay; a refund is keyed by its
         # transaction alone, since refunding it twice is never meant.
         target = user_id if user_id is not None else transaction_id
@@ -324,7 +326,9 @@ def _ledger_action(
 
 
 key_option = click.option(
-    "--key", help="Idempotency key (default: derived from the arguments, and today's date)."
+    "--key",
+    help="Idempotency key, without ':' or '%' (default: derived from the arguments, and "
+    "today's date).",
 )
 
 

@@ -10,7 +10,7 @@ Tests compare the written documents with ``declared_fields`` exactly.
 from __future__ import annotations
 
 #: The seeds' own fields of the collections below (Profit & Cost 002, KitesForU 000,
-#: Kaiwa 001).
+#: Kaiwa 001: ``payments`` and ``userUsage``).
 SEED_FIELDS: dict[str, frozenset[str]] = {
     "usage_logs": frozenset(
         {
@@ -42,6 +42,17 @@ SEED_FIELDS: dict[str, frozenset[str]] = {
             "amount",
             "currency",
             "status",
+        }
+    ),
+    "userUsage": frozenset(
+        {
+            "userId",
+            "period",
+            "conversationsUsed",
+            "secondsUsed",
+            "realtimeSessionsUsed",
+            "bankedSeconds",
+            "bankedSecondsUsed",
         }
     ),
     "model_provider_health": frozenset(
@@ -78,6 +89,10 @@ ADDED_FIELDS: dict[str, dict[str, str]] = {
     "payments": {
         "amountRefunded": "what a refund returned so far (minor units, Stripe's cumulative "
         "amount): amount stays what was paid, so partial refunds keep the net revenue",
+    },
+    "userUsage": {
+        "updatedAt": "when the month's counters last changed (a metered conversation, or the "
+        "rollover that opened the month with its bank): the seed gives the document no time",
     },
     "model_provider_health": {
         "last_event_at": "the newest event folded in, so a late event is recognised as late",

@@ -39,6 +39,23 @@ def default_key(action: str, *parts: object) -> str:
     return posting_key("admin", action, digest)
 
 
+def operator_key(given: str) -> str:
+    """An idempotency key an operator typed (``credits-admin --key``), checked.
+
+    Every key the suite derives is a cause and its parts joined by ``:`` (``posting_key``),
+    so a key with no ``:`` can never be one of them: an operator's key never replays or
+    blocks a Stripe event, a hold or a usage posting. ``%`` (the encoding's escape) and
+    control characters are refused too; at most 200 characters. A key accepted before
+    this rule is accepted unchanged, so its posting still replays.
+    """
+    key = given.strip() if isinstance(given, str) else ""
+    if not key or len(key) > 200:
+        raise InvalidInput("--key must be 1 to 200 characters")
+    if ":" in key or "%" in key or any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise InvalidInput("--key must not contain ':', '%' or control characters")
+    return key
+
+
 @dataclass(frozen=True)
 class LedgerAction:
     """What a ledger action did (``replayed``: an identical earlier run already did it)."""

@@ -14,7 +14,7 @@ from shared.billing.attribution import Named, link_customer, resolve_user
 from shared.billing.clawback import record_payment
 from shared.billing.context import KAIWA_PAYMENTS, Context, Outcome, done, safe_id
 from shared.billing.events import CheckoutSession
-from shared.billing.rules import kaiwa_id, kaiwa_payment_doc, pack_purchase
+from shared.billing.rules import checkout_key, kaiwa_id, kaiwa_payment_doc, pack_purchase
 from shared.ledger import Kind, Refs
 from shared.logs import get_logger, log
 
@@ -62,7 +62,7 @@ def checkout(unit: Unit, ctx: Context, session: CheckoutSession) -> Outcome:
         user_id=user_id,
         kind=Kind.PURCHASE,
         amount=pack.credits,
-        key=f"stripe:checkout:{safe_id(session.id, 'session id')}",
+        key=checkout_key(safe_id(session.id, "session id")),
         description=f"Credit pack purchase: {pack.credits} credits",
         refs=Refs(stripe_payment_intent_id=pi),
     )

@@ -32,7 +32,13 @@ from shared.billing.context import (
     safe_id,
 )
 from shared.billing.events import Charge, Dispute
-from shared.billing.rules import Unresolvable, clawback_delta, clawback_target, kaiwa_id
+from shared.billing.rules import (
+    Unresolvable,
+    clawback_delta,
+    clawback_target,
+    event_key,
+    kaiwa_id,
+)
 from shared.ledger import Refs
 from shared.logs import get_logger, log
 
@@ -116,7 +122,7 @@ def _claw_back(
     result = ctx.ledger.refund(
         unit,
         original_transaction_id=str(pay["transaction_id"]),
-        key=f"stripe:{ctx.event.id}",
+        key=event_key(ctx.event.id),
         reason=reason,
         amount=amount,
         description=f"Clawback ({reason}) of payment {payment_intent}",

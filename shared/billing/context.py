@@ -35,7 +35,7 @@ from shared.billing.events import (
     StripeEvent,
     Subscription,
 )
-from shared.billing.rules import BillingConfig, instant
+from shared.billing.rules import BillingConfig, checkout_key, instant, invoice_key
 from shared.errors import InvalidInput
 from shared.ledger import Ledger, transaction_id_for
 
@@ -185,7 +185,7 @@ def prefetch_refs(ctx: Context, parsed: Any) -> list[firestore.DocumentReference
     if isinstance(parsed, CheckoutSession):
         users = [parsed.client_reference_id, parsed.metadata.get("user_id")]
         refs = [(CUSTOMERS, parsed.customer), (PAYMENTS, parsed.payment_intent)]
-        postings = [f"stripe:checkout:{parsed.id}"]
+        postings = [checkout_key(parsed.id)]
     elif isinstance(parsed, Subscription):
         users = [parsed.metadata.get("user_id")]
         refs = [(STATE, parsed.id), (CUSTOMERS, parsed.customer)]
@@ -197,7 +197,7 @@ def prefetch_refs(ctx: Context, parsed: Any) -> list[firestore.DocumentReference
             (PROCESSED_INVOICES, parsed.id),
             (PAYMENTS, parsed.payment_intent),
         ]
-        postings = [f"stripe:invoice:{parsed.id}"]
+        postings = [invoice_key(parsed.id)]
     elif isinstance(parsed, Charge | Dispute):
         refs = [(PAYMENTS, parsed.payment_key)]
     found = [db.collection(c).document(i) for c, i in refs if i and STRIPE_ID.match(i)]

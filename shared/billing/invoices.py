@@ -37,6 +37,7 @@ from shared.billing.rules import (
     SubscriptionSnapshot,
     Unresolvable,
     granted_this_period,
+    invoice_key,
     is_newer,
     kaiwa_id,
     kaiwa_payment_doc,
@@ -164,7 +165,7 @@ def invoice_paid(unit: Unit, ctx: Context, inv: Invoice) -> Outcome:
             user_id=user_id,
             kind=Kind.SUBSCRIPTION_GRANT,
             amount=grant.credits,
-            key=f"stripe:invoice:{inv.id}",
+            key=invoice_key(inv.id),
             description=grant.description,
             refs=Refs(subscription_id=sub_id, stripe_payment_intent_id=inv.payment_intent),
         )

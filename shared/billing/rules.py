@@ -14,6 +14,27 @@ from enum import StrEnum
 from typing import Any
 
 from shared.billing.events import PriceRef
+from shared.ledger.keys import posting_key
+
+# -- idempotency keys ------------------------------------------------------------------------
+# Built with ``posting_key`` (no two causes share a key, whatever the ids contain); an id
+# free of ``:`` and ``%`` (every id Stripe issues) gives the key it always had, so
+# transaction ids of postings made before stay the same.
+
+
+def checkout_key(session_id: str) -> str:
+    """The PURCHASE of a paid checkout session (``stripe:checkout:{session id}``)."""
+    return posting_key("stripe", "checkout", session_id)
+
+
+def invoice_key(invoice_id: str) -> str:
+    """The SUBSCRIPTION_GRANT of a paid invoice (``stripe:invoice:{invoice id}``)."""
+    return posting_key("stripe", "invoice", invoice_id)
+
+
+def event_key(event_id: str) -> str:
+    """The posting of one event itself: a clawback per refund or dispute event."""
+    return posting_key("stripe", event_id)
 
 
 class Tier(StrEnum):

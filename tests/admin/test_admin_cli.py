@@ -99,6 +99,22 @@ def test_grant_adjust_refund_history_and_reconcile(db: Any) -> None:
     assert db.collection("users").document("u1").get().get("credits_balance") == 999
 
 
+def test_an_operator_key_never_reaches_a_derived_key(db: Any) -> None:
+    # A Stripe purchase's posting; an operator's --key spelled like its key must not
+    # replay it (nor be blocked by it): keys with ':' or '%' are refused, nothing written.
+    seed_user(db, "u1", credits=100)
+    before = all_documents(db)
+    for bad in ("seed:u1", "stripe:checkout:cs_1", "x%3Ay", "tab\there"):
+        refused = run("grant", "u1", "5", "--actor", "a", "--reason", "r", "--key", bad)
+        assert refused.exit_code == 2 and "--key must not contain" in refused.output, bad
+    assert all_documents(db) == before
+    first = run("grant", "u1", "5", "--actor", "a", "--reason", "r", "--key", "gift-1", "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["balance_after"] == 105
+    again = run("grant", "u1", "5", "--actor", "a", "--reason", "r", "--key", "gift-1", "--json")
+    assert json.loads(again.output)["replayed"] is True
+
+
 def test_clear_errors(db: Any) -> None:
     missing = run("balance", "nobody")
     assert missing.exit_code == 2 and "unknown user nobody" in missing.output

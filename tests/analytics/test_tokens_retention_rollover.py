@@ -9,6 +9,7 @@ from shared.analytics.retention import run_retention
 from shared.analytics.rollover import rollover_month
 from shared.analytics.rollups import rollup_day
 from shared.analytics.tokens import roll_token_day
+from shared.schema_extensions import declared_fields
 from tests.analytics.support import make_log, write_logs
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -146,3 +147,4 @@ def test_kaiwa_rollover_banks_unused_seconds(db) -> None:
         "bankedSecondsUsed": 0,
         "updatedAt": NOW,
     }
+    assert set(f) == declared_fields("userUsage")  # the seed's fields, plus updatedAt

@@ -85,6 +85,7 @@ def test_published_event_becomes_log_deduction_and_counters(usage_db, stack) -> 
     assert daily["resetAt"] == datetime(2026, 1, 5, tzinfo=UTC)
     assert isinstance(daily["lastUpdated"], datetime)
     monthly = db.collection("userUsage").document("u1_2026-01").get().to_dict()
+    assert set(monthly) == declared_fields("userUsage")  # the seed's fields, plus updatedAt
     assert monthly["period"] == "2026-01"
     assert (
         monthly["conversationsUsed"],
