@@ -36,6 +36,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -60,8 +61,11 @@ class _Write:
 class Unit:
     """One attempt of an atomic unit of work: tracked reads, buffered writes."""
 
-    def __init__(self, db: firestore.Client) -> None:
+    def __init__(self, db: firestore.Client, now: datetime | None = None) -> None:
         self.db = db
+        #: The unit's one instant: every timestamp its writes carry (the service's own
+        #: ``now`` when it gives one, else read once from the ledger's clock: ``Ledger.now``).
+        self.now = now
         self._seen: dict[str, DocumentSnapshot] = {}
         self._writes: dict[str, _Write] = {}
         #: State that services keep for the rest of this attempt (e.g. pending balances).
@@ -267,8 +271,11 @@ def run_atomically(
     max_attempts: int = 60,
     base_delay_s: float = 0.004,
     max_delay_s: float = 0.25,
+    now: datetime | None = None,
 ) -> T:
     """Run ``work`` in a fresh ``Unit`` until its batch commits; returns its result.
+
+    ``now``: the unit's one instant (``Unit.now``), the same on every attempt.
 
     ``work`` must be free of side effects other than the unit's reads and writes: it is
     re-run from scratch after every conflict. A unit with no writes returns at once. A
@@ -276,7 +283,7 @@ def run_atomically(
     since; otherwise ``work`` runs again from fresh reads.
     """
     for attempt in range(max_attempts):
-        unit = Unit(db)
+        unit = Unit(db, now)
         try:
             result = work(unit)
         except Exception as exc:

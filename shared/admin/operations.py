@@ -142,7 +142,7 @@ def ledger_action(
             record(unit, str(result.transaction_id), fields)
         return result
 
-    return LedgerAction(ledger.run(work), key)
+    return LedgerAction(ledger.run(work, now=now), key)
 
 
 def grant(ledger: Ledger, **kwargs: Any) -> LedgerAction:

@@ -180,7 +180,7 @@ def _reward(
             )
         return Reward(user_id, quote.bonus_credits, promo.promo_id, result.transaction_id)
 
-    reward = ledger.run(work)
+    reward = ledger.run(work, now=now)
     if reward.credits and not reward.replayed:
         log(
             logger,

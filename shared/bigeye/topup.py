@@ -615,7 +615,7 @@ def _credit(db: firestore.Client, r: _Request) -> dict[str, Any]:
         }
 
     try:
-        body = ledger.run(work)
+        body = ledger.run(work, now=r.now)
     except CreditsError:
         raise
     log(

@@ -189,7 +189,7 @@ def process_event(
     # A rejection or "park it" is surfaced only when what the unit read was current
     # (run_atomically re-checks its reads first), so it is parked at once.
     try:
-        outcome = run_atomically(db, work, max_attempts=settings.ledger_max_attempts)
+        outcome = run_atomically(db, work, max_attempts=settings.ledger_max_attempts, now=ctx.now)
     except Unresolvable as exc:
         if isinstance(exc, PaymentMismatch):
             log(

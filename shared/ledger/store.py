@@ -154,7 +154,13 @@ class Ledger:
     def hold_ref(self, hold_id: str) -> firestore.DocumentReference:
         return self.db.collection(HOLDS_COLLECTION).document(hold_id)
 
-    def run(self, work: Callable[[Unit], T], *, account: str | None = None) -> T:
+    def run(
+        self,
+        work: Callable[[Unit], T],
+        *,
+        account: str | None = None,
+        now: datetime | None = None,
+    ) -> T:
         """Run ``work`` as one atomic unit, retried on contention.
 
         ``account``: the user whose balance ``work`` moves. With group commit on, ``work``
@@ -162,11 +168,26 @@ class Ledger:
         atomically with all its writes, and gets its own result or exception. Posting
         records are keyed by a posting's idempotency key, read only to be created when
         missing: the batch presumes them new, and their create proves it.
+        ``now``: the service's time, which the unit's postings carry too (``Unit.now``).
         """
+        at = ensure_utc(now) if now is not None else None
         if account is not None and self.group is not None:
             group_key = f"{self.profile.users_collection}/{account}"
-            return self.group.run(group_key, work, new_keys=(POSTINGS_COLLECTION,))
-        return run_atomically(self.db, work, max_attempts=self.max_attempts)
+            if at is None:
+                return self.group.run(group_key, work, new_keys=(POSTINGS_COLLECTION,))
+
+            def timed(unit: Unit) -> T:
+                unit.now = at
+                return work(unit)
+
+            return self.group.run(group_key, timed, new_keys=(POSTINGS_COLLECTION,))
+        return run_atomically(self.db, work, max_attempts=self.max_attempts, now=at)
+
+    def now(self, unit: Unit) -> datetime:
+        """The unit's one instant: the service's ``now``, else this clock read once."""
+        if unit.now is None:
+            unit.now = ensure_utc(self.clock.now())
+        return unit.now
 
     # -- reading -------------------------------------------------------------------------
     def account(self, unit: Unit, user_id: str) -> Account:
@@ -268,7 +289,7 @@ class Ledger:
         record_extra: dict[str, Any] | None = None,
     ) -> PostingResult:
         """Write one posting: user counters, transaction document and posting record."""
-        now = self.clock.now()
+        now = self.now(unit)
         tx_id = transaction_id_for(key)
         written_tx: str | None = None
         if entry is not None:
@@ -501,7 +522,7 @@ class Ledger:
             unit.update(self.posting_ref(original_id), {"refunded_amount": refunded})
         else:
             original["refunded_amount"] = refunded
-            original["created_at"] = self.clock.now()
+            original["created_at"] = self.now(unit)
             unit.create(self.posting_ref(original_id), original)
         link = Refs(
             job_id=refs.job_id,
@@ -553,7 +574,7 @@ class Ledger:
             raise Conflict(f"hold {hold_id} already exists")
         account = self.account(unit, user_id)
         entry = plan_debit(account, Kind.RESERVE, amount, allow_partial=False)
-        now = self.clock.now()
+        now = self.now(unit)
         result = self._post(
             unit,
             key=key,
@@ -614,7 +635,7 @@ class Ledger:
             raise Conflict(f"hold {hold_id} is already {str(hold.get('status')).lower()}")
         held = int(hold["amount"])
         returned = plan_settle(held, used)
-        now = self.clock.now()
+        now = self.now(unit)
         user_id = str(hold["user_id"])
         account = self.account(unit, user_id)
         reserve_id = str(hold["reserve_transaction_id"])
@@ -689,7 +710,7 @@ class Ledger:
         hold_snap = unit.get(self.hold_ref(_check_id(hold_id, "hold_id")))
         if hold_snap.exists:
             expires_at = (hold_snap.to_dict() or {}).get("expires_at")
-            if expires_at is not None and ensure_utc(expires_at) > self.clock.now():
+            if expires_at is not None and ensure_utc(expires_at) > self.now(unit):
                 raise Conflict(f"hold {hold_id} has not expired yet")
         return self._close(
             unit,

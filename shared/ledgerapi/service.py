@@ -153,7 +153,7 @@ class LedgerApi:
                     raise Conflict("this Idempotency-Key was already used for another request")
                 return Answer(dict(rec.get("response") or {}), replayed=True)
             answer = work(unit, posting_key("api", self.profile.name, key))
-            now = self.ledger.clock.now()
+            now = self.ledger.now(unit)
             unit.create(
                 record_ref,
                 {
@@ -351,7 +351,7 @@ class LedgerApi:
 
         def work(unit: Unit, ledger_key: str) -> dict[str, Any]:
             check_active(self._user(unit, req.user_id))
-            now = self.ledger.clock.now()
+            now = self.ledger.now(unit)
             result = self.ledger.hold(
                 unit,
                 user_id=req.user_id,
@@ -388,7 +388,7 @@ class LedgerApi:
         if status != HoldStatus.PENDING.value:
             raise Conflict(f"hold {hold_id} is already {str(status).lower()}")
         expires_at = hold.get("expires_at")
-        if expires_at is not None and ensure_utc(expires_at) <= self.ledger.clock.now():
+        if expires_at is not None and ensure_utc(expires_at) <= self.ledger.now(unit):
             raise Conflict(
                 f"hold {hold_id} expired at {_json_value(expires_at)}; "
                 "all of it is returned to the account"

@@ -279,7 +279,7 @@ def meter_usage(
         return Metered(log_id, False, deducted, shortfall)
 
     # Group commit: one user's concurrent usage events share commits (docs/ledger.md).
-    result = ledger.run(work, account=event.user_id)
+    result = ledger.run(work, account=event.user_id, now=now)
     if result.credits_shortfall and not result.replayed:
         log(
             logger,

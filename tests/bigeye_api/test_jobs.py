@@ -386,3 +386,41 @@ def test_finalize_pays_a_usage_reward_once(funded, bigeye) -> None:
     bonuses = _docs(bigeye, "transactions", user_id=funded.user_id, reference_id=token)
     assert sorted((b["type"], b["amount"]) for b in bonuses) == [("BONUS", 12), ("RESERVE", -120)]
     assert _credits(bigeye, funded.user_id) == 392 == _sum_of_transactions(bigeye, funded.user_id)
+
+
+class _TickingClock(FixedClock):
+    """Moves one second at every reading: two readings in one unit would differ."""
+
+    def now(self):  # type: ignore[no-untyped-def]
+        return self.advance(timedelta(seconds=1))
+
+
+def test_every_timestamp_one_unit_writes_is_the_services_now(funded, bigeye) -> None:
+    # The service reads the time once per request; the ledger's postings, the hold, the
+    # job and its audit entry written in the same unit must all carry that one instant.
+    token = funded.post("job/reserve", SEED_RESERVE).json()["job_token"]
+    previous = set_clock(_TickingClock(SystemClock().now()))
+    try:
+        reply = funded.post("job/finalize", {"job_token": token, **SEED_FINALIZE})
+    finally:
+        set_clock(previous)
+    assert reply.status_code == 200, reply.text
+    job = bigeye.collection("jobs").document(token).get().to_dict()
+    hold = bigeye.collection("credit_holds").document(token).get().to_dict()
+    (refund_snap,) = (
+        bigeye.collection("transactions")
+        .where(filter=firestore.FieldFilter("user_id", "==", funded.user_id))
+        .where(filter=firestore.FieldFilter("type", "==", "REFUND"))
+        .get()
+    )
+    refund = refund_snap.to_dict()
+    record = bigeye.collection("ledger_postings").document(refund_snap.id).get()
+    (completed,) = _docs(bigeye, "audit_logs", event_type="JOB_COMPLETED")
+    stamps = {
+        "job.completed_at": job["completed_at"],
+        "hold.closed_at": hold["closed_at"],
+        "refund.created_at": refund["created_at"],
+        "posting.created_at": record.get("created_at"),
+        "audit.created_at": completed["created_at"],
+    }
+    assert len(set(stamps.values())) == 1, stamps

@@ -7,9 +7,11 @@ from typing import Any
 
 from shared.bigeye.redemptions import fold_stats
 from shared.bigeye.rewards import usage_reward, welcome_bonus
+from shared.clock import FixedClock, set_clock
 from tests.bigeye_money.conftest import make_user
 from tests.bigeye_money.test_topup import _docs, _promotion, _user
-from tests.helpers import wait_for
+from tests.helpers import all_documents, wait_for
+from tests.usage.events import firestore_event
 
 
 def _welcome(db: Any, promo_id: str = "welcome", bonus: int = 100, **changes: Any) -> None:
@@ -110,3 +112,47 @@ def test_usage_reward_pays_once_per_job(money) -> None:
     assert usage_reward(db, user_id="u1", job_token="job-2", credits_used=5, now=now).credits == 0
     assert _user(db, "u1")["credits"] == 5
     assert len(_bonus_txs(db, "u1")) == 1
+
+
+def _restore(db: Any, before: dict[str, dict[str, Any]]) -> None:
+    """Put every document back as ``before`` had it (new ones deleted)."""
+    for path, data in all_documents(db).items():
+        if path not in before:
+            db.document(path).delete()
+        elif data != before[path]:
+            db.document(path).set(before[path])
+
+
+def test_a_rerun_of_the_same_user_created_event_writes_identical_documents(money, stack) -> None:
+    # The event happened at ``at``; it is processed twice, an hour apart by the process
+    # clock, from the same state. Everything written must carry the event's time.
+    db = money
+    _welcome(db, bonus=100)
+    fields = {"email": "r@example.com", "hardware_id": "hw-r", "credits": 0, "status": "active"}
+    fired = stack.handled("on-user-created")
+    # Created without BigEye's fields (ignored by the trigger), then completed by an update.
+    db.collection("users").document("r1").set({"email": "r@example.com"})
+    db.collection("users").document("r1").update({k: v for k, v in fields.items() if k != "email"})
+    stack.wait_handled("on-user-created", fired + 2)
+    assert "credits" in _user(db, "r1") and _user(db, "r1")["credits"] == 0
+    before = all_documents(db)
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    runs = []
+    previous = set_clock(FixedClock(at))
+    try:
+        for processed in (at + timedelta(minutes=5), at + timedelta(hours=1, minutes=5)):
+            set_clock(FixedClock(processed))
+            status = firestore_event(
+                stack, "on-user-created", "users/r1", None, fields, event_id="evt-r1", time=at
+            )
+            assert 200 <= status < 300
+            runs.append({p: d for p, d in all_documents(db).items() if before.get(p) != d})
+            _restore(db, before)
+    finally:
+        set_clock(previous)
+    first, second = runs
+    assert _user(db, "r1")["credits"] == 0  # restored
+    assert first["users/r1"]["credits"] == 100
+    (tx,) = [d for p, d in first.items() if p.startswith("transactions/")]
+    assert tx["created_at"] == at
+    assert second == first

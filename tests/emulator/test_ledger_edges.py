@@ -170,3 +170,31 @@ def test_a_close_with_nothing_returned_reports_the_balance_at_its_commit(db: Any
     assert closed.amount == 0 and closed.balance_after == 80 == ledger.balance("alice")
     again = ledger.run(lambda u: ledger.settle(u, hold_id="job", used=30, description="Used"))
     assert again.replayed and again.balance_after == 80
+
+
+def test_one_unit_reads_the_ledger_clock_once(db: Any) -> None:
+    # The clock moves at every reading; a hold writes three documents with a time.
+    ledger = _ledger(db)
+    result = ledger.run(
+        lambda u: ledger.hold(
+            u,
+            user_id="alice",
+            hold_id="h",
+            amount=10,
+            expires_at=T0 + timedelta(hours=1),
+            description="Reserve",
+        )
+    )
+    tx = ledger.transaction_ref(str(result.transaction_id)).get().get("created_at")
+    record = ledger.posting_ref(str(result.transaction_id)).get().get("created_at")
+    hold = ledger.hold_ref("h").get().get("created_at")
+    assert tx == record == hold
+    # A service's own time is the unit's time.
+    at = T0 + timedelta(days=1)
+    closed = ledger.run(
+        lambda u: ledger.release(u, hold_id="h", reason="cancelled"),
+        now=at,
+    )
+    tx = ledger.transaction_ref(str(closed.transaction_id)).get().get("created_at")
+    record = ledger.posting_ref(str(closed.transaction_id)).get().get("created_at")
+    assert tx == record == ledger.hold_ref("h").get().get("closed_at") == at

@@ -69,8 +69,12 @@ def firestore_event(
     after: dict[str, Any] | None,
     *,
     event_id: str,
+    time: datetime | None = None,
 ) -> int:
-    """POST one binary-mode Firestore CloudEvent to a trigger, as the emulator does."""
+    """POST one binary-mode Firestore CloudEvent to a trigger, as the emulator does.
+
+    ``time``: the event's ``ce-time`` (default: now).
+    """
     from google.events.cloud.firestore import DocumentEventData
 
     kwargs: dict[str, Any] = {}
@@ -85,7 +89,7 @@ def firestore_event(
         "ce-type": "google.cloud.firestore.document.v1.written",
         "ce-source": f"//firestore.googleapis.com/projects/{PROJECT}/databases/(default)",
         "ce-subject": f"documents/{path}",
-        "ce-time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "ce-time": (time or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
         "content-type": "application/protobuf",
     }
     url = f"{stack.base_url}/functions/projects/{PROJECT}/triggers/{trigger}"
