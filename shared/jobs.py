@@ -9,7 +9,7 @@ from google.cloud import firestore
 
 from shared.atomic import Unit
 from shared.errors import InvalidInput
-from shared.ledger import HoldStatus, Kind, Ledger, Refs, ledger_for, posting_key
+from shared.ledger import HoldStatus, Kind, Ledger, PostingResult, Refs, ledger_for, posting_key
 from shared.logs import get_logger, log
 
 logger = get_logger(__name__)
@@ -43,6 +43,70 @@ def _deductions(ledger: Ledger, job_id: str, user_id: str) -> list[tuple[str, in
     return [(tx_id, taken) for _, tx_id, taken in found if taken > 0]
 
 
+@dataclass(frozen=True)
+class ChargeView:
+    """One of the job's deductions as the unit read it."""
+
+    transaction_id: str
+    key: str  #: the key of this job's refund of it
+    posted: PostingResult | None  #: that refund, when it was already made
+    refundable: int  #: what is still refundable of it (0 when ``posted``)
+
+
+@dataclass(frozen=True)
+class RefundPlan:
+    """What refunding the job does: holds released in full, then each deduction in turn."""
+
+    releases: tuple[str, ...]
+    #: (charge, amount to refund now; 0 with ``charge.posted``: replay it)
+    refunds: tuple[tuple[ChargeView, int], ...]
+
+
+def read_charges(
+    ledger: Ledger, unit: Unit, *, collection: str, job_id: str, user_id: str
+) -> tuple[list[str], list[ChargeView]]:
+    """Read: the job's PENDING holds and its deductions with what each still allows."""
+    originals = _deductions(ledger, job_id, user_id)
+    records = unit.get_all([ledger.posting_ref(t) for t, _ in originals])
+    holds = [
+        str(rec.get("hold_id"))
+        for rec in (snap.to_dict() or {} for snap in records if snap.exists)
+        if rec.get("hold_id")
+    ]
+    pending = [
+        hold_id
+        for hold_id in holds
+        if (unit.get(ledger.hold_ref(hold_id)).to_dict() or {}).get("status")
+        == HoldStatus.PENDING.value
+    ]
+    charges = []
+    for tx_id, _taken in originals:
+        key = posting_key("refund", collection, job_id, tx_id)
+        posted = ledger.posted(unit, key)
+        left = ledger.refundable(unit, tx_id) if posted is None else 0
+        charges.append(ChargeView(tx_id, key, posted, left))
+    return pending, charges
+
+
+def plan_refund(pending: list[str], charges: list[ChargeView], charged: int) -> RefundPlan:
+    """Decide (pure): every pending hold in full; then, oldest deduction first, what is
+    still refundable of each, up to ``charged`` in all (refunds already made count)."""
+    left = charged
+    refunds: list[tuple[ChargeView, int]] = []
+    for charge in charges:
+        if left <= 0:
+            break
+        if charge.posted is not None:
+            refunds.append((charge, 0))
+            left -= charge.posted.amount
+            continue
+        amount = min(left, charge.refundable)
+        if amount > 0:
+            refunds.append((charge, amount))
+            left -= amount
+    return RefundPlan(tuple(pending), tuple(refunds))
+
+
 def refund_failed_job(
     *, collection: str, job_id: str, user_id: object, charged: object
 ) -> JobRefund:
@@ -54,6 +118,7 @@ def refund_failed_job(
     back what is still refundable of it, up to ``charged`` in all: refunds already linked
     to it (an operator's, or one the app wrote itself) are counted, never repeated. A
     refund this job already made is replayed as it was, whatever changed since.
+    The unit reads (``read_charges``), decides (``plan_refund``, pure), then applies.
     """
     if not isinstance(user_id, str) or not user_id:
         raise InvalidInput(f"{collection}/{job_id} has no user_id")
@@ -65,53 +130,36 @@ def refund_failed_job(
     noun = collection.rstrip("s").replace("_", " ")
 
     def work(unit: Unit) -> tuple[JobRefund, bool]:
-        originals = _deductions(ledger, job_id, user_id)
-        left = charged
+        pending, charges = read_charges(
+            ledger, unit, collection=collection, job_id=job_id, user_id=user_id
+        )
+        plan = plan_refund(pending, charges, charged)
         refunded = 0
         ids: list[str] = []
         replayed = True
-        holds = [
-            str(rec.get("hold_id"))
-            for rec in (
-                snap.to_dict() or {}
-                for snap in unit.get_all([ledger.posting_ref(t) for t, _ in originals])
-                if snap.exists
-            )
-            if rec.get("hold_id")
-        ]
-        for hold_id in holds:
-            hold = unit.get(ledger.hold_ref(hold_id))
-            if (hold.to_dict() or {}).get("status") != HoldStatus.PENDING.value:
-                continue
+        for hold_id in plan.releases:
             released = ledger.release(unit, hold_id=hold_id, reason=f"failed {noun} {job_id}")
             replayed = False
             refunded += released.amount
             if released.transaction_id:
                 ids.append(released.transaction_id)
-        for tx_id, _taken in originals:
-            if left <= 0:
-                break
-            key = posting_key("refund", collection, job_id, tx_id)
-            result = ledger.posted(unit, key)
+        for charge, amount in plan.refunds:
+            result = charge.posted
             if result is None:
-                amount = min(left, ledger.refundable(unit, tx_id))
-                if amount <= 0:
-                    continue
                 result = ledger.refund(
                     unit,
-                    original_transaction_id=tx_id,
-                    key=key,
+                    original_transaction_id=charge.transaction_id,
+                    key=charge.key,
                     reason="job_failed",
                     amount=amount,
                     description=f"Refund for failed {noun} {job_id}",
                     refs=Refs(job_id=job_id),
                 )
                 replayed = False
-            left -= result.amount
             refunded += result.amount
             if result.transaction_id:
                 ids.append(result.transaction_id)
-        return JobRefund(job_id, refunded, tuple(ids), replayed and bool(ids)), bool(originals)
+        return JobRefund(job_id, refunded, tuple(ids), replayed and bool(ids)), bool(charges)
 
     done, found = ledger.run(work)
     if not found and charged > 0:

@@ -89,6 +89,40 @@ def actual_usage(job: dict[str, Any], success: int, photos: int | None, videos: 
     return min(used, int(job["reserved_credits"]))
 
 
+def decide_finalize(
+    job: dict[str, Any] | None, *, user_id: str, request: FinalizeRequest, now: datetime
+) -> int:
+    """The credits a finalize of ``job`` (as read) charges, or why it is refused.
+
+    404 when the job is not the caller's, 410 once it expired, 409 when it cannot be
+    finalized (or was, with other counts), 400 when the counts exceed its files. A job
+    already COMPLETED with these counts is finalized again (the ledger replays).
+    """
+    if job is None or job.get("user_id") != user_id:
+        raise NotFound("Job not found")
+    status = job.get("status")
+    if status == JobStatus.EXPIRED.value:
+        raise Gone("Job expired; its reserved credits were refunded")
+    if status not in (JobStatus.RESERVED.value, JobStatus.COMPLETED.value):
+        raise Conflict(f"Job is {status} and cannot be finalized")
+    if request.success + request.failed > int(job["file_count"]):
+        raise InvalidInput("success + failed exceeds the job's file_count")
+    if status == JobStatus.RESERVED.value and now >= ensure_utc(job["expires_at"]):
+        raise Gone("Job expired; its reserved credits are refunded automatically")
+    if status == JobStatus.COMPLETED.value and (
+        job.get("success_count") != request.success or job.get("failed_count") != request.failed
+    ):
+        raise Conflict("Job was already finalized with different counts")
+    return actual_usage(job, request.success, request.photos, request.videos)
+
+
+def due_for_expiry(job: dict[str, Any] | None, now: datetime) -> bool:
+    """Whether ``job`` (as read) is still RESERVED and past its ``expires_at``."""
+    if job is None or job.get("status") != JobStatus.RESERVED.value:
+        return False
+    return ensure_utc(job["expires_at"]) <= now
+
+
 def prompt_for(settings: AppSettings, mode: Mode, style: KeywordStyle | None) -> str:
     """The prompt a job runs with: iStock's own, else Single Words or (default) Hybrid."""
     if mode is Mode.ISTOCK:
@@ -199,7 +233,7 @@ def reserve(
         )
 
     # Group commit: one user's concurrent reserves share commits (docs/ledger.md).
-    ledger.run(work, account=user_id)
+    ledger.run(work, account=user_id, now=now)
     concurrency = {
         "image": settings.get("max_concurrent_images"),
         "video": settings.get("max_concurrent_videos"),
@@ -246,25 +280,10 @@ def finalize(
         # One round trip for everything the unit reads (caller, counters, job, ledger).
         unit.get_all([*admission.refs(db), job_ref, close_ref, ledger.hold_ref(request.job_token)])
         admission.admit(unit)
-        snap = unit.get(job_ref)
+        snap = unit.get(job_ref)  # read
         job = snap.to_dict() or {} if snap.exists else None
-        if job is None or job.get("user_id") != user_id:
-            raise NotFound("Job not found")
-        status = job.get("status")
-        if status == JobStatus.EXPIRED.value:
-            raise Gone("Job expired; its reserved credits were refunded")
-        if status not in (JobStatus.RESERVED.value, JobStatus.COMPLETED.value):
-            raise Conflict(f"Job is {status} and cannot be finalized")
-        if request.success + request.failed > int(job["file_count"]):
-            raise InvalidInput("success + failed exceeds the job's file_count")
-        if status == JobStatus.RESERVED.value and now >= ensure_utc(job["expires_at"]):
-            raise Gone("Job expired; its reserved credits are refunded automatically")
-        if status == JobStatus.COMPLETED.value and (
-            job.get("success_count") != request.success or job.get("failed_count") != request.failed
-        ):
-            raise Conflict("Job was already finalized with different counts")
-        used = actual_usage(job, request.success, request.photos, request.videos)
-        try:
+        used = decide_finalize(job, user_id=user_id, request=request, now=now)  # decide
+        try:  # apply
             result = ledger.settle(
                 unit,
                 hold_id=request.job_token,
@@ -303,7 +322,7 @@ def finalize(
             )
         return {"refunded": refunded, "balance": result.balance_after, "actual_usage": used}
 
-    return ledger.run(work, account=user_id)
+    return ledger.run(work, account=user_id, now=now)
 
 
 def with_usage_reward(
@@ -348,13 +367,11 @@ def expire_job(ledger: Ledger, job_token: str, now: datetime) -> int | None:
     job_ref = db.collection(JOBS).document(job_token)
 
     def work(unit: Unit) -> int | None:
-        snap = unit.get(job_ref)
+        snap = unit.get(job_ref)  # read
         job = snap.to_dict() or {} if snap.exists else None
-        if job is None or job.get("status") != JobStatus.RESERVED.value:
+        if job is None or not due_for_expiry(job, now):  # decide
             return None
-        if ensure_utc(job["expires_at"]) > now:
-            return None
-        result = ledger.expire(unit, hold_id=job_token)
+        result = ledger.expire(unit, hold_id=job_token)  # apply
         refunded = result.amount if result.amount > 0 else 0
         unit.update(
             job_ref,
@@ -374,7 +391,7 @@ def expire_job(ledger: Ledger, job_token: str, now: datetime) -> int | None:
         )
         return refunded
 
-    return ledger.run(work)
+    return ledger.run(work, now=now)
 
 
 def expire_due_jobs(
