@@ -79,7 +79,6 @@ from shared.bigeye.slip2go import (
 from shared.clock import ProcessClock, ensure_utc
 from shared.errors import (
     Conflict,
-    CreditsError,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -614,10 +613,7 @@ def _credit(db: firestore.Client, r: _Request) -> dict[str, Any]:
             "transaction_id": result.transaction_id,
         }
 
-    try:
-        body = ledger.run(work, now=r.now)
-    except CreditsError:
-        raise
+    body = ledger.run(work, now=r.now)
     log(
         logger,
         logging.INFO,
