@@ -191,6 +191,7 @@ class _ProbeUnit(Unit):
         super().__init__(committer.db)
         self._committer = committer
         self._member = member
+        self.read = False  # whether it read anything from the database
 
     def get_all(self, refs: Sequence[firestore.DocumentReference]) -> list[DocumentSnapshot]:
         unseen = [r for r in refs if r.path not in self._seen]
@@ -199,15 +200,17 @@ class _ProbeUnit(Unit):
             assumed = self._committer._assumed(unseen, member.new_keys, member.presumed)
             self._seen.update(assumed)
             member.assumed.update(assumed)
+            self.read = self.read or len(assumed) < len({r.path for r in unseen})
         return super().get_all(refs)
 
 
 class _BatchUnit(Unit):
     """The batch's view and writes; on an optimistic attempt, what it took unread."""
 
-    def __init__(self, committer: GroupCommitter, optimistic: bool) -> None:
+    def __init__(self, committer: GroupCommitter, group: str, optimistic: bool) -> None:
         super().__init__(committer.db)
         self.committer = committer
+        self.group = group
         self.optimistic = optimistic
         #: Snapshots taken from memory (known or presumed), to be proven by the commit.
         self.unverified: dict[str, DocumentSnapshot] = {}
@@ -221,6 +224,8 @@ class _BatchUnit(Unit):
             assumed = self.committer._assumed(unseen, new_keys, None)
             self._seen.update(assumed)
             self.unverified.update(assumed)
+        if any(r.path not in self._seen for r in unseen):
+            self.committer._needs_reads(self.group)  # the next callers probe again
         return self.get_all(refs)
 
     def doubtful(self) -> list[DocumentSnapshot]:
@@ -341,6 +346,10 @@ class GroupCommitter:
         # group documents not to take from memory for a while (monotonic deadlines).
         self._known: dict[str, tuple[DocumentSnapshot, float]] = {}
         self._doubted: dict[str, float] = {}
+        # Groups whose last probe read nothing from the database: their callers skip the
+        # probe (its only use is to learn reads), and the leader reads what a member
+        # still needs when it runs it (then callers probe again).
+        self._plain: dict[str, bool] = {}
 
     # -- callers -------------------------------------------------------------------------
     def run(self, group: str, work: Callable[[Unit], T], *, new_keys: Collection[str] = ()) -> T:
@@ -353,9 +362,11 @@ class GroupCommitter:
         """
         with self._lock:
             self._admit(group).arriving += 1
+            plain = self._plain.get(group, False)
         member = _Member(work, new_keys)
         try:
-            self._probe(member)
+            if not plain:
+                self._probe(group, member)
         finally:
             with self._lock:
                 g = self._group(group)
@@ -370,8 +381,10 @@ class GroupCommitter:
         """Queue ``work`` without waiting; ``wait`` must follow (tests use it for order)."""
         with self._lock:
             self._admit(group)
+            plain = self._plain.get(group, False)
         member = _Member(work, new_keys)
-        self._probe(member)
+        if not plain:
+            self._probe(group, member)
         with self._lock:
             self._group(group).queue.append(member)
             self._arrived.notify_all()
@@ -433,7 +446,7 @@ class GroupCommitter:
                         presumed.add(path)
         return out
 
-    def _probe(self, member: _Member[Any]) -> None:
+    def _probe(self, group: str, member: _Member[Any]) -> None:
         """Run the work once on its own, writes discarded: what it reads, and when."""
         with self._lock:
             member.probe_seq = self._seq
@@ -441,6 +454,14 @@ class GroupCommitter:
         with contextlib.suppress(Exception):  # the real run decides; this learns the reads
             member.work(unit)
         member.probed = list(unit._seen.values())
+        with self._lock:
+            if len(self._plain) > _WRITTEN_KEPT:
+                self._plain.clear()
+            self._plain[group] = not unit.read
+
+    def _needs_reads(self, group: str) -> None:
+        with self._lock:
+            self._plain.pop(group, None)
 
     def _fresh(self, member: _Member[Any], path: str) -> bool:
         """Whether no commit of this committer wrote ``path`` since ``member``'s probe."""
@@ -535,8 +556,9 @@ class GroupCommitter:
         s = self.settings
         attempts = 0
         optimistic = True
+        read: dict[str, Any] = {}  # what earlier attempts read: read again in one trip
         while True:
-            left = self._attempt(group, batch, optimistic)
+            left = self._attempt(group, batch, optimistic, read)
             if isinstance(left, list):
                 return left
             if left is _FRESH and optimistic:
@@ -585,16 +607,17 @@ class GroupCommitter:
             (worn if member.stale_runs >= self.settings.max_attempts else again).append(member)
         return again, worn
 
-    def _view(self, unit: _BatchUnit, batch: list[_Member[Any]]) -> None:
+    def _view(self, unit: _BatchUnit, batch: list[_Member[Any]], read: dict[str, Any]) -> None:
         """The batch's starting view of what its members' probes read.
 
         Optimistic (a batch's first attempt): a group document's known state and
         presumed-new keys are taken from memory (``unit.unverified``), the probes' own
         reads reused where no commit of this process wrote the document since; the rest
-        is read again in one round trip. Otherwise everything is read again: a document
-        another process changed failed the last commit's precondition.
+        is read again in one round trip. Otherwise everything is read again, with what the
+        earlier attempts of the batch read (``read``: members that skipped their probe): a
+        document another process changed failed the last commit's precondition.
         """
-        stale: dict[str, Any] = {}
+        stale: dict[str, Any] = {} if unit.optimistic else dict(read)
         now = time.monotonic()
         with self._lock:
             for m in batch:
@@ -619,7 +642,7 @@ class GroupCommitter:
             unit._seen.update({snap.reference.path: snap for snap in fresh})
 
     def _attempt(
-        self, group: str, batch: list[_Member[Any]], optimistic: bool
+        self, group: str, batch: list[_Member[Any]], optimistic: bool, read: dict[str, Any]
     ) -> list[_Member[Any]] | object:
         """Run the members in order on one view and commit them once.
 
@@ -629,8 +652,8 @@ class GroupCommitter:
         ``_SPLIT`` when it failed for a reason one member may have brought (split at once,
         down to that member alone).
         """
-        unit = _BatchUnit(self, optimistic)
-        self._view(unit, batch)
+        unit = _BatchUnit(self, group, optimistic)
+        self._view(unit, batch, read)
         outcomes: list[tuple[_Member[Any], Any, BaseException | None]] = []
         units: list[_MemberUnit] = []  # of the members that succeeded, for ``commit_hook``
         deferred: list[_Member[Any]] = []
@@ -656,6 +679,7 @@ class GroupCommitter:
             unit.scratch = mu.scratch
             outcomes.append((member, value, None))
             units.append(mu)
+        read.update({path: snap.reference for path, snap in unit._seen.items()})
         again, worn = self._stale(unit, refused)
         if again or worn:
             busy = Transient("too much contention on the same documents; retry later")
