@@ -50,8 +50,11 @@ Everything else a member reads it learns in a *probe*: each caller first runs it
 once on its own (writes discarded), known and presumed documents served from memory, so the
 reads it needs happen in the caller's thread, in parallel with other callers and with the
 batch being committed; the leader reuses those snapshots where no commit of this process has
-written the document since. A batch of N postings of one account then costs one commit and
-no read.
+written the document since. A probe that read nothing from the database (a plain posting:
+its account known, its record presumed new) taught nothing, so the next callers of that
+group skip theirs until a member needs a read again (the leader then reads it when it runs
+the member, and callers probe again). A batch of N postings of one account then costs one
+commit, no read and one run of each member's work.
 
 Each process bounds what waits per group (``max_queue``): past it, a caller gets a
 retryable ``Transient`` at once rather than an ever longer wait.

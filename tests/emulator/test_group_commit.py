@@ -500,3 +500,35 @@ def test_past_the_queue_bound_a_caller_gets_a_retryable_error_at_once(db) -> Non
     # The queue drained: the refused posting, sent again, goes through.
     assert ledger.run(_credit(ledger, "u", "q3", 1), account="u").balance_after == 4
     _chain_ok(ledger, "u")
+
+
+def test_callers_skip_the_probe_while_probes_read_nothing(db) -> None:  # type: ignore[no-untyped-def]
+    ledger, group = _ledger(db)
+    db.collection("users").document("u").set({})
+    runs: list[str] = []
+
+    def counted(key: str) -> Any:
+        post = _credit(ledger, "u", key, 1)
+
+        def work(unit: Unit) -> Any:
+            runs.append(key)
+            return post(unit)
+
+        return work
+
+    _outcomes(group, "users/u", [counted("k0")])  # probed (read the account), then run
+    _outcomes(group, "users/u", [counted("k1")])  # probed from memory: nothing read
+    assert runs == ["k0", "k0", "k1", "k1"]
+    runs.clear()
+    out = _outcomes(group, "users/u", [counted(f"k{i}") for i in range(2, 6)])
+    assert runs == ["k2", "k3", "k4", "k5"]  # no probes: one run each
+    assert [r.balance_after for r in out] == [3, 4, 5, 6]
+    runs.clear()
+    # A key this process committed is read, never presumed: the leader reads it for the
+    # member, and the next callers probe again.
+    (again,) = _outcomes(group, "users/u", [counted("k2")])
+    assert again.replayed and again.balance_after == 3
+    _outcomes(group, "users/u", [counted("k6")])
+    assert runs == ["k2", "k6", "k6"]
+    assert ledger.balance("u") == 7
+    _chain_ok(ledger, "u")
