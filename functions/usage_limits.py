@@ -5,6 +5,7 @@
 ``limitResetAt`` and ``detail``) when they would exceed it, 400 for bad input, 404 for an
 unknown user. A Kaiwa user also gets ``monthly`` and their tier's monthly limits are
 enforced: 429 naming the limit reached, 403 for a feature the tier lacks (docs/usage.md).
+A user whose ``status`` is anything but ``active`` is 403 (``shared.accountstatus``).
 Protected by Cloud Functions IAM in production.
 """
 

@@ -1,8 +1,8 @@
 """Which accounts may act: only the exact status ``active`` (BigEye's ``users.status``).
 
 BigEye's seed defines ``"active"`` / ``"suspended"`` / ``"banned"``. Every path that lets an
-account act (the credit API, ledger-api's charges, grants and new holds, the welcome bonus
-and usage rewards) asks ``refusal``: a document without a ``status`` (or with null) is active
+account act (the credit API, slip top-ups, ledger-api's charges, grants and new holds,
+usage-limits, the welcome bonus and usage rewards) asks ``refusal``: a document without a ``status`` (or with null) is active
 (the other products' users carry none); any other value, ``"Banned"``, ``"disabled"``,
 ``"suspended "`` or ``""`` included, is refused. ``suspended`` and ``banned`` keep their own
 messages; anything else is "Account not active".

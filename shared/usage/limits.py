@@ -15,7 +15,8 @@ from typing import Any
 
 from google.cloud import firestore
 
-from shared.errors import NotFound
+from shared.accountstatus import refusal as status_refusal
+from shared.errors import Forbidden, NotFound
 from shared.ledger import ledger_for
 from shared.settings import get_settings
 from shared.usage import config
@@ -186,6 +187,9 @@ def check_limits(db: firestore.Client, request: LimitsCheck, now: datetime) -> L
     if not user_snap.exists:
         raise NotFound(f"unknown user {request.user_id}")
     user = user_snap.to_dict() or {}
+    reason = status_refusal(user)  # only an account that may act spends tokens (403)
+    if reason is not None:
+        raise Forbidden(reason)
     kaiwa = settings.schema_profile == "kaiwa"
     subscription_tier = config.kaiwa_tier_id(db, request.user_id)
     plan_id = config.plan_of(None, user, subscription_tier=subscription_tier, kaiwa=kaiwa)

@@ -11,6 +11,7 @@ import pytest
 
 from tests.bigeye_api import client as bigeye_client
 from tests.bigeye_money.conftest import bare, money, standin  # noqa: F401  (fixtures)
+from tests.usage.conftest import usage_db  # noqa: F401  (fixture)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Finding 7: only the exact status ``active`` may act: the credit API, ledger-api, the
-welcome bonus."""
+welcome bonus, usage-limits."""
 
 from __future__ import annotations
 
@@ -89,3 +89,20 @@ def test_no_welcome_bonus_for_an_account_that_may_not_act(
     assert users["u_active"]["credits"] == 100
     bonuses = [t for t in _docs(money, "transactions") if t["type"] == "BONUS"]
     assert [t["user_id"] for t in bonuses] == ["u_active"]
+
+
+@pytest.mark.parametrize("status", ["Banned", "disabled", "suspended "])
+def test_usage_limits_refuse_an_account_that_may_not_act(
+    stack: Any, usage_db: Any, status: str
+) -> None:
+    """usage-limits: "may this user spend tokens?" is 403 for a refused status."""
+    for user_id, value in [("t_refused", status), ("t_active", "active")]:
+        usage_db.collection("users").document(user_id).set(
+            {"email": f"{user_id}@example.com", "credits_balance": 0, "status": value}
+        )
+    url = f"{stack.base_url}/usage-limits/check"
+    refused = httpx.post(url, json={"user_id": "t_refused", "tokens": 5}, timeout=30)
+    assert refused.status_code == 403, refused.text
+    assert refused.json() == {"detail": "Account not active"}
+    allowed = httpx.post(url, json={"user_id": "t_active", "tokens": 5}, timeout=30)
+    assert allowed.status_code == 200 and allowed.json()["allowed"] is True
