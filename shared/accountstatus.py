@@ -2,10 +2,10 @@
 
 BigEye's seed defines ``"active"`` / ``"suspended"`` / ``"banned"``. Every path that lets an
 account act (the credit API, slip top-ups, ledger-api's charges, grants and new holds,
-usage-limits, the welcome bonus and usage rewards) asks ``refusal``: a document without a ``status`` (or with null) is active
-(the other products' users carry none); any other value, ``"Banned"``, ``"disabled"``,
-``"suspended "`` or ``""`` included, is refused. ``suspended`` and ``banned`` keep their own
-messages; anything else is "Account not active".
+usage-limits, the welcome bonus and usage rewards) asks ``refusal``: a document without a
+``status`` (or with null) is active (the other products' users carry none); any other
+value, ``"Banned"``, ``"disabled"``, ``"suspended "`` or ``""`` included, is refused.
+``suspended`` and ``banned`` keep their own messages; anything else is "Account not active".
 """
 
 from __future__ import annotations
