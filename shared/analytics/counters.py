@@ -7,11 +7,15 @@ a blind ``merge`` of ``firestore.Increment`` values of integers (micro-USD, coun
 counters never conflict and sums are exact.
 
 Documents (one key per group, so the rollups read O(groups), never O(logs)):
-- ``usage_user_days/{YYYY-MM-DD}_{user_id}``: one user's usage on one UTC day;
 - ``usage_user_periods/{period}_{user_id}`` with period ``YYYY-MM``, ``YYYY`` and ``all``:
   one user's usage over a month, a year and all time (distinct-user figures of the
   monthly, yearly and all-time aggregates); the month document also holds each day under
-  ``days.{DD}`` (read by the hourly loss scan);
+  ``days.{DD}`` (read by the hourly loss scan and the daily rollup) and the day's date in
+  ``active_days.{DD}``, by which the daily rollup finds the day's users (one equality on
+  an automatically indexed field; ``days`` itself is exempt from indexing). A day used
+  to have its own ``usage_user_days/{YYYY-MM-DD}_{user_id}`` document with the same
+  tallies: one more write per usage event, no longer made (the rollup still reads the
+  ones written before, see ``rollups.rollup_day``);
 - ``usage_day_shards/{YYYY-MM-DD}_{shard}``: the day's totals, spread over
   ``DAY_SHARDS`` documents by a hash of the request id because every log of the day
   touches them (the only app-wide counter); the rollup reconciles them with the
@@ -39,6 +43,8 @@ from shared.clock import ensure_utc
 
 USER_DAYS = "usage_user_days"
 USER_PERIODS = "usage_user_periods"
+#: The month document's map of the days the user was active: ``{DD: "YYYY-MM-DD"}``.
+ACTIVE_DAYS = "active_days"
 DAY_SHARDS_COLLECTION = "usage_day_shards"
 DAY_SHARDS = 1024
 UNKNOWN = "unknown"
@@ -46,6 +52,11 @@ UNKNOWN = "unknown"
 
 def user_day_id(day: date, user_id: str) -> str:
     return f"{day.isoformat()}_{user_id}"
+
+
+def day_key(day: date) -> str:
+    """The key of ``day`` under a month document's ``days`` map (``DD``)."""
+    return f"{day.day:02d}"
 
 
 def user_period_id(period: str, user_id: str) -> str:
@@ -106,19 +117,25 @@ def counter_writes(log: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
             "engines": {engine: _tally(cost, revenue)},
         }
 
-    writes = [(USER_DAYS, user_day_id(day, user_id), {**per_user(), "day": day.isoformat()})]
     month, year, all_time = periods_of(day)
-    # The month document also keeps each day (``days.DD``), so the hourly loss scan reads
-    # at most two documents per user for its 30-day window.
+    # The month document also keeps each day (``days.DD``, its date under
+    # ``active_days.DD`` for the daily rollup's query), so the hourly loss scan reads at
+    # most two documents per user for its 30-day window and the daily rollup one per
+    # active user.
     day_entry = per_user()
     del day_entry["user_id"]
-    writes.append(
+    writes = [
         (
             USER_PERIODS,
             user_period_id(month, user_id),
-            {**per_user(), "period": month, "days": {f"{day.day:02d}": day_entry}},
+            {
+                **per_user(),
+                "period": month,
+                "days": {day_key(day): day_entry},
+                ACTIVE_DAYS: {day_key(day): day.isoformat()},
+            },
         )
-    )
+    ]
     for period in (year, all_time):
         writes.append(
             (USER_PERIODS, user_period_id(period, user_id), {**per_user(), "period": period})

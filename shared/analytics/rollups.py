@@ -21,11 +21,14 @@ from typing import Any
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.analytics.counters import (
+    ACTIVE_DAYS,
     DAY_SHARDS_COLLECTION,
     USER_DAYS,
     USER_PERIODS,
+    day_key,
 )
 from shared.analytics.rules import (
     ALL_TIME_ID,
@@ -81,6 +84,28 @@ def _users_of(
     return users
 
 
+def _users_of_day(db: firestore.Client, day: date, report: RollupReport) -> list[UserUsage]:
+    """The day's per-user usage: ``days.{DD}`` of the month documents whose
+    ``active_days.{DD}`` is ``day``, plus
+    any ``usage_user_days`` document of a user whose month document does not carry that
+    date (days counted before the day documents were folded into the month documents)."""
+    key = day_key(day)
+    users: dict[str, UserUsage] = {}
+    query = db.collection(USER_PERIODS).where(
+        filter=FieldFilter(FieldPath(ACTIVE_DAYS, key).to_api_repr(), "==", day.isoformat())
+    )
+    for snap in query.stream():
+        report.documents_read += 1
+        data = snap.to_dict() or {}
+        entry = (data.get("days") or {}).get(key) or {}
+        user_id = str(data.get("user_id") or snap.id)
+        users[user_id] = UserUsage(user_id, Breakdown.from_counter(entry))
+    report.documents_read += 0 if users else 1  # an empty query is billed one read
+    for legacy in _users_of(db, USER_DAYS, "day", day.isoformat(), report):
+        users.setdefault(legacy.user_id, legacy)
+    return list(users.values())
+
+
 def _stored_logs(db: firestore.Client, start: datetime, end: datetime, report: RollupReport) -> int:
     """Usage logs stored with ``start <= created_at < end`` (server-side count)."""
     query = (
@@ -134,7 +159,7 @@ def rollup_day(
     started = time.perf_counter()
     start = day_start(day)
     end = start + timedelta(days=1)
-    users = _users_of(db, USER_DAYS, "day", day.isoformat(), report)
+    users = _users_of_day(db, day, report)
     sums = _sum_tallies(users)
     shards = day_shard_totals(db, day, report)
     if shards != sums.total:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, date, datetime, timedelta
 
+from google.cloud import firestore
+
 from shared.analytics.jobs import daily_rollup
 from shared.analytics.rollups import rollup_day, rollup_month
 from shared.analytics.rules import days_of_month
@@ -152,3 +154,28 @@ def test_logs_without_counters_lower_completeness(db) -> None:
     doc = _agg(db, "daily_2026_01_04")
     assert doc["total_generations"] == 3
     assert doc["data_completeness_percent"] == 75.0
+
+
+def test_a_day_counted_before_the_fold_is_still_rolled_up(db) -> None:
+    """Days counted when each had its own ``usage_user_days`` document (no
+    ``active_days`` on the month document) roll up exactly, alone and beside users
+    counted the new way on the same day."""
+    rng = random.Random(7)
+    day = date(2024, 3, 5)
+    at = datetime(2024, 3, 5, 10, tzinfo=UTC)
+    old = [make_log(rng, user_id="legacy-user", at=at + timedelta(minutes=i)) for i in range(3)]
+    new = [make_log(rng, user_id="new-user", at=at + timedelta(minutes=i)) for i in range(2)]
+    write_logs(db, old + new)
+    # Make the legacy user's day look as it was written before the fold: its own day
+    # document with the tallies, and no date under the month document's active_days.
+    month_ref = db.collection("usage_user_periods").document("2024-03_legacy-user")
+    month_doc = month_ref.get().to_dict()
+    day_entry = month_doc["days"]["05"]
+    db.collection("usage_user_days").document("2024-03-05_legacy-user").set(
+        {**day_entry, "user_id": "legacy-user", "day": day.isoformat()}
+    )
+    month_ref.update({"active_days": firestore.DELETE_FIELD})
+    rollup_day(db, day, now=now, cascade=False)
+    doc = _agg(db, f"daily_{day:%Y_%m_%d}")
+    assert metrics(doc) == brute_force(in_period(stored_logs(db), *day_bounds(day)))
+    assert doc["data_completeness_percent"] == 100.0

@@ -87,17 +87,19 @@ def test_counter_writes_of_one_log() -> None:
     }
     writes = {(c, d): data for c, d, data in counter_writes(log)}
     assert set(writes) == {
-        ("usage_user_days", "2024-02-29_u1"),
         ("usage_user_periods", "2024-02_u1"),
         ("usage_user_periods", "2024_u1"),
         ("usage_user_periods", "all_u1"),
         ("usage_day_shards", f"2024-02-29_{shard_of('r'):02d}"),
     }
-    day = writes[("usage_user_days", "2024-02-29_u1")]
+    month = writes[("usage_user_periods", "2024-02_u1")]
+    day = month["days"]["29"]  # the day lives in the month document, found by its date
+    assert month["active_days"] == {"29": "2024-02-29"}
     assert day["cost_micros"].value == 40_000 and day["revenue_micros"].value == 100_000
     assert day["plans"]["pro"]["n"].value == 1
     merged = merged_counter_writes([log, dict(log, request_id="r2")])
-    assert merged[("usage_user_days", "2024-02-29_u1")]["engines"]["e"]["n"].value == 2
+    merged_day = merged[("usage_user_periods", "2024-02_u1")]["days"]["29"]
+    assert merged_day["engines"]["e"]["n"].value == 2
     with pytest.raises(ValueError):
         counter_writes({**log, "created_at": None})
 

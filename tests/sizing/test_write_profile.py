@@ -56,7 +56,6 @@ def test_a_usage_event_writes_only_per_user_per_event_and_sharded_documents(
         "usage_day_shards/{day}_{n}",
         "usage_logs/{id}",
         "usage_receipts/{id}",
-        "usage_user_days/{day}_{user}",
         "usage_user_periods/all_{user}",
         "usage_user_periods/{month}_{user}",
         "usage_user_periods/{year}_{user}",
