@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from google.cloud.firestore_v1.batch import WriteBatch
@@ -53,10 +54,14 @@ def triggers_settled(stack: Any, timeout_s: float = 60.0) -> Iterator[None]:
 
     The writes are the batches this process commits in the block (the functions run
     in-process, so their writes count too). A ``written`` trigger owes one event per write
-    to a matching document, a ``created`` trigger one per document first written in the
-    block: the block must start with the documents it creates absent (a wiped database).
-    Writes the triggers themselves make while they are waited for are counted as well.
+    to a matching document, a ``created`` trigger one per document the block created (its
+    Firestore ``create_time`` falls in the block). Writes the triggers themselves make while
+    they are waited for are counted as well.
     """
+    from shared.clients import firestore_client
+
+    started = datetime.now(UTC)
+    created: dict[str, bool] = {}  # document path -> created in the block
     specs = [s for s in stack.config.specs if isinstance(s.trigger, Document)]
     baseline = {s.name: stack.handled(s.name) for s in specs}
     writes: list[tuple[str, str]] = []  # (document path, "update" or "delete"), in order
@@ -82,7 +87,15 @@ def triggers_settled(stack: Any, timeout_s: float = 60.0) -> Iterator[None]:
             assert isinstance(trigger, Document)
             matching = [(p, op) for p, op in done if _matches(trigger.pattern, p)]
             if trigger.event == "created":
-                counts[spec.name] = len({p for p, op in matching if op == "update"})
+                paths = sorted({p for p, op in matching if op == "update"})
+                unknown = [p for p in paths if p not in created]
+                if unknown:
+                    db = firestore_client()
+                    refs = [db.document(p) for p in unknown]
+                    for snap in db.get_all(refs):
+                        made = snap.create_time
+                        created[snap.reference.path] = bool(snap.exists and made >= started)
+                counts[spec.name] = sum(1 for p in paths if created.get(p))
             else:
                 counts[spec.name] = len(matching)
         return counts

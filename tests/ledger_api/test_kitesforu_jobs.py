@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devstack.demo import usage as demo_usage
-from tests.helpers import wait_for
+from tests.helpers import triggers_settled, wait_for
 from tests.ledger_api.conftest import balance, make_user, transactions
 
 
@@ -38,19 +38,6 @@ def _flap(db: Any, collection: str, job_id: str, data: dict[str, Any]) -> None:
     jobs.document(job_id).set({**data, "status": "failed", "note": "again"})
 
 
-def _after_triggers(api: Any, db: Any, collection: str, user_id: str) -> None:
-    """Wait until the trigger has handled every earlier write of ``collection``.
-
-    A sentinel job is held and failed after them; its release is observed (instead of
-    sleeping and hoping) once the trigger has worked through the writes before it.
-    """
-    sentinel = f"sentinel_{collection}_{user_id}"
-    api.create_hold(user_id, sentinel, 1, idempotency_key=f"h-{sentinel}", job_id=sentinel)
-    # No amount on the job: it was paid by its hold alone.
-    _fail(db, collection, sentinel, {"user_id": user_id})
-    wait_for(lambda: api.hold(sentinel).status == "RELEASED")
-
-
 def _refunds(db: Any, user_id: str) -> list[dict[str, Any]]:
     return [t for t in transactions(db, user_id) if t["type"] == "REFUND"]
 
@@ -72,11 +59,12 @@ def test_job_charged_by_usage_event_is_refunded_once_when_it_fails(api, db, stac
     )
     assert deduction["job_id"] == "pj_usage" and deduction["amount"] == -25
     job = {"user_id": "ku1", "credits_deducted": 25}
-    _fail(db, "podcast_jobs", "pj_usage", job)
-    wait_for(lambda: balance(db, "ku1") == 100)
-    _flap(db, "podcast_jobs", "pj_usage", job)
-    _after_triggers(api, db, "podcast_jobs", "ku1")
-    [refund, _] = sorted(_refunds(db, "ku1"), key=lambda t: t["job_id"])
+    # The barrier: every event of the job's writes handled (counted), then assert.
+    with triggers_settled(stack):
+        _fail(db, "podcast_jobs", "pj_usage", job)
+        wait_for(lambda: balance(db, "ku1") == 100)
+        _flap(db, "podcast_jobs", "pj_usage", job)
+    [refund] = _refunds(db, "ku1")
     assert refund["job_id"] == "pj_usage" and refund["amount"] == 25
     assert balance(db, "ku1") == 100 == _sum(db, "ku1")
 
@@ -86,12 +74,12 @@ def test_job_held_at_creation_is_released_once_when_it_fails(api, db, stack) -> 
     api.create_hold("ku2", "co_hold", 60, idempotency_key="create-co_hold", job_id="co_hold")
     assert balance(db, "ku2") == 40
     job = {"user_id": "ku2", "credits_charged": 60}
-    _fail(db, "courses", "co_hold", job)
-    wait_for(lambda: api.hold("co_hold").status == "RELEASED")
-    _flap(db, "courses", "co_hold", job)
-    _after_triggers(api, db, "courses", "ku2")
+    with triggers_settled(stack):
+        _fail(db, "courses", "co_hold", job)
+        wait_for(lambda: api.hold("co_hold").status == "RELEASED")
+        _flap(db, "courses", "co_hold", job)
     assert balance(db, "ku2") == 100 == _sum(db, "ku2")
-    assert [r["job_id"] for r in _refunds(db, "ku2")] == ["co_hold", "sentinel_courses_ku2"]
+    assert [r["job_id"] for r in _refunds(db, "ku2")] == ["co_hold"]
 
 
 def test_job_charged_by_every_path_gets_back_exactly_what_it_took(api, db, stack) -> None:
@@ -103,20 +91,21 @@ def test_job_charged_by_every_path_gets_back_exactly_what_it_took(api, db, stack
     api.refund(charge.transaction_id, amount=10, reason="goodwill", idempotency_key="r")
     assert balance(db, "ku3") == 200 - 50 - 30 + 10
     job = {"user_id": "ku3", "credits_deducted": 30}
-    _fail(db, "podcast_jobs", "pj_mixed", job)
-    wait_for(lambda: balance(db, "ku3") == 200)
-    _flap(db, "podcast_jobs", "pj_mixed", job)
-    _after_triggers(api, db, "podcast_jobs", "ku3")
+    with triggers_settled(stack):
+        _fail(db, "podcast_jobs", "pj_mixed", job)
+        wait_for(lambda: balance(db, "ku3") == 200)
+        _flap(db, "podcast_jobs", "pj_mixed", job)
     assert api.hold("pj_mixed").status == "RELEASED"
     assert balance(db, "ku3") == 200 == _sum(db, "ku3")
 
 
-def test_job_settled_on_completion_keeps_its_charge(api, db) -> None:
+def test_job_settled_on_completion_keeps_its_charge(api, db, stack) -> None:
     _fund(api, db, "ku4", 100)
     api.create_hold("ku4", "pj_done", 40, idempotency_key="h", job_id="pj_done")
     settled = api.settle("pj_done", 32, idempotency_key="done")
     assert (settled.amount, settled.balance_after) == (8, 68)
-    db.collection("podcast_jobs").document("pj_done").set(
-        {"user_id": "ku4", "status": "completed", "credits_deducted": 32}
-    )
+    with triggers_settled(stack):  # the completed job's event handled before the check
+        db.collection("podcast_jobs").document("pj_done").set(
+            {"user_id": "ku4", "status": "completed", "credits_deducted": 32}
+        )
     assert balance(db, "ku4") == 68 == _sum(db, "ku4")
