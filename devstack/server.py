@@ -30,6 +30,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import functions_framework
+from cloudevents import exceptions as cloud_exceptions
+from cloudevents import http as cloudevents_http
+from functions_framework import event_conversion
+from functions_framework.exceptions import EventConversionException
+from werkzeug import Request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from shared.registry import FunctionSpec
@@ -84,6 +89,46 @@ class Outcomes(logging.Handler):
             return self._items.get(request_id)
 
 
+def _not_an_event(environ: Environ) -> str | None:
+    """Why a request to a CloudEvent function cannot be read as an event, or None.
+
+    functions-framework 3.10.0 reads the event before the function runs, and some bodies
+    that are no event at all crash that step with a 500 instead of its usual 400: bytes
+    that are not text (the cloudevents library's ``json.loads`` raises
+    ``UnicodeDecodeError`` where it only catches ``JSONDecodeError``), or JSON that is not
+    an object, or an object with unexpected fields (``BackgroundEvent(**body)`` raises
+    ``TypeError``). The same two steps are run here first, and anything they cannot read
+    gets the framework's own 400. A body they read passes through unchanged. In a
+    deployment only Eventarc, an authorised invoker, posts to these functions
+    (docs/security.md).
+    """
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    headers = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    if "CONTENT_TYPE" in environ:
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    try:
+        cloudevents_http.from_http(headers, body)
+        return None
+    except (cloud_exceptions.MissingRequiredFields, cloud_exceptions.InvalidRequiredFields):
+        pass  # not a CloudEvent: the framework tries it as a background event next
+    except Exception as exc:  # any failure here is the framework's 500
+        return f"the request body is not an event: {exc}"
+    request = Request(dict(environ, **{"wsgi.input": io.BytesIO(body)}))
+    try:
+        event_conversion.background_event_to_cloud_event(request)
+    except EventConversionException:
+        return None  # the framework answers this one 400 itself
+    except Exception as exc:  # any failure here is the framework's 500
+        return f"the request body is not an event: {exc}"
+    return None
+
+
 class Dispatcher:
     """A WSGI app routing to one functions-framework app per registered function."""
 
@@ -91,6 +136,8 @@ class Dispatcher:
         self.apps: dict[str, Any] = {}
         #: The functions a push subscription delivers to (they receive Pub/Sub messages).
         self.pushed: set[str] = set()
+        #: The functions served as CloudEvent functions (Pub/Sub, Firestore, schedules).
+        self.events: set[str] = set()
         for spec in specs:
             if spec.topic is not None:
                 self.pushed.add(spec.name)
@@ -99,6 +146,8 @@ class Dispatcher:
                 source=str(spec.source),
                 signature_type=spec.signature_type,
             )
+            if spec.signature_type == "cloudevent":
+                self.events.add(spec.name)
         self.ready = threading.Event()
         self.outcomes = Outcomes()
         self._inflight = 0
@@ -195,6 +244,10 @@ class Dispatcher:
             return self._trigger(parts[4], environ, start_response)
         if parts and parts[0] in self.apps:
             name = parts[0]
+            if name in self.events and environ.get("REQUEST_METHOD") == "POST":
+                reason = _not_an_event(environ)
+                if reason is not None:
+                    return self._reply(start_response, "400 Bad Request", {"detail": reason})
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/" + name
             environ["PATH_INFO"] = path[len(name) + 1 :] or "/"
             return self.apps[name](environ, start_response)
