@@ -20,7 +20,7 @@ from google.cloud import firestore
 
 from shared.clock import ensure_utc
 from shared.errors import InvalidInput
-from shared.usage.pricing import EngineCost, PlanPricing, pick_version
+from shared.usage.pricing import EngineCost, PlanPricing
 
 ENGINE_COSTS = "ai_engine_costs"
 ENGINE_COST_HISTORY = "ai_engine_cost_history"
@@ -94,29 +94,6 @@ def engine_history_before(db: firestore.Client, engine_id: str, at: datetime) ->
         for snap in query.stream():
             found.append(EngineCost.from_doc(engine_id, snap.to_dict() or {}))
     return found
-
-
-def engine_cost_at(
-    db: firestore.Client, engine_id: str, current: Mapping[str, Any] | None, at: datetime
-) -> EngineCost:
-    """The engine's cost version in force at ``at``; InvalidInput when unknown or inactive.
-
-    A missing live document is an unknown engine (a deleted engine meters nothing more; to
-    retire one, set ``is_active`` false). History is read only for an event older than the
-    live document's ``updated_at``.
-    """
-    if current is None:
-        raise InvalidInput(f"unknown engine {engine_id}")
-    live = EngineCost.from_doc(engine_id, current)
-    history: list[EngineCost] = []
-    if live.effective_from is not None and live.effective_from > at:
-        history = engine_history_before(db, engine_id, at)
-    version = pick_version(live, history, at)
-    if version is None:
-        raise InvalidInput(f"unknown engine {engine_id}")
-    if not version.is_active:
-        raise InvalidInput(f"engine {engine_id} was not active at {at.isoformat()}")
-    return version
 
 
 def plan_of(

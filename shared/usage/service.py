@@ -22,7 +22,8 @@ The unit writes, all or nothing:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,8 +41,10 @@ from shared.usage import config
 from shared.usage.limits import split_seconds
 from shared.usage.model import UsageEvent
 from shared.usage.pricing import (
+    EngineCost,
     fingerprint,
     month_period,
+    pick_version,
     price_usage,
     stored_number,
     token_day,
@@ -82,204 +85,382 @@ def _shortfall_note(shortfall: int) -> str:
     return f"; {shortfall} credits not covered by the balance (shortfall)" if shortfall else ""
 
 
+@dataclass(frozen=True)
+class UsageReads:
+    """Everything one usage event's decision needs, read through the unit.
+
+    ``earlier`` is the once-only record (the receipt, else a log written before receipts
+    existed) when the request was already metered; then nothing else is read.
+    """
+
+    earlier: dict[str, Any] | None = None
+    user: dict[str, Any] | None = None
+    subscription_tier: str | None = None  # the active subscription's tier, when looked up
+    plan_id: str = config.DEFAULT_PLAN
+    plan: dict[str, Any] | None = None  # plan_pricing/{plan_id}
+    engine: dict[str, Any] | None = None  # ai_engine_costs/{engine_id}
+    engine_history: tuple[EngineCost, ...] = ()
+    token_limits: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
+    balance: int = 0  # the account's balance as this unit sees it (when credits are used)
+    monthly: dict[str, Any] | None = None  # userUsage/{userId}_{period}, None when missing
+    tier: dict[str, Any] | None = None  # tiers/{tierId} of the monthly allowance
+    conversation_seen: bool = False  # the conversation's marker exists this month
+
+
+@dataclass(frozen=True)
+class Debit:
+    """The DEDUCTION to post (partial allowed)."""
+
+    amount: int
+    description: str
+
+
+@dataclass(frozen=True)
+class UsagePlan:
+    """What metering one event writes, decided from ``UsageReads`` with no I/O.
+
+    ``log`` and ``receipt`` carry the deduction expected from the balance read; the apply
+    step replaces ``credits_deducted``, ``credits_shortfall`` and ``transaction_id`` with
+    the posting's own result.
+    """
+
+    log_id: str
+    replay: Metered | None = None
+    debit: Debit | None = None
+    log: dict[str, Any] = field(default_factory=dict)
+    receipt: dict[str, Any] = field(default_factory=dict)
+    daily: dict[str, Any] | None = None  # merged into daily_token_usage/{userId}_{day}
+    marker: dict[str, Any] | None = None  # usage_conversations/... to create
+    monthly: dict[str, Any] | None = None  # userUsage counters
+    monthly_exists: bool = False  # update the counters, else create them
+
+
+@dataclass(frozen=True)
+class Moment:
+    """The instants of one event: its own time, the processing time and their calendars."""
+
+    at: datetime
+    now: datetime
+    day: str
+    reset_at: datetime
+    period: str
+    period_end: datetime
+
+
+def moment_of(at: datetime, now: datetime, tz_name: str) -> Moment:
+    day, reset_at = token_day(at, tz_name)
+    period, period_end = month_period(at, tz_name)
+    return Moment(at, now, day, reset_at, period, period_end)
+
+
+def needs_tier_lookup(event: UsageEvent, user: Mapping[str, Any], kaiwa: bool) -> bool:
+    """Whether the plan comes from the user's active subscription (no message plan, no
+    ``users.tier``: every Kaiwa user)."""
+    return not event.subscription_plan and (kaiwa or not user.get("tier"))
+
+
+def monthly_tier_id(subscription_tier: str | None, kaiwa: bool) -> str | None:
+    """The tier whose monthly allowance applies: the subscription's, else Kaiwa's free."""
+    if subscription_tier is None and kaiwa:
+        return config.DEFAULT_PLAN
+    return subscription_tier
+
+
+def _live_effective_after(engine: Mapping[str, Any] | None, engine_id: str, at: datetime) -> bool:
+    """Whether the live engine document is newer than ``at`` (its history is then needed)."""
+    if engine is None:
+        return False
+    try:
+        live = EngineCost.from_doc(engine_id, engine)
+    except InvalidInput:
+        return False  # the decision refuses it
+    return live.effective_from is not None and live.effective_from > at
+
+
+def read_usage(
+    unit: Unit, event: UsageEvent, *, log_id: str, at: datetime, period: str, kaiwa: bool
+) -> UsageReads:
+    """Read what metering ``event`` needs, in as few round trips as the event allows."""
+    db = unit.db
+    r = config.refs(db)
+    ledger = ledger_for()
+    receipt_ref = db.collection(RECEIPTS).document(log_id)
+    user_ref = ledger.user_ref(event.user_id)
+    # One round trip for everything the event may need whatever its plan.
+    first = [receipt_ref, r.log(log_id), user_ref, r.engine(event.engine_id)]
+    first += [r.token_limit(t) for t in config.USER_TYPES]
+    if event.credits_used > 0:
+        first.append(ledger.posting_ref(transaction_id_for(posting_key("usage", event.request_id))))
+    if event.subscription_plan:
+        first.append(r.plan(event.subscription_plan.lower()))
+    snaps = unit.get_all(first)
+    receipt_snap, log_snap, user_snap, engine_snap = snaps[:4]
+    earlier = receipt_snap if receipt_snap.exists else log_snap
+    if earlier.exists:
+        return UsageReads(earlier=earlier.to_dict() or {})
+    if not user_snap.exists:
+        return UsageReads()
+    user = user_snap.to_dict() or {}
+    limits = {
+        t: (s.to_dict() if s.exists else None)
+        for t, s in zip(config.USER_TYPES, snaps[4 : 4 + len(config.USER_TYPES)], strict=True)
+    }
+    engine = engine_snap.to_dict() if engine_snap.exists else None
+
+    looked_up = needs_tier_lookup(event, user, kaiwa)
+    monthly = event.conversation_seconds is not None
+    subscription_tier = config.kaiwa_tier_id(db, event.user_id) if looked_up or monthly else None
+    plan_id = config.plan_of(
+        event.subscription_plan,
+        user,
+        subscription_tier=subscription_tier if looked_up else None,
+        kaiwa=kaiwa,
+    )
+    history: list[EngineCost] = []
+    if _live_effective_after(engine, event.engine_id, at):
+        history = config.engine_history_before(db, event.engine_id, at)
+
+    # One more round trip: the plan (when the message did not name it) and the month's.
+    second = [r.plan(plan_id)]
+    tier_id = monthly_tier_id(subscription_tier, kaiwa) if monthly else None
+    if monthly:
+        second.append(r.monthly(event.user_id, period))
+        if tier_id is not None:
+            second.append(r.tier(tier_id))
+        if event.conversation_id is not None:
+            second.append(r.conversation(event.user_id, period, event.conversation_id))
+    plan_snap, *rest = unit.get_all(second)
+    usage_snap = tier_snap = marker_snap = None
+    if monthly:
+        usage_snap, rest = rest[0], rest[1:]
+        if tier_id is not None:
+            tier_snap, rest = rest[0], rest[1:]
+        if event.conversation_id is not None:
+            marker_snap = rest[0]
+    balance = ledger.account(unit, event.user_id).balance if event.credits_used > 0 else 0
+    return UsageReads(
+        user=user,
+        subscription_tier=subscription_tier,
+        plan_id=plan_id,
+        plan=plan_snap.to_dict() if plan_snap.exists else None,
+        engine=engine,
+        engine_history=tuple(history),
+        token_limits=limits,
+        balance=balance,
+        monthly=(usage_snap.to_dict() or {})
+        if usage_snap is not None and usage_snap.exists
+        else None,
+        tier=tier_snap.to_dict() if tier_snap is not None and tier_snap.exists else None,
+        conversation_seen=marker_snap is not None and marker_snap.exists,
+    )
+
+
+def engine_version(
+    engine_id: str,
+    current: Mapping[str, Any] | None,
+    history: Sequence[EngineCost],
+    at: datetime,
+) -> EngineCost:
+    """The engine's cost version in force at ``at``; InvalidInput when unknown or inactive."""
+    if current is None:
+        raise InvalidInput(f"unknown engine {engine_id}")
+    live = EngineCost.from_doc(engine_id, current)
+    version = pick_version(live, list(history), at)
+    if version is None:
+        raise InvalidInput(f"unknown engine {engine_id}")
+    if not version.is_active:
+        raise InvalidInput(f"engine {engine_id} was not active at {at.isoformat()}")
+    return version
+
+
+def decide_usage(
+    event: UsageEvent, reads: UsageReads, *, log_id: str, digest: str, moment: Moment
+) -> UsagePlan:
+    """Price, deduct and count one usage event (pure: every input is in ``reads``)."""
+    if reads.earlier is not None:
+        found = reads.earlier
+        if found.get("message_sha256") not in (None, digest):
+            raise Conflict(f"request_id {event.request_id} was already metered with other content")
+        replay = Metered(
+            log_id,
+            True,
+            int(found.get("credits_deducted") or 0),
+            int(found.get("credits_shortfall") or 0),
+        )
+        return UsagePlan(log_id, replay=replay)
+    if reads.user is None:
+        raise NotFound(f"unknown user {event.user_id}")
+    at, now = moment.at, moment.now
+    pricing = config.plan_pricing(reads.plan_id, reads.plan)
+    engine = engine_version(event.engine_id, reads.engine, reads.engine_history, at)
+    priced = price_usage(event.usage_units, engine, pricing)
+
+    debit = None
+    deducted = shortfall = 0
+    if event.credits_used > 0:
+        note = _shortfall_note(max(0, event.credits_used - reads.balance))
+        debit = Debit(event.credits_used, f"Usage of {event.engine_id} ({event.request_id})" + note)
+        # What the partial debit takes of this balance (the apply step writes its result).
+        deducted = max(0, min(event.credits_used, reads.balance))
+        shortfall = event.credits_used - deducted
+
+    meta = event.request_meta
+    log_doc: dict[str, Any] = {
+        "user_id": event.user_id,
+        "subscription_plan": reads.plan_id,
+        "ai_type": engine.ai_type,
+        "engine_id": event.engine_id,
+        "usage_units": units_number(event.usage_units),
+        "credits_used": event.credits_used,
+        "created_at": at,
+        "real_cost_usd": stored_number(priced.real_cost_usd),
+        "revenue_estimated_usd": stored_number(priced.revenue_estimated_usd),
+        "profit_usd": stored_number(priced.profit_usd),
+        "profit_margin_percent": stored_number(priced.profit_margin_percent),
+        "pricing_source": priced.pricing_source,
+        "request_id": event.request_id,
+        "country_code": meta.country_code,
+        "device_type": meta.device_type,
+        "generation_time_ms": meta.generation_time_ms,
+        # Extras (docs/usage.md): what was applied and what could not be taken.
+        "unit_type": engine.unit_type,
+        "cost_per_unit_usd": stored_number(engine.cost_per_unit),
+        "credits_deducted": deducted,
+        "credits_shortfall": shortfall,
+        "transaction_id": None,
+        "tokens": event.tokens,
+        "conversation_seconds": event.conversation_seconds,
+        "processed_at": now,
+        "message_sha256": digest,
+        # The Firestore TTL policy deletes the log at this time (002: 90 days).
+        "expires_at": at + timedelta(days=USAGE_LOG_DAYS_KEPT),
+    }
+    receipt = {
+        "request_id": event.request_id,
+        "user_id": event.user_id,
+        "message_sha256": digest,
+        "credits_deducted": deducted,
+        "credits_shortfall": shortfall,
+        "received_at": now,
+        "expires_at": now + timedelta(days=RECEIPT_DAYS_KEPT),
+    }
+
+    daily = None
+    if event.tokens > 0:
+        user_type = config.user_type_for(reads.plan)
+        daily = {
+            "userId": event.user_id,
+            "date": moment.day,
+            "tokensUsed": firestore.Increment(event.tokens),
+            "tokenLimit": config.token_limit(user_type, reads.token_limits.get(user_type)),
+            "userType": user_type,
+            "lastUpdated": now,
+            "resetAt": moment.reset_at,
+        }
+
+    marker = monthly = None
+    if event.conversation_seconds is not None:
+        new_conversation = 1
+        if event.conversation_id is not None:
+            if reads.conversation_seen:
+                new_conversation = 0
+            else:
+                marker = {
+                    "userId": event.user_id,
+                    "period": moment.period,
+                    "conversationId": event.conversation_id,
+                    "createdAt": now,
+                    # For a TTL policy: a marker matters only within its month.
+                    "expiresAt": moment.period_end + timedelta(days=31),
+                }
+        realtime = 1 if event.conversation_mode == "realtime" and new_conversation else 0
+        # Read-then-write (not a blind Increment): the seconds past the month's allowance
+        # come out of the bank, which depends on what is already used; the write carries
+        # "unchanged since read", so concurrent events never double-count.
+        usage = reads.monthly or {}
+        split = split_seconds(reads.tier, usage, event.conversation_seconds)
+        monthly = {
+            "userId": event.user_id,
+            "period": moment.period,
+            "conversationsUsed": int(usage.get("conversationsUsed") or 0) + new_conversation,
+            "secondsUsed": int(usage.get("secondsUsed") or 0) + split.regular,
+            "realtimeSessionsUsed": int(usage.get("realtimeSessionsUsed") or 0) + realtime,
+            "bankedSecondsUsed": int(usage.get("bankedSecondsUsed") or 0) + split.banked,
+            "updatedAt": now,
+        }
+        if reads.monthly is None:
+            monthly["bankedSeconds"] = 0
+    return UsagePlan(
+        log_id,
+        debit=debit,
+        log=log_doc,
+        receipt=receipt,
+        daily=daily,
+        marker=marker,
+        monthly=monthly,
+        monthly_exists=reads.monthly is not None,
+    )
+
+
+def apply_usage(
+    unit: Unit, event: UsageEvent, plan: UsagePlan, *, period: str, day: str
+) -> Metered:
+    """Write the plan: the deduction, the log and receipt, the counters."""
+    if plan.replay is not None:
+        return plan.replay
+    ledger = ledger_for()
+    r = config.refs(unit.db)
+    log_doc, receipt = dict(plan.log), dict(plan.receipt)
+    deducted = shortfall = 0
+    if plan.debit is not None:
+        result = ledger.debit(
+            unit,
+            user_id=event.user_id,
+            amount=plan.debit.amount,
+            key=posting_key("usage", event.request_id),
+            description=plan.debit.description,
+            refs=Refs(reference_id=event.request_id, job_id=event.job_id),
+            allow_partial=True,
+        )
+        deducted, shortfall = -result.amount, result.shortfall
+        log_doc["transaction_id"] = result.transaction_id
+    for doc in (log_doc, receipt):
+        doc["credits_deducted"], doc["credits_shortfall"] = deducted, shortfall
+    unit.create(r.log(plan.log_id), log_doc)
+    unit.create(unit.db.collection(RECEIPTS).document(plan.log_id), receipt)
+    if plan.daily is not None:
+        unit.merge(r.daily(event.user_id, day), plan.daily)
+    if plan.marker is not None and event.conversation_id is not None:
+        unit.create(r.conversation(event.user_id, period, event.conversation_id), plan.marker)
+    if plan.monthly is not None:
+        usage_ref = r.monthly(event.user_id, period)
+        if plan.monthly_exists:
+            unit.update(usage_ref, plan.monthly)
+        else:
+            unit.create(usage_ref, plan.monthly)
+    count_usage(unit, log_doc)
+    return Metered(plan.log_id, False, deducted, shortfall)
+
+
 def meter_usage(
     db: firestore.Client, event: UsageEvent, *, publish_time: datetime | None = None
 ) -> Metered:
-    """Record one usage event exactly once (see the module docstring)."""
+    """Record one usage event exactly once (see the module docstring): read, decide, apply."""
     settings = get_settings()
-    clock = get_clock()
-    ledger = ledger_for()
-    r = config.refs(db)
-    now = clock.now()
+    now = get_clock().now()
     at = event_time(event, publish_time, now)
+    moment = moment_of(at, now, settings.token_day_timezone)
     log_id = usage_log_id(event.request_id)
-    usage_key = posting_key("usage", event.request_id)
     digest = fingerprint(event.model_dump(mode="json"))
-    day, reset_at = token_day(at, settings.token_day_timezone)
-    period, period_end = month_period(at, settings.token_day_timezone)
-
-    receipt_ref = db.collection(RECEIPTS).document(log_id)
     kaiwa = settings.schema_profile == "kaiwa"
 
     def work(unit: Unit) -> Metered:
-        log_ref = r.log(log_id)
-        user_ref = ledger.user_ref(event.user_id)
-        # One round trip for everything this unit may read (later gets hit the unit's cache).
-        prefetch = [receipt_ref, log_ref, user_ref, r.engine(event.engine_id)]
-        prefetch += [r.token_limit(t) for t in config.USER_TYPES]
-        if event.credits_used > 0:
-            prefetch.append(ledger.posting_ref(transaction_id_for(usage_key)))
-        if event.subscription_plan:
-            prefetch.append(r.plan(event.subscription_plan))
-        receipt_snap, log_snap, user_snap, engine_snap = unit.get_all(prefetch)[:4]
-        # The receipt; a log written before receipts existed is one too while it lasts.
-        earlier = receipt_snap if receipt_snap.exists else log_snap
-        if earlier.exists:
-            found = earlier.to_dict() or {}
-            if found.get("message_sha256") not in (None, digest):
-                raise Conflict(
-                    f"request_id {event.request_id} was already metered with other content"
-                )
-            return Metered(
-                log_id,
-                True,
-                int(found.get("credits_deducted") or 0),
-                int(found.get("credits_shortfall") or 0),
-            )
-        if not user_snap.exists:
-            raise NotFound(f"unknown user {event.user_id}")
-        user = user_snap.to_dict() or {}
-        # A user without ``users.tier`` (every Kaiwa user) is on their active
-        # subscription's ``tierId``, as it stands when the event is metered.
-        subscription_tier = None
-        looked_up = not event.subscription_plan and (kaiwa or not user.get("tier"))
-        if looked_up:
-            subscription_tier = config.kaiwa_tier_id(db, event.user_id)
-        plan_id = config.plan_of(
-            event.subscription_plan, user, subscription_tier=subscription_tier, kaiwa=kaiwa
-        )
-        plan_snap = unit.get(r.plan(plan_id))
-        plan_data = plan_snap.to_dict() if plan_snap.exists else None
-        pricing = config.plan_pricing(plan_id, plan_data)
-        engine = config.engine_cost_at(
-            db, event.engine_id, engine_snap.to_dict() if engine_snap.exists else None, at
-        )
-        priced = price_usage(event.usage_units, engine, pricing)
-
-        deducted = shortfall = 0
-        transaction_id = None
-        if event.credits_used > 0:
-            available = ledger.account(unit, event.user_id).balance
-            shortfall = max(0, event.credits_used - available)
-            result = ledger.debit(
-                unit,
-                user_id=event.user_id,
-                amount=event.credits_used,
-                key=usage_key,
-                description=f"Usage of {event.engine_id} ({event.request_id})"
-                + _shortfall_note(shortfall),
-                refs=Refs(reference_id=event.request_id, job_id=event.job_id),
-                allow_partial=True,
-            )
-            deducted, shortfall = -result.amount, result.shortfall
-            transaction_id = result.transaction_id
-
-        meta = event.request_meta
-        log_doc: dict[str, Any] = {
-            "user_id": event.user_id,
-            "subscription_plan": plan_id,
-            "ai_type": engine.ai_type,
-            "engine_id": event.engine_id,
-            "usage_units": units_number(event.usage_units),
-            "credits_used": event.credits_used,
-            "created_at": at,
-            "real_cost_usd": stored_number(priced.real_cost_usd),
-            "revenue_estimated_usd": stored_number(priced.revenue_estimated_usd),
-            "profit_usd": stored_number(priced.profit_usd),
-            "profit_margin_percent": stored_number(priced.profit_margin_percent),
-            "pricing_source": priced.pricing_source,
-            "request_id": event.request_id,
-            "country_code": meta.country_code,
-            "device_type": meta.device_type,
-            "generation_time_ms": meta.generation_time_ms,
-            # Extras (docs/usage.md): what was applied and what could not be taken.
-            "unit_type": engine.unit_type,
-            "cost_per_unit_usd": stored_number(engine.cost_per_unit),
-            "credits_deducted": deducted,
-            "credits_shortfall": shortfall,
-            "transaction_id": transaction_id,
-            "tokens": event.tokens,
-            "conversation_seconds": event.conversation_seconds,
-            "processed_at": now,
-            "message_sha256": digest,
-            # The Firestore TTL policy deletes the log at this time (002: 90 days).
-            "expires_at": at + timedelta(days=USAGE_LOG_DAYS_KEPT),
-        }
-        unit.create(log_ref, log_doc)
-        unit.create(
-            receipt_ref,
-            {
-                "request_id": event.request_id,
-                "user_id": event.user_id,
-                "message_sha256": digest,
-                "credits_deducted": deducted,
-                "credits_shortfall": shortfall,
-                "received_at": now,
-                "expires_at": now + timedelta(days=RECEIPT_DAYS_KEPT),
-            },
-        )
-
-        if event.tokens > 0:
-            user_type = config.user_type_for(plan_data)
-            limit_snap = unit.get(r.token_limit(user_type))
-            limit = config.token_limit(
-                user_type, limit_snap.to_dict() if limit_snap.exists else None
-            )
-            unit.merge(
-                r.daily(event.user_id, day),
-                {
-                    "userId": event.user_id,
-                    "date": day,
-                    "tokensUsed": firestore.Increment(event.tokens),
-                    "tokenLimit": limit,
-                    "userType": user_type,
-                    "lastUpdated": now,
-                    "resetAt": reset_at,
-                },
-            )
-
-        if event.conversation_seconds is not None:
-            new_conversation = 1
-            if event.conversation_id is not None:
-                marker = r.conversation(event.user_id, period, event.conversation_id)
-                if unit.get(marker).exists:
-                    new_conversation = 0
-                else:
-                    unit.create(
-                        marker,
-                        {
-                            "userId": event.user_id,
-                            "period": period,
-                            "conversationId": event.conversation_id,
-                            "createdAt": now,
-                            # For a TTL policy: a marker matters only within its month.
-                            "expiresAt": period_end + timedelta(days=31),
-                        },
-                    )
-            realtime = 1 if event.conversation_mode == "realtime" and new_conversation else 0
-            # Read-then-write (not a blind Increment): the seconds past the month's
-            # allowance come out of the bank, which depends on what is already used; the
-            # write carries "unchanged since read", so concurrent events never double-count.
-            tier_id = subscription_tier if looked_up else config.kaiwa_tier_id(db, event.user_id)
-            if tier_id is None and kaiwa:
-                tier_id = config.DEFAULT_PLAN
-            usage_ref = r.monthly(event.user_id, period)
-            if tier_id is not None:
-                usage_snap, tier_snap = unit.get_all([usage_ref, r.tier(tier_id)])
-                tier = tier_snap.to_dict() if tier_snap.exists else None
-            else:
-                usage_snap, tier = unit.get(usage_ref), None
-            usage = (usage_snap.to_dict() or {}) if usage_snap.exists else {}
-            split = split_seconds(tier, usage, event.conversation_seconds)
-            counters = {
-                "userId": event.user_id,
-                "period": period,
-                "conversationsUsed": int(usage.get("conversationsUsed") or 0) + new_conversation,
-                "secondsUsed": int(usage.get("secondsUsed") or 0) + split.regular,
-                "realtimeSessionsUsed": int(usage.get("realtimeSessionsUsed") or 0) + realtime,
-                "bankedSecondsUsed": int(usage.get("bankedSecondsUsed") or 0) + split.banked,
-                "updatedAt": now,
-            }
-            if usage_snap.exists:
-                unit.update(usage_ref, counters)
-            else:
-                unit.create(usage_ref, {**counters, "bankedSeconds": 0})
-
-        count_usage(unit, log_doc)
-        return Metered(log_id, False, deducted, shortfall)
+        reads = read_usage(unit, event, log_id=log_id, at=at, period=moment.period, kaiwa=kaiwa)
+        plan = decide_usage(event, reads, log_id=log_id, digest=digest, moment=moment)
+        return apply_usage(unit, event, plan, period=moment.period, day=moment.day)
 
     # Group commit: one user's concurrent usage events share commits (docs/ledger.md).
-    result = ledger.run(work, account=event.user_id, now=now)
+    result = ledger_for().run(work, account=event.user_id, now=now)
     if result.credits_shortfall and not result.replayed:
         log(
             logger,
