@@ -110,6 +110,38 @@ def request_fingerprint(operation: str, target: str, body: dict[str, Any]) -> st
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def decide_replay(record: dict[str, Any] | None, fingerprint: str) -> Answer | None:
+    """The stored answer of an Idempotency-Key already used for this same request (pure).
+
+    None when the key is new; Conflict when it was used for another request.
+    """
+    if record is None:
+        return None
+    if record.get("fingerprint") != fingerprint:
+        raise Conflict("this Idempotency-Key was already used for another request")
+    return Answer(dict(record.get("response") or {}), replayed=True)
+
+
+def check_pending_hold(
+    hold_id: str, hold: dict[str, Any] | None, now: Callable[[], datetime]
+) -> None:
+    """Refuse to close a hold that is unknown (404), already closed or expired (409) (pure).
+
+    ``now`` is read only when the hold has an expiry (the unit's one instant).
+    """
+    if hold is None:
+        raise NotFound(f"unknown hold {hold_id}")
+    status = hold.get("status")
+    if status != HoldStatus.PENDING.value:
+        raise Conflict(f"hold {hold_id} is already {str(status).lower()}")
+    expires_at = hold.get("expires_at")
+    if expires_at is not None and ensure_utc(expires_at) <= now():
+        raise Conflict(
+            f"hold {hold_id} expired at {_json_value(expires_at)}; "
+            "all of it is returned to the account"
+        )
+
+
 class LedgerApi:
     """The operations of ledger-api under one ledger (one profile)."""
 
@@ -147,11 +179,9 @@ class LedgerApi:
 
         def unit_work(unit: Unit) -> Answer:
             snap = unit.get(record_ref)
-            if snap.exists:
-                rec = snap.to_dict() or {}
-                if rec.get("fingerprint") != fingerprint:
-                    raise Conflict("this Idempotency-Key was already used for another request")
-                return Answer(dict(rec.get("response") or {}), replayed=True)
+            replay = decide_replay((snap.to_dict() or {}) if snap.exists else None, fingerprint)
+            if replay is not None:
+                return replay
             answer = work(unit, posting_key("api", self.profile.name, key))
             now = self.ledger.now(unit)
             unit.create(
@@ -381,18 +411,8 @@ class LedgerApi:
         """The ledger id of a PENDING, unexpired hold of this app (else 404 / 409)."""
         ledger_id = ledger_hold_id(self.profile.name, hold_id)
         snap = unit.get(self.ledger.hold_ref(ledger_id))
-        if not snap.exists:
-            raise NotFound(f"unknown hold {hold_id}")
-        hold = snap.to_dict() or {}
-        status = hold.get("status")
-        if status != HoldStatus.PENDING.value:
-            raise Conflict(f"hold {hold_id} is already {str(status).lower()}")
-        expires_at = hold.get("expires_at")
-        if expires_at is not None and ensure_utc(expires_at) <= self.ledger.now(unit):
-            raise Conflict(
-                f"hold {hold_id} expired at {_json_value(expires_at)}; "
-                "all of it is returned to the account"
-            )
+        hold = (snap.to_dict() or {}) if snap.exists else None
+        check_pending_hold(hold_id, hold, lambda: self.ledger.now(unit))
         return ledger_id
 
     def settle(self, hold_id: str, req: SettleRequest, key: str | None) -> Answer:
