@@ -123,9 +123,10 @@ class Unit:
     def verify(self, ref: firestore.DocumentReference) -> None:
         """Commit only if ``ref`` (read by this unit, not written) is unchanged since read.
 
-        For a decision that depends on a document the unit does not write (the promotion a
-        top-up applies): a pause committed before this unit's commit fails the commit, and
-        the unit re-runs and sees it. Nothing is written to the document.
+        For a decision that depends on a document the unit does not write (the user
+        document whose balance a hold closed with nothing returned reports): a change
+        committed before this unit's commit fails the commit, and the unit re-runs and sees
+        it. Nothing is written to the document.
         """
         if ref.path not in self._seen:
             raise ValueError(f"verify of {ref.path}, which this unit did not read")

@@ -121,6 +121,7 @@ def set_field(
     also: dict[str, Any] | None = None,
     details: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     check: Callable[[Any, dict[str, Any]], None] | None = None,
+    with_change: Callable[[Unit], None] | None = None,
 ) -> FieldChange:
     """Set ``ref.field`` = ``value`` (and ``also``) with an ``admin_actions`` record, in one
     atomic unit; a document that already has the value changes nothing and records nothing.
@@ -128,6 +129,7 @@ def set_field(
     ``missing``: the NotFound detail for a missing document (None: the document is created
     with the field). ``default``: the value a document without the field has. ``details``:
     more record fields from the document. ``check(before, data)`` may refuse the change.
+    ``with_change(unit)``: more writes committed with the change (not when nothing changes).
     The record is ``admin_actions/{action}_{ref.id}_{stamp}`` with ``before`` and ``after``.
     """
 
@@ -148,6 +150,8 @@ def set_field(
             unit.update(ref, fields)
         else:
             unit.merge(ref, fields)
+        if with_change is not None:
+            with_change(unit)
         record(
             unit,
             f"{action}_{ref.id}_{stamp(who.now)}",

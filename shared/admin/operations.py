@@ -19,6 +19,7 @@ from google.cloud import firestore
 from shared.admin.changes import ACTIONS_COLLECTION as ACTIONS
 from shared.admin.changes import Operator, record, set_field, stamp, text
 from shared.atomic import Unit, run_atomically
+from shared.bigeye.redemptions import mark_shards
 from shared.billing.context import Outcome
 from shared.clock import ensure_utc
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -420,6 +421,8 @@ def promotion_transition(
         also={"updated_at": now},
         details=lambda _: {"promo_id": ref.id},
         check=check,
+        # Fails every top-up that decided on the promotion before this change.
+        with_change=lambda unit: mark_shards(unit, ref.id, target, now),
     )
     return done.data
 

@@ -24,9 +24,13 @@ so each redemption is counted once in every counter.
 The promotions themselves are read through the same unit (``current_promotions``): the
 ACTIVE query outside the unit only names the candidates, and the unit decides on each
 candidate's document as it reads it (still ACTIVE, its conditions and reward as they are
-now). ``record_redemption`` verifies the applied promotion's document: the commit carries
-the precondition "unchanged since read" without writing it, so a pause, cancel or edit
-committed before the redemption's commit fails it, and the re-run sees the change.
+now). ``record_redemption`` reads the stats shard it counts in and writes it back under
+"unchanged since read"; every status change of a promotion (pause, resume, cancel, expire:
+``shared.admin.operations.promotion_transition``) writes all of its shards in the same commit
+(``mark_shards``). So a change committed before the redemption's commit fails it, and the
+re-run sees the change, without any top-up holding the promotion document itself: that
+document took one precondition per top-up (20 per second at the load of
+docs/benchmarks.md), a shard takes 1/32 of them.
 """
 
 from __future__ import annotations
@@ -163,11 +167,14 @@ def record_redemption(
 ) -> None:
     """Write the redemption, its counters and the promotion's ``stats.*`` in ``unit``.
 
-    ``promo`` must have been read through ``unit`` (``current_promotions``): the commit
-    verifies its document is unchanged since.
+    ``promo`` must have been read through ``unit`` (``current_promotions``). The stats
+    shard is read and written back under "unchanged since read": a status change of the
+    promotion committed since writes every shard (``mark_shards``), so it fails this commit
+    and the re-run decides on the promotion as it is then.
     """
     db = unit.db
-    unit.verify(promotion_ref(db, promo.promo_id))
+    shard_ref = stats_shard_ref(db, promo.promo_id, stats_shard_of(redemption_id))
+    shard = unit.get(shard_ref)
     unit.create(
         db.collection(REDEMPTIONS_COLLECTION).document(redemption_id),
         {
@@ -196,25 +203,41 @@ def record_redemption(
             counter_ref(db, promo.promo_id),
             {"promo_id": promo.promo_id, "redemptions": counts.total + 1, "updated_at": now},
         )
-    stats: dict[str, Any] = {
-        "total_redemptions": firestore.Increment(1),
-        "total_bonus_credits": firestore.Increment(quote.bonus_credits),
-    }
+    data = (shard.to_dict() or {}) if shard.exists else {}
+    stats: dict[str, Any] = dict(data.get("stats") or {})
+    adds = {"total_redemptions": 1, "total_bonus_credits": quote.bonus_credits}
     satang = _satang(topup_baht)
     if satang:
         # Exact integer units in the shards; the fold writes the seed's baht number.
-        stats[SATANG_KEY] = firestore.Increment(satang)
+        adds[SATANG_KEY] = satang
     if counts.by_user == 0:
-        stats["unique_users"] = firestore.Increment(1)
-    unit.merge(
-        stats_shard_ref(db, promo.promo_id, stats_shard_of(redemption_id)),
+        adds["unique_users"] = 1
+    for key, add in adds.items():
+        stats[key] = int(stats.get(key) or 0) + add
+    unit.set(
+        shard_ref,
         {
+            **data,
             "promo_id": promo.promo_id,
-            "redemptions": firestore.Increment(1),
+            "redemptions": _count(shard) + 1,
             "stats": stats,
             "updated_at": now,
         },
     )
+
+
+def mark_shards(unit: Unit, promo_id: str, status: str, now: datetime) -> None:
+    """Write the promotion's new ``status`` into every stats shard, in ``unit``.
+
+    A redemption reads and writes back its shard under "unchanged since read", so this
+    fails any redemption that decided on the promotion before the change; it re-runs and
+    sees the change (``record_redemption``).
+    """
+    for k in range(STATS_SHARDS):
+        unit.merge(
+            stats_shard_ref(unit.db, promo_id, k),
+            {"promo_id": promo_id, "status": status, "updated_at": now},
+        )
 
 
 def _satang(baht: Any) -> int:
