@@ -35,6 +35,17 @@ def _now() -> Any:
     return get_clock().now()
 
 
+def _audit(request: Any, operator: auth.Operator) -> dict[str, Any]:
+    """What every operator action passes to its service for the audit record: the actor,
+    the form's required reason, the time and the operator's address."""
+    return {
+        "actor": operator.actor,
+        "reason": required(request, "reason"),
+        "now": _now(),
+        "ip_address": client_ip(request),
+    }
+
+
 # -- loss users ----------------------------------------------------------------------------
 def loss(request: Any, operator: auth.Operator, **ctx: Any) -> Any:
     """Users in loss now (most negative profit first), days in loss, the action taken."""
@@ -72,10 +83,7 @@ def loss_action(request: Any, operator: auth.Operator) -> Any:
         _db(),
         user_id=user_id,
         action=None if action == "clear" else action,
-        actor=operator.actor,
-        reason=required(request, "reason"),
-        now=_now(),
-        ip_address=client_ip(request),
+        **_audit(request, operator),
     )
     state = "" if view["changed"] else " (unchanged)"
     return loss(request, operator, notice=f"{user_id}: action_taken {view['action_taken']}{state}")
@@ -133,10 +141,7 @@ def alert_ack(request: Any, operator: auth.Operator) -> Any:
     view = acknowledge_alert(
         _db(),
         alert_id=alert_id,
-        actor=operator.actor,
-        reason=required(request, "reason"),
-        now=_now(),
-        ip_address=client_ip(request),
+        **_audit(request, operator),
     )
     state = "acknowledged" if view["changed"] else "was already acknowledged"
     return providers(request, operator, notice=f"{alert_id} {state}")
@@ -153,10 +158,7 @@ def pipeline_flag(request: Any, operator: auth.Operator) -> Any:
         _db(),
         flag=flag,
         value=value == "true",
-        actor=operator.actor,
-        reason=required(request, "reason"),
-        now=_now(),
-        ip_address=client_ip(request),
+        **_audit(request, operator),
     )
     state = "" if view["changed"] else " (unchanged)"
     return providers(request, operator, notice=f"{flag}: {str(view['value']).lower()}{state}")
@@ -296,10 +298,7 @@ def promotion_change(request: Any, operator: auth.Operator) -> Any:
     doc = service(
         _db(),
         promo_id=promo_id,
-        actor=operator.actor,
-        reason=required(request, "reason"),
-        now=_now(),
-        ip_address=client_ip(request),
+        **_audit(request, operator),
     )
     return promotions(request, operator, notice=f"{promo_id} is {doc['status']}")
 
@@ -315,10 +314,7 @@ def settings_update(request: Any, operator: auth.Operator) -> Any:
     result = update_app_settings(
         _db(),
         changes={field: value},
-        actor=operator.actor,
-        reason=required(request, "reason"),
-        now=_now(),
-        ip_address=client_ip(request),
+        **_audit(request, operator),
     )
     if not result["changed"]:
         return promotions(request, operator, notice=f"{field}: unchanged (already that value)")
@@ -340,10 +336,7 @@ def account_status(request: Any, operator: auth.Operator) -> Any:
         _db(),
         user_id=user_id,
         status=ACCOUNT_STATUS[change],
-        actor=operator.actor,
-        reason=required(request, "reason"),
-        now=_now(),
-        ip_address=client_ip(request),
+        **_audit(request, operator),
     )
     state = "now" if view["changed"] else "already"
     return users(request, operator, notice=f"{user_id} is {state} {view['status']}")
@@ -357,10 +350,7 @@ def account_rebind(request: Any, operator: auth.Operator) -> Any:
         _db(),
         user_id=user_id,
         hardware_id=required(request, "hardware_id", 200),
-        actor=operator.actor,
-        reason=required(request, "reason"),
-        now=_now(),
-        ip_address=client_ip(request),
+        **_audit(request, operator),
     )
     state = "now" if view["changed"] else "already"
     return users(request, operator, notice=f"{user_id} is {state} bound to {view['hardware_id']}")
