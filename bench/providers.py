@@ -25,6 +25,7 @@ from shared.providers.service import (
     QUOTAS,
     WINDOWS,
     ProviderEvent,
+    history_from_doc,
     record_event,
 )
 
@@ -174,6 +175,6 @@ def _check_counters(db: Any, events: list[dict[str, Any]]) -> None:
         assert cost.get("used") == 1500 * len(mine), provider
         health = db.collection(HEALTH).document(provider).get()
         assert health.get("error_count_24h") == failures, (provider, health.get("error_count_24h"))
-        window = db.collection(WINDOWS).document(provider).get()
-        assert len(window.get("tail")) == min(len(mine), 200), provider
+        window = history_from_doc(db.collection(WINDOWS).document(provider).get().to_dict())
+        assert len(window.tail) == min(len(mine), 200), provider
         assert health.get("status") == "healthy", (provider, health.get("status"))

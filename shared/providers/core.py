@@ -17,6 +17,7 @@ or a re-replay never creates a second one.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -240,15 +241,50 @@ class WindowStats:
 
 
 def window_stats(calls: Iterable[Observation]) -> WindowStats:
-    count = successes = latency_count = 0
-    latency_sum = 0.0
+    count = successes = 0
+    latencies: list[float] = []
     for obs in calls:
         count += 1
-        successes += obs.ok
+        successes += obs.outcome == Outcome.SUCCESS
         if obs.latency_ms is not None:
-            latency_sum += obs.latency_ms
-            latency_count += 1
-    return WindowStats(count, successes, latency_sum, latency_count)
+            latencies.append(obs.latency_ms)
+    return WindowStats(count, successes, math.fsum(latencies), len(latencies))
+
+
+class _Window:
+    """The calls inside the health window, with their figures kept as they move.
+
+    A replay evaluates the window after every call; recounting it each time made a replay
+    of ``history_max`` calls quadratic. Counts are updated as calls enter and leave; the
+    latency sum is ``math.fsum`` of the latencies in the window (exactly rounded, so equal
+    to ``window_stats`` of the same calls whatever their order).
+    """
+
+    def __init__(self, calls: Iterable[Observation]) -> None:
+        self.calls: deque[Observation] = deque()
+        self._latencies: deque[float] = deque()
+        self._successes = 0
+        for obs in calls:
+            self.append(obs)
+
+    def append(self, obs: Observation) -> None:
+        self.calls.append(obs)
+        self._successes += obs.outcome == Outcome.SUCCESS
+        if obs.latency_ms is not None:
+            self._latencies.append(obs.latency_ms)
+
+    def drop_before(self, t: datetime, max_calls: int) -> None:
+        """Drop the calls at or before ``t`` and the oldest beyond ``max_calls``."""
+        calls = self.calls
+        while calls and (calls[0].at <= t or len(calls) > max_calls):
+            obs = calls.popleft()
+            self._successes -= obs.outcome == Outcome.SUCCESS
+            if obs.latency_ms is not None:
+                self._latencies.popleft()
+
+    def stats(self) -> WindowStats:
+        n = len(self._latencies)
+        return WindowStats(len(self.calls), self._successes, math.fsum(self._latencies), n)
 
 
 def classify(
@@ -299,7 +335,8 @@ def replay(
     start would.
     """
     state = base
-    window: deque[Observation] = deque(context)
+    calls = _Window(context)
+    window = calls.calls
     out = Replay(state, WindowStats(0, 0, 0.0, 0), {}, {}, [])
     span = timedelta(seconds=th.window_s)
     cooldown = timedelta(seconds=th.cooldown_s)
@@ -318,9 +355,8 @@ def replay(
     for obs in observations:
         t = obs.at
         if not obs.is_tick:
-            window.append(obs)
-        while window and (window[0].at <= t - span or len(window) > th.window_max_calls):
-            window.popleft()
+            calls.append(obs)
+        calls.drop_before(t - span, th.window_max_calls)
 
         # Open -> half-open once the cooldown has elapsed (by event time).
         opened_at = state.opened_at
@@ -350,7 +386,7 @@ def replay(
                 )
             state = _breaker_step(provider, state, obs, window, th, out, resolve, raise_alert)
 
-        stats = window_stats(window)
+        stats = calls.stats()
         status = classify(state.status, state.breaker, stats, th)
         if status != state.status:
             resolve(state.health_alert_id, t)

@@ -25,6 +25,7 @@ from shared.providers.service import (
     QUOTAS,
     WINDOWS,
     ProviderEvent,
+    history_from_doc,
     record_event,
     reset_quotas,
 )
@@ -207,7 +208,7 @@ def test_eight_concurrent_deliveries_on_one_provider_count_exactly(db, stack) ->
     assert doc(db, QUOTAS, "openai_gpt-4o_requests")["used"] == 64
     assert doc(db, QUOTAS, "openai_gpt-4o_tokens")["used"] == 64_000
     window = doc(db, WINDOWS, "openai")
-    assert len(window["tail"]) == 64
+    assert len(history_from_doc(window).tail) == 64
     assert sum(window["error_buckets"].values()) == 7
     health = doc(db, HEALTH, "openai")
     assert health["error_count_24h"] == 7
