@@ -69,11 +69,9 @@ def loads() -> list[Load]:
 
 def fanouts() -> dict[str, int]:
     """Shard counts of sharded app-wide patterns, from the code that shards them."""
-    from shared.analytics import counters
     from shared.bigeye import redemptions
 
     return {
-        "usage_day_shards/{day}_{n}": counters.DAY_SHARDS,
         "promo_stats_shards/{promo}_{n}": redemptions.STATS_SHARDS,
     }
 

@@ -2,36 +2,33 @@
 
 ``count_usage`` is called by the usage-events handler exactly once for every new usage log,
 inside the unit that creates the log, so a counter moves exactly when its log is written
-(and never twice: a retried unit re-runs from scratch and commits once). Every counter is
+(and never twice: a retried unit re-runs from scratch and commits once). The counter is
 a blind ``merge`` of ``firestore.Increment`` values of integers (micro-USD, counts), so
-counters never conflict and sums are exact.
+it never conflicts and sums are exact.
 
-Documents (one key per group, so the rollups read O(groups), never O(logs)):
-- ``usage_user_periods/{period}_{user_id}`` with period ``YYYY-MM``, ``YYYY`` and ``all``:
-  one user's usage over a month, a year and all time (distinct-user figures of the
-  monthly, yearly and all-time aggregates); the month document also holds each day under
-  ``days.{DD}`` (read by the hourly loss scan and the daily rollup) and the day's date in
-  ``active_days.{DD}``, by which the daily rollup finds the day's users (one equality on
-  an automatically indexed field; ``days`` itself is exempt from indexing). A day used
-  to have its own ``usage_user_days/{YYYY-MM-DD}_{user_id}`` document with the same
-  tallies: one more write per usage event, no longer made (the rollup still reads the
-  ones written before, see ``rollups.rollup_day``);
-- ``usage_day_shards/{YYYY-MM-DD}_{shard}``: the day's totals, spread over
-  ``DAY_SHARDS`` documents by a hash of the request id because every log of the day
-  touches them (the only app-wide counter); the rollup reconciles them with the
-  per-user documents and with the logs themselves, and the late-usage recheck reads them
-  instead of every user's day. ``DAY_SHARDS`` is sized from the production load model of
-  docs/benchmarks.md: 1,000 usage events/s over 1,024 shards is under one sustained write
-  per second on each. Readers query the day's shards by their ``day`` field, so a change
-  of the count never strands a shard.
-Per-user documents are exactly as hot as the user's balance, which the same unit writes.
-Each document holds ``n``, ``cost_micros``, ``revenue_micros`` and (per-user documents)
-the same three under ``plans.{plan}`` and ``engines.{engine_id}``.
+ONE document per usage log: ``usage_user_periods/{YYYY-MM}_{user_id}``, one user's usage
+over a month, which also holds each day under ``days.{DD}`` (read by the hourly loss
+scan and the daily rollup) and the day's date in ``active_days.{DD}``, by which the daily
+rollup finds the day's users (one equality on an automatically indexed field; ``days``
+itself is exempt from indexing). Everything else is derived from these month documents
+by the schedules (``rollups``), not written per event:
+- the day's app-wide totals: the sum of the day's per-user entries (the app-wide
+  ``usage_day_shards/{YYYY-MM-DD}_{n}`` documents, one more write per event, are no
+  longer written; retention deletes the ones left);
+- one user's year (``usage_user_periods/{YYYY}_{user_id}``): written by the monthly
+  rollup from the user's month documents, through the last month rolled up (two writes
+  per event, the year and the all-time ``all_{user_id}`` documents, are no longer made;
+  ``all_`` documents are no longer read);
+- a day used to have its own ``usage_user_days/{YYYY-MM-DD}_{user_id}`` document with the
+  same tallies as ``days.{DD}``: no longer written (the rollup still reads the ones written
+  before, see ``rollups.rollup_day``).
+A user's month document is exactly as hot as the user's balance, which the same unit
+writes. It holds ``n``, ``cost_micros``, ``revenue_micros`` and the same three under
+``plans.{plan}`` and ``engines.{engine_id}``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date, datetime
 from typing import Any
 
@@ -45,8 +42,8 @@ USER_DAYS = "usage_user_days"
 USER_PERIODS = "usage_user_periods"
 #: The month document's map of the days the user was active: ``{DD: "YYYY-MM-DD"}``.
 ACTIVE_DAYS = "active_days"
+#: No longer written (see the module docstring); retention deletes what is left.
 DAY_SHARDS_COLLECTION = "usage_day_shards"
-DAY_SHARDS = 1024
 UNKNOWN = "unknown"
 
 
@@ -63,18 +60,18 @@ def user_period_id(period: str, user_id: str) -> str:
     return f"{period}_{user_id}"
 
 
-def day_shard_id(day: date, shard: int) -> str:
-    return f"{day.isoformat()}_{shard:02d}"
+def month_of(day: date) -> str:
+    """The month period key (``YYYY-MM``) of a day."""
+    return f"{day:%Y-%m}"
 
 
-def shard_of(key: str) -> int:
-    """A stable shard number for a request (independent of the process's hash seed)."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big") % DAY_SHARDS
+def year_of_month(month: str) -> str:
+    return month[:4]
 
 
-def periods_of(day: date) -> tuple[str, str, str]:
-    """The month, year and all-time period keys a day belongs to."""
-    return f"{day:%Y-%m}", f"{day:%Y}", "all"
+def is_month_period(period: object) -> bool:
+    """Whether a ``usage_user_periods`` period is a month (``YYYY-MM``), not a year."""
+    return isinstance(period, str) and len(period) == 7 and period[4] == "-"
 
 
 def log_day(log: dict[str, Any]) -> date:
@@ -98,7 +95,8 @@ def _tally(cost: int, revenue: int) -> dict[str, Any]:
 
 
 def counter_writes(log: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(collection, document id, merge data) of every counter one usage log moves."""
+    """(collection, document id, merge data) of every counter one usage log moves: its
+    user's month document, with the day under ``days.{DD}``."""
     user_id = str(log.get("user_id") or "")
     if not user_id:
         raise ValueError("a usage log needs a user_id")
@@ -106,48 +104,29 @@ def counter_writes(log: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
     plan = str(log.get("subscription_plan") or UNKNOWN)
     engine = str(log.get("engine_id") or UNKNOWN)
     cost, revenue = log_amounts(log)
-    key = str(log.get("request_id") or f"{user_id}:{log.get('created_at')}")
 
-    def per_user() -> dict[str, Any]:
+    def breakdown() -> dict[str, Any]:
         # A fresh dict each time: a unit merges later writes into these in place.
         return {
             **_tally(cost, revenue),
-            "user_id": user_id,
             "plans": {plan: _tally(cost, revenue)},
             "engines": {engine: _tally(cost, revenue)},
         }
 
-    month, year, all_time = periods_of(day)
-    # The month document also keeps each day (``days.DD``, its date under
-    # ``active_days.DD`` for the daily rollup's query), so the hourly loss scan reads at
-    # most two documents per user for its 30-day window and the daily rollup one per
-    # active user.
-    day_entry = per_user()
-    del day_entry["user_id"]
-    writes = [
+    month = month_of(day)
+    return [
         (
             USER_PERIODS,
             user_period_id(month, user_id),
             {
-                **per_user(),
+                **breakdown(),
+                "user_id": user_id,
                 "period": month,
-                "days": {day_key(day): day_entry},
+                "days": {day_key(day): breakdown()},
                 ACTIVE_DAYS: {day_key(day): day.isoformat()},
             },
         )
     ]
-    for period in (year, all_time):
-        writes.append(
-            (USER_PERIODS, user_period_id(period, user_id), {**per_user(), "period": period})
-        )
-    writes.append(
-        (
-            DAY_SHARDS_COLLECTION,
-            day_shard_id(day, shard_of(key)),
-            {**_tally(cost, revenue), "day": day.isoformat()},
-        )
-    )
-    return writes
 
 
 def count_usage(unit: Unit, log: dict[str, Any]) -> None:

@@ -1,12 +1,17 @@
 """The profit rollups on Firestore: daily, monthly, yearly and all-time aggregates.
 
-The daily rollup reads the day's per-user counters (``usage_user_days``, one document per
-active user) and the day's counter shards, never the usage logs themselves; it checks the
-counters against the logs with one server-side ``count()`` (``data_completeness_percent``).
-Monthly, yearly and all-time aggregates are sums of the smaller periods' aggregate
-documents, plus the per-user period counters for the distinct-user figures. Every write is
-a full replacement computed only from stored data, so a rerun gives the same figures
-(``updated_at`` and ``calculation_duration_ms`` are run metadata).
+The only write-time counter is one user's month document (``usage_user_periods/
+{YYYY-MM}_{user}``, each day under ``days.{DD}``; see ``counters``). The daily rollup reads
+the day's entries of the month documents of the day's users, never the usage logs
+themselves; it checks the counters against the logs with one server-side ``count()``
+(``data_completeness_percent``). The late-usage recheck reads the month documents of the
+window's months once each. Monthly, yearly and all-time aggregates are sums of the smaller
+periods' aggregate documents, plus per-user figures for the distinct-user figures: the
+month documents for a month; for a year, the year's month documents, from which the
+yearly rollup also writes each user's year (``{YYYY}_{user}``, through the last month
+rolled up); for all time, those year documents. Every write is a full replacement computed
+only from stored data, so a rerun gives the same figures (``updated_at`` and
+``calculation_duration_ms`` are run metadata).
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.analytics.counters import (
     ACTIVE_DAYS,
-    DAY_SHARDS_COLLECTION,
     USER_DAYS,
     USER_PERIODS,
     day_key,
+    is_month_period,
+    month_of,
+    user_period_id,
 )
 from shared.analytics.rules import (
     ALL_TIME_ID,
@@ -51,6 +58,9 @@ AGGREGATES = "profit_aggregates"
 USAGE_LOGS = "usage_logs"
 RECHECK_DAYS = 7
 AGGREGATION_ENTRIES_PER_READ = 1000
+BATCH_WRITES = 500
+#: Firestore's limit on the values of one ``in`` filter.
+IN_VALUES = 30
 
 logger = get_logger(__name__)
 
@@ -62,6 +72,8 @@ class RollupReport:
     """What one rollup run did (for logs, tests and the bench)."""
 
     written: list[str] = field(default_factory=list)
+    #: Per-user year documents written by the yearly rollups of this run.
+    user_years_written: int = 0
     documents_read: int = 0
     aggregation_reads: int = 0
     rechecked: list[str] = field(default_factory=list)
@@ -78,9 +90,9 @@ def _users_of(
     users = []
     query = db.collection(collection).where(filter=FieldFilter(key, "==", value))
     for snap in query.stream():
-        report.documents_read += 1
         data = snap.to_dict() or {}
         users.append(UserUsage(str(data.get("user_id") or snap.id), Breakdown.from_counter(data)))
+    report.documents_read += max(1, len(users))  # a query is billed one read even when empty
     return users
 
 
@@ -119,18 +131,34 @@ def _stored_logs(db: firestore.Client, start: datetime, end: datetime, report: R
     return stored
 
 
-def day_shard_totals(db: firestore.Client, day: date, report: RollupReport) -> Tally:
-    """The day's totals from its counter shards (only the shards written are read)."""
-    query = db.collection(DAY_SHARDS_COLLECTION).where(
-        filter=FieldFilter("day", "==", day.isoformat())
-    )
-    total = Tally()
-    found = 0
-    for snap in query.stream():
-        found += 1
-        total.add(Tally.from_counter(snap.to_dict()))
-    report.documents_read += max(1, found)  # a query is billed one read even when empty
-    return total
+def window_totals(
+    db: firestore.Client, days: list[date], report: RollupReport
+) -> dict[date, Tally]:
+    """Each day's totals, counted as ``rollup_day`` counts them, reading each month
+    document of the days' months once (one query per month), plus any day document written
+    before the fold (one query per day)."""
+    totals = {d: Tally() for d in days}
+    seen: dict[date, set[str]] = {d: set() for d in days}
+    for month in sorted({month_of(d) for d in days}):
+        in_month = [d for d in days if month_of(d) == month]
+        query = db.collection(USER_PERIODS).where(filter=FieldFilter("period", "==", month))
+        found = 0
+        for snap in query.stream():
+            found += 1
+            data = snap.to_dict() or {}
+            active = data.get(ACTIVE_DAYS) or {}
+            entries = data.get("days") or {}
+            user_id = str(data.get("user_id") or snap.id)
+            for d in in_month:
+                if active.get(day_key(d)) == d.isoformat():
+                    totals[d].add(Tally.from_counter(entries.get(day_key(d))))
+                    seen[d].add(user_id)
+        report.documents_read += max(1, found)  # a query is billed one read even when empty
+    for d in days:
+        for legacy in _users_of(db, USER_DAYS, "day", d.isoformat(), report):
+            if legacy.user_id not in seen[d]:
+                totals[d].add(legacy.usage.total)
+    return totals
 
 
 def _write(db: firestore.Client, doc_id: str, data: dict[str, Any], report: RollupReport) -> None:
@@ -161,16 +189,6 @@ def rollup_day(
     end = start + timedelta(days=1)
     users = _users_of_day(db, day, report)
     sums = _sum_tallies(users)
-    shards = day_shard_totals(db, day, report)
-    if shards != sums.total:
-        log(
-            logger,
-            logging.ERROR,
-            "day counters disagree",
-            day=day.isoformat(),
-            shards_n=shards.n,
-            users_n=sums.total.n,
-        )
     stored = _stored_logs(db, start, end, report)
     doc = {
         "period_id": daily_id(day),
@@ -198,23 +216,25 @@ def recheck_days(
 ) -> RollupReport:
     """Rerun any of the ``days`` closed days before ``day`` whose counters moved (late data)."""
     report = report or RollupReport()
-    for back in range(days, 0, -1):
-        other = day - timedelta(days=back)
-        shards = day_shard_totals(db, other, report)
-        snap = db.collection(AGGREGATES).document(daily_id(other)).get()
-        report.documents_read += 1
-        if snap.exists:
-            written = Breakdown.from_aggregate(snap.to_dict() or {}).total
-            if written == shards:
+    others = [day - timedelta(days=back) for back in range(days, 0, -1)]
+    counted = window_totals(db, others, report)
+    refs = [db.collection(AGGREGATES).document(daily_id(other)) for other in others]
+    written = {snap.id: snap for snap in db.get_all(refs)}
+    report.documents_read += len(refs)
+    for other in others:
+        now_counted = counted[other]
+        snap = written.get(daily_id(other))
+        if snap is not None and snap.exists:
+            if Breakdown.from_aggregate(snap.to_dict() or {}).total == now_counted:
                 continue
-        elif shards.n == 0:
+        elif now_counted.n == 0:
             continue
         log(
             logger,
             logging.INFO,
             "late usage: rerunning a closed day",
             day=other.isoformat(),
-            counted=shards.n,
+            counted=now_counted.n,
         )
         report.rechecked.append(other.isoformat())
         rollup_day(db, other, now=now, report=report)
@@ -231,32 +251,81 @@ def _expected_from(doc: dict[str, Any]) -> int:
     return int((Decimal(count) * 100 / pct).to_integral_value())
 
 
-def _users_of_period(
-    db: firestore.Client,
-    counter_period: str,
-    after_month: str | None,
-    until: str,
-    report: RollupReport,
+def _breakdown_doc(usage: Breakdown) -> dict[str, Any]:
+    """A Breakdown in the counter documents' shape (``n``, ``cost_micros``, ...)."""
+
+    def tally(t: Tally) -> dict[str, int]:
+        return {"n": t.n, "cost_micros": t.cost, "revenue_micros": t.revenue}
+
+    return {
+        **tally(usage.total),
+        "plans": {name: tally(t) for name, t in sorted(usage.plans.items())},
+        "engines": {name: tally(t) for name, t in sorted(usage.engines.items())},
+    }
+
+
+def _user_years(
+    db: firestore.Client, year: int, through: str, report: RollupReport
 ) -> list[UserUsage]:
-    """Per-user usage of a counter period less its months after ``after_month`` (not yet
-    rolled up), so the distinct-user figures cover exactly the months the sums cover."""
-    users = {u.user_id: u for u in _users_of(db, USER_PERIODS, "period", counter_period, report)}
-    if after_month is None:
-        return list(users.values())
+    """Each user's usage of ``year`` through the month ``through`` (the last rolled up),
+    from the year's month documents; written to ``usage_user_periods/{YYYY}_{user}`` for
+    the all-time rollup. Every user with a month document in the year is written, even at
+    zero (so a year document counted per event before the fold is replaced)."""
+    users: dict[str, Breakdown] = {}
     query = (
         db.collection(USER_PERIODS)
-        .where(filter=FieldFilter("period", ">", after_month))
-        .where(filter=FieldFilter("period", "<=", until))
+        .where(filter=FieldFilter("period", ">=", f"{year:04d}-01"))
+        .where(filter=FieldFilter("period", "<=", f"{year:04d}-12"))
     )
+    found = 0
     for snap in query.stream():
-        report.documents_read += 1
+        found += 1
         data = snap.to_dict() or {}
-        if len(str(data.get("period") or "")) != 7:  # months only (YYYY-MM)
+        period = data.get("period")
+        if not is_month_period(period):
             continue
-        user = users.get(str(data.get("user_id") or ""))
-        if user is not None:
-            user.usage.add(Breakdown.from_counter(data).negated())
-    return list(users.values())
+        usage = users.setdefault(str(data.get("user_id") or ""), Breakdown())
+        if str(period) <= through:
+            usage.add(Breakdown.from_counter(data))
+    report.documents_read += max(1, found)
+    users.pop("", None)
+    batch = db.batch()
+    pending = 0
+    for user_id, usage in sorted(users.items()):
+        doc = {
+            **_breakdown_doc(usage),
+            "user_id": user_id,
+            "period": f"{year:04d}",
+            "through": through,
+        }
+        batch.set(db.collection(USER_PERIODS).document(user_period_id(f"{year:04d}", user_id)), doc)
+        pending += 1
+        if pending == BATCH_WRITES:
+            batch.commit()
+            batch, pending = db.batch(), 0
+    if pending:
+        batch.commit()
+    report.user_years_written += len(users)
+    return [UserUsage(user_id, usage) for user_id, usage in users.items()]
+
+
+def _users_of_years(
+    db: firestore.Client, years: list[str], report: RollupReport
+) -> list[UserUsage]:
+    """Each user's usage over ``years``, summed from the per-user year documents."""
+    users: dict[str, Breakdown] = {}
+    for i in range(0, len(years), IN_VALUES):
+        chunk = years[i : i + IN_VALUES]
+        query = db.collection(USER_PERIODS).where(filter=FieldFilter("period", "in", chunk))
+        found = 0
+        for snap in query.stream():
+            found += 1
+            data = snap.to_dict() or {}
+            user_id = str(data.get("user_id") or "")
+            if user_id:
+                users.setdefault(user_id, Breakdown()).add(Breakdown.from_counter(data))
+        report.documents_read += max(1, found)
+    return [UserUsage(user_id, usage) for user_id, usage in users.items()]
 
 
 def _combine(
@@ -267,19 +336,16 @@ def _combine(
     start: datetime,
     end: datetime,
     parts: list[dict[str, Any]],
-    counter_period: str,
-    after_month: str | None,
-    until: str,
+    users: list[UserUsage],
+    began: float,
     now: Now,
     report: RollupReport,
 ) -> None:
-    began = time.perf_counter()
     sums = Breakdown()
     expected = 0
     for part in parts:
         sums.add(Breakdown.from_aggregate(part))
         expected += _expected_from(part)
-    users = _users_of_period(db, counter_period, after_month, until, report)
     counted_by_users = sum(u.usage.total.n for u in users)
     doc = {
         "period_id": period_id,
@@ -320,6 +386,8 @@ def rollup_month(
         report.documents_read += 1
     parts = [by_id[daily_id(d)].to_dict() or {} for d in days if by_id[daily_id(d)].exists]
     start, end = month_bounds(year, month)
+    began = time.perf_counter()
+    users = _users_of(db, USER_PERIODS, "period", f"{year:04d}-{month:02d}", report)
     _combine(
         db,
         period_id=monthly_id(year, month),
@@ -327,9 +395,8 @@ def rollup_month(
         start=start,
         end=end,
         parts=parts,
-        counter_period=f"{year:04d}-{month:02d}",
-        after_month=None,
-        until="",
+        users=users,
+        began=began,
         now=now,
         report=report,
     )
@@ -340,8 +407,10 @@ def rollup_month(
 def rollup_year(
     db: firestore.Client, year: int, *, now: Now, report: RollupReport | None = None
 ) -> RollupReport:
-    """``yearly_YYYY`` from the year's monthly aggregates, then ``all_time``."""
+    """``yearly_YYYY`` from the year's monthly aggregates, then ``all_time``; each user's
+    year document from their month documents through the last month rolled up."""
     report = report or RollupReport()
+    began = time.perf_counter()
     refs = [db.collection(AGGREGATES).document(monthly_id(year, m)) for m in range(1, 13)]
     parts = []
     last = 0
@@ -350,8 +419,11 @@ def rollup_year(
             report.documents_read += 1
             parts.append(snap.to_dict() or {})
             last = max(last, int(snap.id[-2:]))
+    if not parts:
+        return report
     start, _ = month_bounds(year, 1)
     _, end = month_bounds(year, 12)
+    users = _user_years(db, year, f"{year:04d}-{last:02d}", report)
     _combine(
         db,
         period_id=yearly_id(year),
@@ -359,9 +431,8 @@ def rollup_year(
         start=start,
         end=end,
         parts=parts,
-        counter_period=f"{year:04d}",
-        after_month=f"{year:04d}-{last:02d}",
-        until=f"{year:04d}-12",
+        users=users,
+        began=began,
         now=now,
         report=report,
     )
@@ -372,23 +443,22 @@ def rollup_year(
 def rollup_all_time(
     db: firestore.Client, *, now: Now, report: RollupReport | None = None
 ) -> RollupReport:
-    """``all_time`` from every yearly aggregate."""
+    """``all_time`` from every yearly aggregate; its distinct-user figures from the
+    per-user year documents the yearly rollups wrote (each through the months rolled up)."""
     report = report or RollupReport()
+    began = time.perf_counter()
     query = db.collection(AGGREGATES).where(filter=FieldFilter("period_type", "==", "yearly"))
     parts = []
+    years = []
     for snap in query.stream():
         report.documents_read += 1
         parts.append(snap.to_dict() or {})
+        years.append(snap.id[len("yearly_") :])
     if not parts:
         return report
     start = min(p["period_start"] for p in parts)
     end = max(p["period_end"] for p in parts)
-    months = db.collection(AGGREGATES).where(filter=FieldFilter("period_type", "==", "monthly"))
-    last = ""
-    for snap in months.select(["period_id"]).stream():
-        report.documents_read += 1
-        key = snap.id[len("monthly_") :].replace("_", "-")
-        last = max(last, key)
+    users = _users_of_years(db, sorted(years), report)
     _combine(
         db,
         period_id=ALL_TIME_ID,
@@ -396,9 +466,8 @@ def rollup_all_time(
         start=start,
         end=end,
         parts=parts,
-        counter_period="all",
-        after_month=last or None,
-        until="9999-12",
+        users=users,
+        began=began,
         now=now,
         report=report,
     )

@@ -1,13 +1,16 @@
 """Meter one ``usage-events`` message in ONE atomic unit.
 
 The unit writes, all or nothing:
-- ``usage_receipts/{usage_log_id(request_id)}``, the once-only record: created only if
-  absent, so a duplicate ``request_id`` (even racing) is a replay that writes nothing. It
-  lives ``RECEIPT_DAYS_KEPT`` days from its *receipt*, longer than any redelivery (Pub/Sub
-  keeps a message at most 31 days), whatever ``created_at`` the sender wrote; the usage
-  log itself expires 90 days after ``created_at`` (002), which may be any time;
 - ``usage_logs/{usage_log_id(request_id)}`` with every field of 002 (plus the documented
-  extras ``credits_shortfall``, ``transaction_id``, ...);
+  extras ``credits_shortfall``, ``transaction_id``, ...), created only if absent: it is
+  the once-only record, so a duplicate ``request_id`` (even racing) is a replay that
+  writes nothing. The log expires 90 days after ``created_at`` (002), which the sender
+  may set at any age; the once-only record must outlive every redelivery
+  (``ONCE_ONLY_DAYS`` after receipt: Pub/Sub keeps a message at most 31 days). So when
+  the log would expire sooner than that (an event more than 30 days old when received),
+  the unit also creates ``usage_receipts/{usage_log_id(request_id)}``, kept
+  ``RECEIPT_DAYS_KEPT`` days from its receipt; every other event needs no receipt (one
+  write less);
 - the ledger DEDUCTION of ``credits_used`` (key ``usage:{request_id}``, partial allowed:
   the use already happened, so a short balance goes to zero and the shortfall is recorded
   on the log and in the transaction's description);
@@ -60,6 +63,16 @@ MAX_FUTURE_S = 3600
 # after publishing (and a dead-lettered one replayed by an operator comes back within weeks).
 RECEIPTS = "usage_receipts"
 RECEIPT_DAYS_KEPT = 90
+# How long after its receipt an event's once-only record (its log, else a receipt) must
+# last: beyond Pub/Sub's 31-day retention, with four weeks for dead-lettered messages an
+# operator replays.
+ONCE_ONLY_DAYS = 60
+
+
+def needs_receipt(at: datetime, now: datetime) -> bool:
+    """Whether the log of an event at ``at``, received ``now``, expires before its
+    once-only record may be needed for the last time (then a receipt is written too)."""
+    return at + timedelta(days=USAGE_LOG_DAYS_KEPT) < now + timedelta(days=ONCE_ONLY_DAYS)
 
 
 @dataclass(frozen=True)
@@ -89,8 +102,8 @@ def _shortfall_note(shortfall: int) -> str:
 class UsageReads:
     """Everything one usage event's decision needs, read through the unit.
 
-    ``earlier`` is the once-only record (the receipt, else a log written before receipts
-    existed) when the request was already metered; then nothing else is read.
+    ``earlier`` is the once-only record (the receipt when one was written, else the log)
+    when the request was already metered; then nothing else is read.
     """
 
     earlier: dict[str, Any] | None = None
@@ -128,7 +141,7 @@ class UsagePlan:
     replay: Metered | None = None
     debit: Debit | None = None
     log: dict[str, Any] = field(default_factory=dict)
-    receipt: dict[str, Any] = field(default_factory=dict)
+    receipt: dict[str, Any] | None = None  # only when the log expires too soon
     daily: dict[str, Any] | None = None  # merged into daily_token_usage/{userId}_{day}
     marker: dict[str, Any] | None = None  # usage_conversations/... to create
     monthly: dict[str, Any] | None = None  # userUsage counters
@@ -335,15 +348,17 @@ def decide_usage(
         # The Firestore TTL policy deletes the log at this time (002: 90 days).
         "expires_at": at + timedelta(days=USAGE_LOG_DAYS_KEPT),
     }
-    receipt = {
-        "request_id": event.request_id,
-        "user_id": event.user_id,
-        "message_sha256": digest,
-        "credits_deducted": deducted,
-        "credits_shortfall": shortfall,
-        "received_at": now,
-        "expires_at": now + timedelta(days=RECEIPT_DAYS_KEPT),
-    }
+    receipt = None
+    if needs_receipt(at, now):
+        receipt = {
+            "request_id": event.request_id,
+            "user_id": event.user_id,
+            "message_sha256": digest,
+            "credits_deducted": deducted,
+            "credits_shortfall": shortfall,
+            "received_at": now,
+            "expires_at": now + timedelta(days=RECEIPT_DAYS_KEPT),
+        }
 
     daily = None
     if event.tokens > 0:
@@ -410,7 +425,8 @@ def apply_usage(
         return plan.replay
     ledger = ledger_for()
     r = config.refs(unit.db)
-    log_doc, receipt = dict(plan.log), dict(plan.receipt)
+    log_doc = dict(plan.log)
+    receipt = dict(plan.receipt) if plan.receipt is not None else None
     deducted = shortfall = 0
     if plan.debit is not None:
         result = ledger.debit(
@@ -425,9 +441,11 @@ def apply_usage(
         deducted, shortfall = -result.amount, result.shortfall
         log_doc["transaction_id"] = result.transaction_id
     for doc in (log_doc, receipt):
-        doc["credits_deducted"], doc["credits_shortfall"] = deducted, shortfall
+        if doc is not None:
+            doc["credits_deducted"], doc["credits_shortfall"] = deducted, shortfall
     unit.create(r.log(plan.log_id), log_doc)
-    unit.create(unit.db.collection(RECEIPTS).document(plan.log_id), receipt)
+    if receipt is not None:
+        unit.create(unit.db.collection(RECEIPTS).document(plan.log_id), receipt)
     if plan.daily is not None:
         unit.merge(r.daily(event.user_id, day), plan.daily)
     if plan.marker is not None and event.conversation_id is not None:

@@ -179,3 +179,33 @@ def test_a_day_counted_before_the_fold_is_still_rolled_up(db) -> None:
     doc = _agg(db, f"daily_{day:%Y_%m_%d}")
     assert metrics(doc) == brute_force(in_period(stored_logs(db), *day_bounds(day)))
     assert doc["data_completeness_percent"] == 100.0
+
+
+def test_user_years_are_written_through_the_last_month_rolled_up(db) -> None:
+    """The yearly rollup writes each user's year from the month documents, through the
+    last month rolled up, replacing a year document counted per event before (which also
+    held a month not rolled up yet); all time sums those year documents exactly."""
+    rng = random.Random(11)
+    jan = [make_log(rng, user_id="y-user", at=datetime(2024, 1, 9, 8, tzinfo=UTC))]
+    jan.append(make_log(rng, user_id="y-other", at=datetime(2024, 1, 20, 8, tzinfo=UTC)))
+    feb = [make_log(rng, user_id="y-user", at=datetime(2024, 2, 2, 8, tzinfo=UTC))]
+    feb.append(make_log(rng, user_id="y-late", at=datetime(2024, 2, 3, 8, tzinfo=UTC)))
+    write_logs(db, jan + feb)
+    periods = db.collection("usage_user_periods")
+    # A year document counted per event (Jan + Feb), as written before the fold.
+    legacy = {"user_id": "y-user", "period": "2024", "n": 2, "cost_micros": 1, "plans": {}}
+    periods.document("2024_y-user").set(legacy)
+    rollup_month(db, 2024, 1, now=now)
+    year = periods.document("2024_y-user").get().to_dict()
+    assert year["through"] == "2024-01" and year["n"] == 1
+    late_only = periods.document("2024_y-late").get().to_dict()
+    assert late_only["n"] == 0  # active only in a month not rolled up yet
+    jan_only = brute_force(jan)
+    assert metrics(_agg(db, "yearly_2024")) == jan_only
+    assert metrics(_agg(db, "all_time")) == jan_only
+    assert _agg(db, "all_time")["data_completeness_percent"] == 100.0
+    rollup_month(db, 2024, 2, now=now)
+    assert periods.document("2024_y-user").get().get("n") == 2
+    both = brute_force(jan + feb)
+    assert metrics(_agg(db, "yearly_2024")) == both
+    assert metrics(_agg(db, "all_time")) == both

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from shared.analytics.audit import audit_entry
-from shared.analytics.counters import counter_writes, merged_counter_writes, shard_of
+from shared.analytics.counters import counter_writes, merged_counter_writes
 from shared.analytics.jobs import DayRequest, MonthRequest, day_ended, month_ended
 from shared.analytics.loss import days_in_loss
 from shared.analytics.rules import (
@@ -86,13 +86,11 @@ def test_counter_writes_of_one_log() -> None:
         "revenue_estimated_usd": 0.1,
     }
     writes = {(c, d): data for c, d, data in counter_writes(log)}
-    assert set(writes) == {
-        ("usage_user_periods", "2024-02_u1"),
-        ("usage_user_periods", "2024_u1"),
-        ("usage_user_periods", "all_u1"),
-        ("usage_day_shards", f"2024-02-29_{shard_of('r'):02d}"),
-    }
+    # One document per log: the user's month (the year, all time and the day's app-wide
+    # totals are derived from month documents by the rollups).
+    assert set(writes) == {("usage_user_periods", "2024-02_u1")}
     month = writes[("usage_user_periods", "2024-02_u1")]
+    assert month["n"].value == 1 and month["user_id"] == "u1" and month["period"] == "2024-02"
     day = month["days"]["29"]  # the day lives in the month document, found by its date
     assert month["active_days"] == {"29": "2024-02-29"}
     assert day["cost_micros"].value == 40_000 and day["revenue_micros"].value == 100_000

@@ -18,6 +18,7 @@ from shared.usage.service import (
     decide_usage,
     moment_of,
     monthly_tier_id,
+    needs_receipt,
     needs_tier_lookup,
 )
 
@@ -67,7 +68,7 @@ def test_prices_with_the_plan_override_and_rounds_once() -> None:
     assert log["subscription_plan"] == "pro"
     assert log["created_at"] == AT and log["processed_at"] == NOW
     assert log["expires_at"] == AT + timedelta(days=90)
-    assert plan.receipt["expires_at"] == NOW + timedelta(days=90)
+    assert plan.receipt is None  # the log outlives every redelivery: it is the record
     assert plan.debit is None and plan.daily is None and plan.monthly is None
 
 
@@ -87,7 +88,22 @@ def test_short_balance_is_a_partial_deduction_with_the_shortfall_noted() -> None
     assert (plan.log["credits_deducted"], plan.log["credits_shortfall"]) == (25, 15)
     covered = _decide(_event(credits_used=40), _reads(balance=40))
     assert covered.debit is not None and covered.debit.description == "Usage of gpt (r1)"
-    assert covered.receipt["credits_shortfall"] == 0
+    assert covered.log["credits_shortfall"] == 0
+
+
+def test_a_receipt_only_when_the_log_expires_within_60_days_of_receipt() -> None:
+    """A log lives 90 days from the event's time; the once-only record must last 60 days
+    from receipt. An event received up to 30 days late is covered by its log alone."""
+    assert not needs_receipt(AT, AT + timedelta(days=30))
+    assert needs_receipt(AT, AT + timedelta(days=30, microseconds=1))
+    late = moment_of(AT, AT + timedelta(days=31), "UTC")
+    plan = decide_usage(
+        _event(credits_used=40), _reads(balance=25), log_id="L", digest="d1", moment=late
+    )
+    assert plan.receipt is not None
+    assert plan.receipt["expires_at"] == AT + timedelta(days=31 + 90)
+    assert (plan.receipt["credits_deducted"], plan.receipt["credits_shortfall"]) == (25, 15)
+    assert plan.receipt["message_sha256"] == "d1" and plan.receipt["request_id"] == "r1"
 
 
 def test_daily_tokens_use_the_plans_user_type_limit_and_the_events_day() -> None:

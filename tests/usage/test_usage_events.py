@@ -170,9 +170,17 @@ def test_shortfall_takes_balance_to_zero_and_is_recorded(usage_db, stack) -> Non
     assert "2 credits not covered" in deduction["description"]
 
 
-def test_duplicates_sequential_and_racing_change_nothing(usage_db, stack) -> None:
+@pytest.mark.parametrize("age", ["old", "recent"])
+def test_duplicates_sequential_and_racing_change_nothing(usage_db, stack, age) -> None:
+    """An old event (more than 30 days at receipt) has a receipt as its once-only record;
+    a recent one only its log, which a racing duplicate's create fails on all the same."""
     db = usage_db
     make_user(db, "dup", credits=1000, tier="pro")
+    if age == "old":
+        created = datetime(2026, 1, 4, 10, tzinfo=UTC)
+    else:
+        created = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    created_at = created.isoformat().replace("+00:00", "Z")
     data = usage_message(
         request_id="g-dup",
         user_id="dup",
@@ -181,7 +189,7 @@ def test_duplicates_sequential_and_racing_change_nothing(usage_db, stack) -> Non
         credits_used=7,
         tokens=100,
         conversation_seconds=5,
-        created_at=EVENT_TIME,
+        created_at=created_at,
     )
     statuses: list[int] = []
     threads = [
@@ -199,8 +207,11 @@ def test_duplicates_sequential_and_racing_change_nothing(usage_db, stack) -> Non
     assert len([p for p in before if p.startswith("usage_logs/")]) == 1
     assert _balance(db, "dup") == 993
     assert len([t for t in _transactions(db, "dup") if t["type"] == "DEDUCTION"]) == 1
-    assert before["daily_token_usage/dup_2026-01-04"]["tokensUsed"] == 100
-    assert before["userUsage/dup_2026-01"]["secondsUsed"] == 5
+    assert before[f"daily_token_usage/dup_{created:%Y-%m-%d}"]["tokensUsed"] == 100
+    assert before[f"userUsage/dup_{created:%Y-%m}"]["secondsUsed"] == 5
+    assert before[f"usage_user_periods/{created:%Y-%m}_dup"]["n"] == 1
+    receipts = [p for p in before if p.startswith("usage_receipts/")]
+    assert receipts == ([f"usage_receipts/{usage_log_id('g-dup')}"] if age == "old" else [])
     # The same request id with other content is refused, acknowledged, and writes nothing.
     other = usage_message(
         request_id="g-dup",
@@ -208,7 +219,7 @@ def test_duplicates_sequential_and_racing_change_nothing(usage_db, stack) -> Non
         engine_id="dalle_3_standard",
         usage_units=2,
         credits_used=7,
-        created_at=EVENT_TIME,
+        created_at=created_at,
     )
     assert 200 <= push(stack, "usage-events", other) < 300
     assert all_documents(db) == before
