@@ -3,20 +3,31 @@
 Limits must hold when two top-ups take the last redemption at once, so the counts the
 engine decides on are documents the same atomic unit writes back:
 
-- ``promo_counters/{promo_id}``: ``redemptions`` (all users), kept only for a promotion
-  with ``max_redemptions``: it reads it and writes it back (the "unchanged since read"
-  precondition lets only one of two racing units commit; the other re-runs and sees the
-  new count). When it is missing (the promotion was unlimited until now) the unit counts
-  the redemptions so far from the stats shards and creates it.
+- ``promo_stats_shards/{promo_id}_{shard}``: ``redemptions`` and the ``stats.*`` counts of
+  the redemptions counted in that shard, on one of ``STATS_SHARDS`` documents. Every
+  redemption reads its shard and writes it back under "unchanged since read". Every
+  top-up under a promotion used to bump the promotion document itself (20 writes/s on
+  one document during a promotion at the load of docs/benchmarks.md); 32 shards keep each
+  under one write per second. ``fold_stats`` (run by BigEye's five-minute schedule,
+  ``cron-expire-jobs``) writes their sums into ``promotions/{id}.stats``, so the seed's
+  field lags by at most a run.
+- A promotion with ``max_redemptions`` (limited) splits that limit over the same shards:
+  each shard carries ``quota`` (how many redemptions it may hold in all) and
+  ``quota_for`` (the ``max_redemptions`` the split was made for). A redemption reads its
+  home shard (a hash of the redemption id) and counts there when it has room; otherwise
+  it reads all the shards and takes the first with room from home on (the last slots are
+  found wherever they are), or finds none: sold out. Since every shard holds at most its
+  quota and the quotas sum to ``max_redemptions``, the limit is exact, and two units
+  taking the last slot of a shard write the same shard: one commits, the other re-runs.
+  When the shards carry no split for the promotion's current ``max_redemptions`` (a new
+  limited promotion, a promotion made limited, a changed limit) the unit that finds out
+  reads every shard and splits what is left again (``rules.split_quota``), writing the
+  new quotas on every shard with its redemption. There is no per-promotion counter
+  document, so nothing takes every redemption of a promotion (it was
+  ``promo_counters/{promo_id}``, about one redemption per second at most; it is still read
+  when splitting, so counts written there before are never lost).
 - ``promo_counters/{promo_id}/users/{user_id}``: ``redemptions`` by that user, always read
   and written back (it decides ``max_per_user`` and ``stats.unique_users``).
-- ``promo_stats_shards/{promo_id}_{shard}``: ``redemptions`` and the ``stats.*``
-  increments, a commutative ``Increment`` merge on one of ``STATS_SHARDS`` documents
-  chosen by a hash of the redemption id. Every top-up under a promotion used to bump the
-  promotion document itself (20 writes/s on one document during a promotion at the load
-  of docs/benchmarks.md); 32 shards keep each under one write per second.
-  ``fold_stats`` (run by BigEye's five-minute schedule, ``cron-expire-jobs``) writes
-  their sums into ``promotions/{id}.stats``, so the seed's field lags by at most a run.
 
 The ``promo_redemptions`` document has a deterministic id and a re-run unit commits once,
 so each redemption is counted once in every counter.
@@ -24,13 +35,15 @@ so each redemption is counted once in every counter.
 The promotions themselves are read through the same unit (``current_promotions``): the
 ACTIVE query outside the unit only names the candidates, and the unit decides on each
 candidate's document as it reads it (still ACTIVE, its conditions and reward as they are
-now). ``record_redemption`` reads the stats shard it counts in and writes it back under
-"unchanged since read"; every status change of a promotion (pause, resume, cancel, expire:
-``shared.admin.operations.promotion_transition``) writes all of its shards in the same commit
-(``mark_shards``). So a change committed before the redemption's commit fails it, and the
-re-run sees the change, without any top-up holding the promotion document itself: that
-document took one precondition per top-up (20 per second at the load of
-docs/benchmarks.md), a shard takes 1/32 of them.
+now). Every status change of a promotion (pause, resume, cancel, expire:
+``shared.admin.operations.promotion_transition``) writes all of its shards in the same
+commit (``mark_shards``). So a change committed before the redemption's commit fails it,
+and the re-run sees the change, without any top-up holding the promotion document itself:
+that document took one precondition per top-up (20 per second at the load of
+docs/benchmarks.md), a shard takes 1/32 of them. A ``max_redemptions`` edited straight
+into the document (no operation of the suite changes it) is not fenced that way: a
+redemption that read the promotion just before the edit may still count under the old
+limit, as it could with the single counter before.
 """
 
 from __future__ import annotations
@@ -38,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -51,9 +65,12 @@ from shared.bigeye.promotions import (
     InvalidPromotion,
     PromoStatus,
     Promotion,
+    QuotaShard,
     Quote,
     Redemptions,
+    has_room,
     parse_promotion,
+    plan_slot,
 )
 from shared.ledger.profiles import number
 from shared.logs import get_logger, log
@@ -102,20 +119,43 @@ def promotion_ref(db: firestore.Client, promo_id: str) -> firestore.DocumentRefe
     return db.collection(PROMOTIONS_COLLECTION).document(promo_id)
 
 
+def _quota_shard(snap: Any) -> QuotaShard:
+    data = (snap.to_dict() or {}) if snap is not None and snap.exists else {}
+
+    def whole(value: Any) -> int | None:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return int(value) if ok else None
+
+    return QuotaShard(_count(snap), whole(data.get("quota")), whole(data.get("quota_for")))
+
+
+def _home_refs(
+    db: firestore.Client, promos: Iterable[Promotion], redemption_id: str | None
+) -> list[firestore.DocumentReference]:
+    if redemption_id is None:
+        return []
+    home = stats_shard_of(redemption_id)
+    return [stats_shard_ref(db, p.promo_id, home) for p in promos if p.limited]
+
+
 def current_promotions(
-    unit: Unit, candidates: Iterable[Promotion], user_id: str
+    unit: Unit,
+    candidates: Iterable[Promotion],
+    user_id: str,
+    redemption_id: str | None = None,
 ) -> tuple[Promotion, ...]:
     """The candidates as ``unit`` reads them now: those still ACTIVE, as they now read.
 
-    Their redemption counters for ``user_id`` are read in the same round trip, so the
-    ``read_redemptions`` that follows costs nothing more.
+    Their redemption counters for ``user_id`` (and, given the ``redemption_id``, the home
+    shards of limited ones) are read in the same round trip, so the ``read_redemptions``
+    that follows usually costs nothing more.
     """
     promos = list(candidates)
     if not promos:
         return ()
     refs = [promotion_ref(unit.db, p.promo_id) for p in promos]
     refs += [user_counter_ref(unit.db, p.promo_id, user_id) for p in promos]
-    refs += [counter_ref(unit.db, p.promo_id) for p in promos if p.limited]
+    refs += _home_refs(unit.db, promos, redemption_id)
     snaps = unit.get_all(refs)[: len(promos)]
     current = []
     for snap in snaps:
@@ -130,26 +170,32 @@ def current_promotions(
 
 
 def read_redemptions(
-    unit: Unit, promotions: Iterable[Promotion], user_id: str
+    unit: Unit, promotions: Iterable[Promotion], user_id: str, redemption_id: str
 ) -> dict[str, Redemptions]:
-    """Redemption counts of every promotion for ``user_id``, read in one round trip."""
+    """Redemption counts of every promotion for ``user_id``, and for a limited one where
+    the redemption ``redemption_id`` would count (``rules.plan_slot``): its home shard
+    when that has room, else every shard is read (one more round trip)."""
     promos = list(promotions)
     refs = [user_counter_ref(unit.db, p.promo_id, user_id) for p in promos]
-    refs += [counter_ref(unit.db, p.promo_id) for p in promos if p.limited]
+    refs += _home_refs(unit.db, promos, redemption_id)
     snaps = unit.get_all(refs) if refs else []
     by_path = {s.reference.path: s for s in snaps}
+    home = stats_shard_of(redemption_id)
     counts = {}
     for p in promos:
-        by_user = by_path.get(user_counter_ref(unit.db, p.promo_id, user_id).path)
-        total = 0
-        if p.limited:
-            found = by_path[counter_ref(unit.db, p.promo_id).path]
-            if found.exists:
-                total = _count(found)
-            else:  # limited from now on: count what the shards saw while it was not
-                shards = [stats_shard_ref(unit.db, p.promo_id, k) for k in range(STATS_SHARDS)]
-                total = sum(_count(snap) for snap in unit.get_all(shards))
-        counts[p.promo_id] = Redemptions(total=total, by_user=_count(by_user))
+        by_user = _count(by_path.get(user_counter_ref(unit.db, p.promo_id, user_id).path))
+        limit = p.conditions.max_redemptions
+        if limit is None:
+            counts[p.promo_id] = Redemptions(by_user=by_user)
+            continue
+        mine = _quota_shard(by_path[stats_shard_ref(unit.db, p.promo_id, home).path])
+        if has_room(mine, limit):
+            counts[p.promo_id] = Redemptions(by_user=by_user, sharded=True, slot=home)
+            continue
+        refs = [stats_shard_ref(unit.db, p.promo_id, k) for k in range(STATS_SHARDS)]
+        *shards, legacy = unit.get_all([*refs, counter_ref(unit.db, p.promo_id)])
+        plan = plan_slot(limit, home, [_quota_shard(s) for s in shards], _count(legacy))
+        counts[p.promo_id] = replace(plan, by_user=by_user)
     return counts
 
 
@@ -167,13 +213,21 @@ def record_redemption(
 ) -> None:
     """Write the redemption, its counters and the promotion's ``stats.*`` in ``unit``.
 
-    ``promo`` must have been read through ``unit`` (``current_promotions``). The stats
-    shard is read and written back under "unchanged since read": a status change of the
-    promotion committed since writes every shard (``mark_shards``), so it fails this commit
-    and the re-run decides on the promotion as it is then.
+    ``promo`` must have been read through ``unit`` (``current_promotions``) and ``counts``
+    by ``read_redemptions`` for this ``redemption_id``. The stats shard (for a limited
+    promotion: the slot ``counts`` found, with the new quotas on every shard when it
+    carries a split) is read and written back under "unchanged since read": a status
+    change of the promotion committed since writes every shard (``mark_shards``), so it
+    fails this commit and the re-run decides on the promotion as it is then.
     """
     db = unit.db
-    shard_ref = stats_shard_ref(db, promo.promo_id, stats_shard_of(redemption_id))
+    if promo.limited:
+        if counts.slot is None:
+            raise ValueError(f"promotion {promo.promo_id} has no redemption left to record")
+        slot = counts.slot
+    else:
+        slot = stats_shard_of(redemption_id)
+    shard_ref = stats_shard_ref(db, promo.promo_id, slot)
     shard = unit.get(shard_ref)
     unit.create(
         db.collection(REDEMPTIONS_COLLECTION).document(redemption_id),
@@ -198,11 +252,6 @@ def record_redemption(
             "updated_at": now,
         },
     )
-    if promo.limited:
-        unit.set(
-            counter_ref(db, promo.promo_id),
-            {"promo_id": promo.promo_id, "redemptions": counts.total + 1, "updated_at": now},
-        )
     data = (shard.to_dict() or {}) if shard.exists else {}
     stats: dict[str, Any] = dict(data.get("stats") or {})
     adds = {"total_redemptions": 1, "total_bonus_credits": quote.bonus_credits}
@@ -214,16 +263,40 @@ def record_redemption(
         adds["unique_users"] = 1
     for key, add in adds.items():
         stats[key] = int(stats.get(key) or 0) + add
-    unit.set(
-        shard_ref,
-        {
-            **data,
-            "promo_id": promo.promo_id,
-            "redemptions": _count(shard) + 1,
-            "stats": stats,
-            "updated_at": now,
-        },
-    )
+    counted = {
+        **data,
+        "promo_id": promo.promo_id,
+        "redemptions": _count(shard) + 1,
+        "stats": stats,
+        "updated_at": now,
+    }
+    if counts.quotas is not None:  # a new split of the limit, on every shard
+        limit = promo.conditions.max_redemptions
+        for k, quota in enumerate(counts.quotas):
+            if k == slot:
+                counted.update({"quota": quota, "quota_for": limit})
+                continue
+            ref = stats_shard_ref(db, promo.promo_id, k)
+            snap = unit.get(ref)  # read by ``read_redemptions``: no round trip
+            other = (snap.to_dict() or {}) if snap.exists else {}
+            unit.set(
+                ref,
+                {
+                    **other,
+                    "promo_id": promo.promo_id,
+                    "redemptions": _count(snap),
+                    "quota": quota,
+                    "quota_for": limit,
+                    "updated_at": now,
+                },
+            )
+    unit.set(shard_ref, counted)
+
+
+def shards_of(db: firestore.Client, promo_id: str) -> list[QuotaShard]:
+    """Every stats shard of a promotion as its quota sees it (reads, outside any unit)."""
+    refs = [stats_shard_ref(db, promo_id, k) for k in range(STATS_SHARDS)]
+    return [_quota_shard(snap) for snap in db.get_all(refs)]
 
 
 def mark_shards(unit: Unit, promo_id: str, status: str, now: datetime) -> None:

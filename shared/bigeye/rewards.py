@@ -136,8 +136,8 @@ def _reward(
         customer: Customer = customer_facts(user)
         if occasion is Occasion.SIGNUP and customer.created_at is None:
             customer = Customer(created_at=now, has_topped_up=customer.has_topped_up)
-        current = current_promotions(unit, promos, user_id)
-        counts = read_redemptions(unit, current, user_id)
+        current = current_promotions(unit, promos, user_id, tx_id)
+        counts = read_redemptions(unit, current, user_id, tx_id)
         quote: Quote
         if occasion is Occasion.SIGNUP:
             quote = quote_welcome(current, now=now, customer=customer, redemptions=counts)

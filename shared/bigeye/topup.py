@@ -46,6 +46,7 @@ import hashlib
 import logging
 import os
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -443,7 +444,8 @@ def _precheck_code(
     named = [p for p in promos if same_code(code, p)]
     unit = Unit(db)  # reads only: never committed
     user = _check_user(unit.get(db.collection("users").document(user_id)))
-    counts = read_redemptions(unit, named, user_id)
+    # Any id: its home shard is where a check of the limit starts.
+    counts = read_redemptions(unit, named, user_id, uuid.uuid4().hex)
     quote_topup(
         named,
         baht=baht,
@@ -494,8 +496,8 @@ def _credit(db: firestore.Client, r: _Request) -> dict[str, Any]:
         legacy = _legacy_key(r.slip)
         if legacy is not None and unit.get(ledger.posting_ref(transaction_id_for(legacy))).exists:
             raise SlipAlreadyUsed("this slip has already been used")
-        promos = current_promotions(unit, r.promos, r.user_id)
-        counts = read_redemptions(unit, promos, r.user_id)
+        promos = current_promotions(unit, r.promos, r.user_id, tx_id)
+        counts = read_redemptions(unit, promos, r.user_id, tx_id)
         quote: Quote = quote_topup(
             promos,
             baht=r.baht,

@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from devstack.demo.bigeye import DEMO_PROMOTION_ID
-from shared.bigeye.redemptions import STATS_SHARDS_COLLECTION, fold_stats, stats_shard_ref
+from shared.bigeye.redemptions import (
+    STATS_SHARDS_COLLECTION,
+    fold_stats,
+    shards_of,
+    stats_shard_ref,
+)
 from shared.bigeye.topup import topup
 from tests.bigeye_money.conftest import make_slip, make_user
 
@@ -50,13 +55,17 @@ def test_a_promotion_made_limited_counts_its_earlier_redemptions(money) -> None:
         make_user(db, user)
     assert _topup(db, "u1", "TR-LM1")["bonus_credits"] == 100
     assert _topup(db, "u2", "TR-LM2")["bonus_credits"] == 100
-    assert not db.document(f"promo_counters/{DEMO_PROMOTION_ID}").get().exists
+    assert all(s.quota is None for s in shards_of(db, DEMO_PROMOTION_ID))
     db.collection("promotions").document(DEMO_PROMOTION_ID).update(
         {"conditions.max_redemptions": 3}
     )
     assert _topup(db, "u3", "TR-LM3")["bonus_credits"] == 100
     assert _topup(db, "u4", "TR-LM4")["bonus_credits"] == 0  # 3 of 3 taken
-    assert db.document(f"promo_counters/{DEMO_PROMOTION_ID}").get().get("redemptions") == 3
+    shards = shards_of(db, DEMO_PROMOTION_ID)
+    assert sum(s.redemptions for s in shards) == 3
+    assert sum(s.quota or 0 for s in shards) == 3
+    assert {s.quota_for for s in shards} == {3}
+    assert not db.document(f"promo_counters/{DEMO_PROMOTION_ID}").get().exists
 
 
 def test_baht_collected_is_summed_in_exact_satang(money) -> None:

@@ -187,10 +187,36 @@ class Customer:
 
 @dataclass(frozen=True)
 class Redemptions:
-    """How often a promotion was redeemed, in total and by this user."""
+    """How often a promotion was redeemed, in total and by this user.
+
+    A limited promotion's count is split over its quota shards (``sharded``): then
+    ``slot`` is the shard with a free redemption this one takes (None: sold out), ``quotas``
+    a new split of ``max_redemptions`` to write on every shard with it (None: keep the
+    one written), and ``total`` is exact only when every shard was read (else 0).
+    """
 
     total: int = 0
     by_user: int = 0
+    sharded: bool = False
+    slot: int | None = None
+    quotas: tuple[int, ...] | None = None
+
+    def sold_out(self, max_redemptions: int) -> bool:
+        """True when no redemption of ``max_redemptions`` is left."""
+        if self.sharded:
+            return self.slot is None
+        return self.total >= max_redemptions
+
+
+@dataclass(frozen=True)
+class QuotaShard:
+    """One stats shard of a limited promotion as its quota sees it: the redemptions it
+    holds, how many it may hold in all (``quota``) and the ``max_redemptions`` that
+    quota was split for (``quota_for``; a quota split for another limit is no quota)."""
+
+    redemptions: int = 0
+    quota: int | None = None
+    quota_for: int | None = None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ credits it gives:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -40,6 +40,7 @@ from shared.bigeye.promotions.model import (
     PromoStatus,
     Promotion,
     PromoType,
+    QuotaShard,
     Quote,
     Redemptions,
     RewardType,
@@ -120,7 +121,7 @@ def ineligibility(
         and customer.has_topped_up
     ):
         return Ineligible.NOT_FIRST_TOPUP
-    if c.max_redemptions is not None and redemptions.total >= c.max_redemptions:
+    if c.max_redemptions is not None and redemptions.sold_out(c.max_redemptions):
         return Ineligible.SOLD_OUT
     if c.max_per_user is not None and redemptions.by_user >= c.max_per_user:
         return Ineligible.USER_LIMIT
@@ -330,3 +331,53 @@ def client_list(promotions: Iterable[Promotion], now: datetime) -> list[dict[str
     """The ``active_promos`` list: visible promotions, highest priority first."""
     shown = [p for p in promotions if visible_in_client(p, now)]
     return [client_view(p) for p in _ranked(shown)]
+
+
+# -- limited promotions: max_redemptions split over quota shards ---------------------------
+def has_room(shard: QuotaShard, max_redemptions: int) -> bool:
+    """True when ``shard`` has a quota split for ``max_redemptions`` and a slot left in it."""
+    return (
+        shard.quota_for == max_redemptions
+        and shard.quota is not None
+        and shard.redemptions < shard.quota
+    )
+
+
+def split_quota(max_redemptions: int, counts: Sequence[int], counted: int = 0) -> tuple[int, ...]:
+    """Each shard's quota for ``max_redemptions``: what it holds plus its share of what is
+    left. What is left is ``max_redemptions`` minus the redemptions so far (the shards'
+    sum, or ``counted`` when another record counted more), never below 0, spread as
+    evenly as whole numbers allow (the first ``left % n`` shards take one more). So the
+    quotas never sum to more than ``max(max_redemptions, redemptions so far)``."""
+    n = len(counts)
+    if n == 0:
+        raise ValueError("no shards")
+    left = max(0, max_redemptions - max(sum(counts), counted))
+    return tuple(c + left // n + (1 if k < left % n else 0) for k, c in enumerate(counts))
+
+
+def plan_slot(
+    max_redemptions: int, home: int, shards: Sequence[QuotaShard], counted: int = 0
+) -> Redemptions:
+    """Where one more redemption of a limited promotion counts, from EVERY shard as read.
+
+    When a shard has no quota split for ``max_redemptions`` (a new limited promotion, or
+    its limit changed) the limit is split again (``split_quota``) and the plan carries the
+    new quotas, to be written on every shard with the redemption. The slot is the first
+    shard with room from ``home`` on (wrapping), so the last slots are found wherever they
+    are; none: sold out. ``by_user`` is left 0 for the caller to fill in.
+    """
+    n = len(shards)
+    quotas: tuple[int, ...] | None = None
+    if not all(s.quota_for == max_redemptions and s.quota is not None for s in shards):
+        quotas = split_quota(max_redemptions, [s.redemptions for s in shards], counted)
+        shards = [
+            QuotaShard(s.redemptions, q, max_redemptions)
+            for s, q in zip(shards, quotas, strict=True)
+        ]
+    slot = next(
+        (k for k in ((home + i) % n for i in range(n)) if has_room(shards[k], max_redemptions)),
+        None,
+    )
+    total = max(sum(s.redemptions for s in shards), counted)
+    return Redemptions(total=total, sharded=True, slot=slot, quotas=quotas)
