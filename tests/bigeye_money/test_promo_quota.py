@@ -72,9 +72,7 @@ def _race(db: Any, promo_id: str, tag: str, threads: int, each: int) -> int:
 
     def client(t: int) -> int:
         barrier.wait()
-        return sum(
-            _redeem(db, promo_id, f"{tag}-u{t}-{i}", f"{tag}-r{t}-{i}") for i in range(each)
-        )
+        return sum(_redeem(db, promo_id, f"{tag}-u{t}-{i}", f"{tag}-r{t}-{i}") for i in range(each))
 
     with ThreadPoolExecutor(threads) as pool:
         return sum(pool.map(client, range(threads)))
