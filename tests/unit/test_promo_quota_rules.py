@@ -79,3 +79,14 @@ def test_unsharded_counts_decide_by_their_total() -> None:
     assert Redemptions(3, 0).sold_out(3)
     assert not Redemptions(2, 0).sold_out(3)
     assert not Redemptions(sharded=True, slot=4).sold_out(3)
+
+
+def test_the_shard_count_keeps_the_loads_promotion_under_one_write_per_second() -> None:
+    """``STATS_SHARDS`` is sized from the load model: each redemption writes one shard."""
+    from bench.model import SUSTAINED_WRITES_PER_DOC
+    from bench.sizing import LOADS
+    from shared.bigeye.redemptions import STATS_SHARDS
+
+    rate = max(load.per_s for load in LOADS if "promotion" in load.operation)
+    assert rate == 20.0
+    assert rate / STATS_SHARDS <= SUSTAINED_WRITES_PER_DOC
