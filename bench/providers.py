@@ -8,17 +8,24 @@ contention) measured in the same run, with 8 writers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from bench.common import BenchContext, Result, percentile, result
+from google.api_core import exceptions as gexc
+
+from bench import raw_push
+from bench.common import BenchContext, Result, latency_results, percentile, result
 from devstack.demo import providers as demo
+from devstack.server import Watch
 from shared.providers.service import (
     HEALTH,
     MARKERS,
@@ -83,6 +90,71 @@ def _raw_rate(db: Any, n: int) -> tuple[float, list[float]]:
     return WRITERS * n / (time.perf_counter() - start), latencies
 
 
+def _serve_raw_push(ctx: BenchContext) -> str:
+    """Serve ``bench.raw_push`` on the stack with its own push subscription; its topic."""
+    import functions_framework
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    from devstack.wiring import ensure_topic
+    from shared.clients import publisher_client
+
+    project, name = ctx.stack.config.project, "bench-raw-push"
+    dispatcher = ctx.stack.server.dispatcher
+    if name not in dispatcher.apps:
+        source = Path(__file__).with_name("raw_push.py")
+        app = functions_framework.create_app("raw_push", str(source), "cloudevent")
+        dispatcher.add_event_function(name, app)
+    topic = ensure_topic(publisher_client(), project, name)
+    subscriber = pubsub_v1.SubscriberClient()
+    try:
+        with contextlib.suppress(gexc.AlreadyExists):
+            subscriber.create_subscription(
+                request={
+                    "name": subscriber.subscription_path(project, f"{name}-push"),
+                    "topic": topic,
+                    "push_config": {"push_endpoint": f"{ctx.stack.base_url}/{name}"},
+                    "ack_deadline_seconds": 60,
+                }
+            )
+    finally:
+        subscriber.close()
+    return topic
+
+
+def _push(
+    ctx: BenchContext,
+    topic: str,
+    function: str,
+    bodies: list[bytes],
+    done: Callable[[], int],
+    want: int,
+    timeout_s: float,
+) -> tuple[float, Watch]:
+    """Publish ``bodies``, wait until ``done()`` reaches ``want``; (seconds, the watch of
+    ``function``'s deliveries meanwhile)."""
+    from shared.clients import publisher_client
+
+    publisher = publisher_client()
+    watch = ctx.stack.server.dispatcher.watch(function)
+    start = time.perf_counter()
+    futures = [publisher.publish(topic, body) for body in bodies]
+    message_ids = [str(f.result(timeout=60)) for f in futures]
+    deadline = time.monotonic() + timeout_s
+    while (got := done()) < want:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{function}: only {got} of {want} handled")
+        time.sleep(0.2)
+    seconds = time.perf_counter() - start
+    watch.stop()
+    # Every message acknowledged (the redeliveries of counted events drained) before checks.
+    dispatcher = ctx.stack.server.dispatcher
+    while len(dispatcher.acked(function, message_ids)) < len(message_ids):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{function}: messages still not acknowledged")
+        time.sleep(0.2)
+    return seconds, watch
+
+
 def run(ctx: BenchContext) -> list[Result]:
     db = ctx.db
     n = 600 if ctx.quick else 5000
@@ -93,6 +165,16 @@ def run(ctx: BenchContext) -> list[Result]:
 
     raw_rate, raw_lat = _raw_rate(db, 20 if ctx.quick else 60)
 
+    # 0. The raw work through the same push path (the emulator's push delivery included).
+    raw_topic = _serve_raw_push(ctx)
+    r = 400 if ctx.quick else 1600
+    raw_bodies = [json.dumps({"w": i % WRITERS, "i": i}).encode() for i in range(r)]
+    raw_push_s, raw_watch = _push(
+        ctx, raw_topic, "bench-raw-push", raw_bodies, lambda: _count(db, raw_push.MARKERS), r,
+        300 if ctx.quick else 900,
+    )  # fmt: skip
+    raw_push_rate = r / raw_push_s
+
     # 1. Through the real wiring, with 5 % redelivered.
     events = _events(n, hour, run_id)
     rng = random.Random(5)
@@ -100,19 +182,11 @@ def run(ctx: BenchContext) -> list[Result]:
     rng.shuffle(stream)
     from shared.clients import publisher_client
 
-    publisher = publisher_client()
-    topic = publisher.topic_path(ctx.stack.config.project, "provider-events")
-    start = time.perf_counter()
-    futures = [publisher.publish(topic, json.dumps(e).encode()) for e in stream]
-    for f in futures:
-        f.result(timeout=60)
-    deadline = time.monotonic() + (300 if ctx.quick else 900)
-    while _count(db, MARKERS) < n:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"only {_count(db, MARKERS)} of {n} events processed")
-        time.sleep(0.2)
-    wired_s = time.perf_counter() - start
-    time.sleep(2.0)  # let redeliveries of already-counted events drain
+    topic = publisher_client().topic_path(ctx.stack.config.project, "provider-events")
+    wired_s, watch = _push(
+        ctx, topic, "provider-events", [json.dumps(e).encode() for e in stream],
+        lambda: _count(db, MARKERS), n, 300 if ctx.quick else 900,
+    )  # fmt: skip
     _check_counters(db, events)
 
     # 2. 8 concurrent deliveries on ONE provider, straight into the service.
@@ -139,14 +213,49 @@ def run(ctx: BenchContext) -> list[Result]:
     used = db.collection(QUOTAS).document("elevenlabs_eleven_multilingual_v2_requests").get()
     assert used.get("used") == m, f"hot provider counted {used.get('used')} of {m}"
 
+    push_note = "Pub/Sub emulator push"
     return [
         result("raw client read+7-write batch rate, 8 writers", raw_rate, "ops/s"),
+        result(
+            f"raw read+7-write batch via {push_note} ({r} messages)",
+            raw_push_rate,
+            "ops/s",
+            "raw client read+7-write batch rate",
+            raw_rate,
+        ),
         result(
             f"provider events via Pub/Sub push, 3 hot providers ({n} + {n // 20} dup)",
             n / wired_s,
             "events/s",
             "raw client read+7-write batch rate",
             raw_rate,
+        ),
+        result(
+            f"provider events via {push_note} vs the raw batch via the same push",
+            n / wired_s,
+            "events/s",
+            f"raw read+7-write batch via {push_note}",
+            raw_push_rate,
+        ),
+        result(
+            "push deliveries in flight at once, provider events (max)",
+            watch.peak,
+            "deliveries",
+            "raw batch via push (max)",
+            raw_watch.peak,
+        ),
+        result(
+            "push deliveries in flight, provider events (time average)",
+            watch.mean_inflight(),
+            "deliveries",
+            "raw batch via push (time average)",
+            raw_watch.mean_inflight(),
+        ),
+        *latency_results(
+            "provider event handling under push p{pct}",
+            watch.durations,
+            "raw batch handling under push p{pct}",
+            raw_watch.durations,
         ),
         result(
             "provider events, 8 concurrent on ONE provider (service)",

@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -129,6 +130,47 @@ def _not_an_event(environ: Environ) -> str | None:
     return None
 
 
+class Watch:
+    """How many deliveries of one function run at once, and how long each takes, from its
+    creation on (the bench measures the push delivery of the Pub/Sub emulator with it).
+
+    The mean number in flight is the total handling time divided by the time watched (the
+    time average of the in-flight count, exactly).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = time.perf_counter()
+        self._stopped: float | None = None
+        self._current = 0
+        self.peak = 0
+        #: Seconds each finished delivery took, in order of finishing.
+        self.durations: list[float] = []
+
+    def enter(self) -> None:
+        with self._lock:
+            self._current += 1
+            self.peak = max(self.peak, self._current)
+
+    def leave(self, seconds: float) -> None:
+        with self._lock:
+            self._current -= 1
+            if self._stopped is None:
+                self.durations.append(seconds)
+
+    def stop(self) -> None:
+        """Stop counting: deliveries finishing from now on are left out."""
+        with self._lock:
+            if self._stopped is None:
+                self._stopped = time.perf_counter()
+
+    def mean_inflight(self) -> float:
+        with self._lock:
+            end = time.perf_counter() if self._stopped is None else self._stopped
+            elapsed = end - self._started
+            return sum(self.durations) / elapsed if elapsed > 0 else 0.0
+
+
 class Dispatcher:
     """A WSGI app routing to one functions-framework app per registered function."""
 
@@ -154,6 +196,18 @@ class Dispatcher:
         self._inflight_lock = threading.Lock()
         self._handled: dict[str, int] = {}
         self._acked: dict[str, set[str]] = {}
+        self._watches: dict[str, Watch] = {}
+
+    def add_event_function(self, name: str, app: Any) -> None:
+        """Serve one more push-delivered CloudEvent function (a bench's own handler)."""
+        self.apps[name] = app
+        self.pushed.add(name)
+        self.events.add(name)
+
+    def watch(self, function: str) -> Watch:
+        """Start watching ``function``'s deliveries (a new watch replaces the previous)."""
+        watch = self._watches[function] = Watch()
+        return watch
 
     @property
     def inflight(self) -> int:
@@ -203,6 +257,10 @@ class Dispatcher:
         function = self._function_of(environ.get("PATH_INFO", "") or "/")
         with self._inflight_lock:
             self._inflight += 1
+        watch = self._watches.get(function)
+        if watch is not None:
+            watch.enter()
+        began = time.perf_counter()
         acked = False
         try:
             message_id = self._message_id(function, environ)
@@ -222,6 +280,8 @@ class Dispatcher:
             acked = message_id is not None and bool(status) and status[-1].startswith("2")
             return result
         finally:
+            if watch is not None:
+                watch.leave(time.perf_counter() - began)
             with self._inflight_lock:
                 self._inflight -= 1
                 self._handled[function] = self._handled.get(function, 0) + 1
