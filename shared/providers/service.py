@@ -16,6 +16,10 @@ leader waits): the provider's documents are written once per commit, not once pe
 state is the same as one unit per event in arrival order: the history replays its events
 in time order either way. If a group's unit fails, each of its events is retried in a unit
 of its own, so one bad event never holds back the others.
+
+Every unit has one shape: read through the unit (``read_group``; the reset's chunks and
+the tick likewise), decide with a pure function of what was read (``shared.providers.plan``:
+``decide_group``, ``decide_reset``, ``decide_tick``), then write the plan (``apply_group``).
 """
 
 from __future__ import annotations
@@ -38,8 +42,6 @@ from shared.clock import ensure_utc
 from shared.errors import InvalidInput
 from shared.logs import get_logger, log
 from shared.providers.core import (
-    Admission,
-    Alert,
     BreakerState,
     HealthStatus,
     History,
@@ -47,18 +49,24 @@ from shared.providers.core import (
     Outcome,
     ProviderState,
     Thresholds,
-    admit,
-    breaker_document,
-    health_document,
 )
-from shared.providers.quotas import (
-    Quota,
-    QuotaType,
-    count,
-    quota_id,
-    reset_due,
-    usd_to_micro,
+from shared.providers.plan import (
+    AlertChanges,
+    Call,
+    EventResult,
+    GroupPlan,
+    GroupRead,
+    ResetPlan,
+    StoredAlert,
+    decide_group,
+    decide_reset,
+    decide_tick,
+    needs_tick,
+    quota_ids,
+    reset_alert_ids,
+    rolled_alert_ids,
 )
+from shared.providers.quotas import Quota, usd_to_micro
 from shared.settings import get_settings
 
 logger = get_logger(__name__)
@@ -70,7 +78,6 @@ ALERTS = "model_router_alerts"
 WINDOWS = "provider_event_windows"
 MARKERS = "processed_provider_events"
 
-MARKER_TTL = timedelta(days=30)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$"
@@ -253,53 +260,6 @@ def history_from_doc(d: dict[str, Any] | None) -> History:
 # -- one event ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class EventResult:
-    """What recording one provider event did."""
-
-    event_id: str
-    provider: str
-    duplicate: bool = False
-    late: bool = False
-    status: str | None = None
-    breaker: str | None = None
-    quotas_counted: int = 0
-    alerts_written: int = 0
-
-
-def _apply_alert_writes(unit: Unit, db: firestore.Client, admission: Admission) -> int:
-    for write in admission.alert_writes:
-        unit.merge(db.collection(ALERTS).document(write.alert_id), write.fields)
-    return len(admission.alert_writes)
-
-
-def _quota_amount(q: Quota, event: ProviderEvent) -> int:
-    if q.quota_type == QuotaType.REQUESTS:
-        return 1
-    if q.quota_type == QuotaType.TOKENS:
-        return event.tokens
-    return usd_to_micro(event.cost_usd)
-
-
-def _resolve_quota_alerts(
-    unit: Unit, db: firestore.Client, resolved: tuple[tuple[str, datetime], ...]
-) -> int:
-    """Set ``resolved_at`` on the quota alerts of a window that ended (those that exist)."""
-    if not resolved:
-        return 0
-    refs = [db.collection(ALERTS).document(aid) for aid, _ in resolved]
-    written = 0
-    for ref, snap, (_, at) in zip(refs, unit.get_all(refs), resolved, strict=True):
-        if snap.exists and snap.get("resolved_at") is None:
-            unit.update(ref, {"resolved_at": at})
-            written += 1
-    return written
-
-
-def _create_alert(unit: Unit, db: firestore.Client, alert: Alert) -> None:
-    unit.merge(db.collection(ALERTS).document(alert.alert_id), alert.document())
-
-
 _locks_guard = threading.Lock()
 _locks: dict[str, threading.Lock] = {}
 
@@ -320,9 +280,7 @@ MAX_GROUP = 200
 class _Pending:
     """One event waiting for its group's commit."""
 
-    event: ProviderEvent
-    obs: Observation
-    now: datetime
+    call: Call
     done: threading.Event = field(default_factory=threading.Event)
     result: EventResult | None = None
     error: BaseException | None = None
@@ -352,7 +310,8 @@ def record_event(
         error=event.error,
     )
     provider = event.provider
-    pending = _Pending(event, obs, now)
+    call = Call(obs, event.model_id, event.tokens, usd_to_micro(event.cost_usd), now)
+    pending = _Pending(call)
     with _queues_guard:
         _queues.setdefault(provider, []).append(pending)
     # Whoever holds the provider's lock commits what is queued for it (up to MAX_GROUP),
@@ -417,82 +376,77 @@ def _commit_group(
             p.done.set()
 
 
+def _alert_ref(db: firestore.Client, alert_id: str) -> firestore.DocumentReference:
+    return db.collection(ALERTS).document(alert_id)
+
+
+def _stored_alerts(unit: Unit, alert_ids: list[str]) -> dict[str, StoredAlert]:
+    """The quota alerts ``alert_ids`` as read through ``unit`` (one round trip, if any)."""
+    if not alert_ids:
+        return {}
+    snaps = unit.get_all([_alert_ref(unit.db, aid) for aid in alert_ids])
+    return {
+        aid: StoredAlert(snap.exists, snap.exists and snap.get("resolved_at") is not None)
+        for aid, snap in zip(alert_ids, snaps, strict=True)
+    }
+
+
+def _quota_of(snap: Any) -> Quota | None:
+    return Quota.from_document(snap.to_dict() or {}) if snap.exists else None
+
+
+def read_group(unit: Unit, provider: str, calls: list[Call], th: Thresholds) -> GroupRead:
+    """Read what a group decides on: its markers, the provider's history and the models'
+    quotas in one round trip, then (only when a quota's window will roll) the alerts the
+    roll may resolve in a second one."""
+    db = unit.db
+    window_ref = db.collection(WINDOWS).document(provider)
+    markers = [db.collection(MARKERS).document(c.obs.event_id) for c in calls]
+    qids = quota_ids(provider, calls)
+    snaps = unit.get_all([window_ref, *markers, *(db.collection(QUOTAS).document(q) for q in qids)])
+    marker_snaps, quota_snaps = snaps[1 : 1 + len(markers)], snaps[1 + len(markers) :]
+    found = {qid: _quota_of(snap) for qid, snap in zip(qids, quota_snaps, strict=True)}
+    quotas = {qid: q for qid, q in found.items() if q is not None}
+    return GroupRead(
+        history=history_from_doc(snaps[0].to_dict()),
+        counted=frozenset(
+            c.obs.event_id for c, m in zip(calls, marker_snaps, strict=True) if m.exists
+        ),
+        quotas=quotas,
+        alerts=_stored_alerts(unit, rolled_alert_ids(quotas, calls, provider, th)),
+    )
+
+
+def _apply_alerts(unit: Unit, alerts: AlertChanges) -> None:
+    for aid, fields in alerts.merges:
+        unit.merge(_alert_ref(unit.db, aid), fields)
+    for aid, at in alerts.resolutions.items():
+        unit.update(_alert_ref(unit.db, aid), {"resolved_at": at})
+
+
+def apply_group(unit: Unit, provider: str, plan: GroupPlan) -> list[EventResult]:
+    """Write a group's plan in its unit (one commit)."""
+    db = unit.db
+    for event_id, marker in plan.markers:
+        unit.create(db.collection(MARKERS).document(event_id), marker)
+    for qid, document in plan.quotas.items():
+        unit.update(db.collection(QUOTAS).document(qid), document)
+    _apply_alerts(unit, plan.alerts)
+    if plan.history is not None and plan.health is not None and plan.breaker is not None:
+        # Full-state documents of the last admission: the same as merging each in turn.
+        unit.set(db.collection(WINDOWS).document(provider), history_to_doc(provider, plan.history))
+        unit.merge(db.collection(HEALTH).document(provider), plan.health)
+        unit.merge(db.collection(BREAKERS).document(provider), plan.breaker)
+    return list(plan.results)
+
+
 def _admit_group(
     unit: Unit, provider: str, group: list[_Pending], th: Thresholds
 ) -> list[EventResult]:
-    db = unit.db
-    window_ref = db.collection(WINDOWS).document(provider)
-    markers = [db.collection(MARKERS).document(p.event.event_id) for p in group]
-    quota_refs: dict[str, list[Any]] = {}
-    for p in group:
-        model = p.event.model_id
-        if model not in quota_refs:
-            quota_refs[model] = [
-                db.collection(QUOTAS).document(quota_id(provider, model, t)) for t in QuotaType
-            ]
-    all_quota_refs = [ref for refs in quota_refs.values() for ref in refs]
-    snaps = unit.get_all([window_ref, *markers, *all_quota_refs])
-    history = history_from_doc(snaps[0].to_dict())
-    marker_snaps = snaps[1 : 1 + len(markers)]
-    quotas: dict[str, Quota | None] = {
-        ref.path: Quota.from_document(snap.to_dict() or {}) if snap.exists else None
-        for ref, snap in zip(all_quota_refs, snaps[1 + len(markers) :], strict=True)
-    }
-    results: list[EventResult] = []
-    seen: set[str] = set()
-    last: Admission | None = None
-    for p, marker_ref, marker in zip(group, markers, marker_snaps, strict=True):
-        event, at = p.event, p.obs.at
-        if marker.exists or event.event_id in seen:
-            results.append(EventResult(event.event_id, provider, duplicate=True))
-            continue
-        seen.add(event.event_id)
-        admission = admit(provider, history, p.obs, th)
-        history, last = admission.history, admission
-        unit.create(
-            marker_ref,
-            {
-                "provider": provider,
-                "model_id": event.model_id,
-                "outcome": event.outcome.value,
-                "occurred_at": at,
-                "processed_at": p.now,
-                "late": admission.late,
-                "expire_at": at + MARKER_TTL,
-            },
-        )
-        alerts = _apply_alert_writes(unit, db, admission)
-        counted = 0
-        for ref in quota_refs[event.model_id]:
-            quota = quotas[ref.path]
-            if quota is None:
-                continue
-            change = count(quota, at, _quota_amount(quota, event), th)
-            if not change.changed:
-                continue
-            quotas[ref.path] = change.quota
-            unit.update(ref, change.quota.document())
-            counted += change.counted
-            for alert in change.raised:
-                _create_alert(unit, db, alert)
-            alerts += len(change.raised) + _resolve_quota_alerts(unit, db, change.resolved)
-        results.append(
-            EventResult(
-                event.event_id,
-                provider,
-                late=admission.late,
-                status=admission.state.status.value,
-                breaker=admission.state.breaker.value,
-                quotas_counted=counted,
-                alerts_written=alerts,
-            )
-        )
-    if last is not None:
-        # Full-state documents of the last admission: the same as merging each in turn.
-        unit.set(window_ref, history_to_doc(provider, history))
-        unit.merge(db.collection(HEALTH).document(provider), health_document(provider, last))
-        unit.merge(db.collection(BREAKERS).document(provider), breaker_document(provider, last, th))
-    return results
+    """One group's unit: read, decide, apply."""
+    calls = [p.call for p in group]
+    read = read_group(unit, provider, calls, th)
+    return apply_group(unit, provider, decide_group(provider, read, calls, th))
 
 
 # -- the schedule ------------------------------------------------------------------------
@@ -511,28 +465,33 @@ class ResetReport:
 def tick_provider(db: firestore.Client, provider: str, at: datetime, th: Thresholds) -> bool:
     """Re-evaluate a provider at ``at`` (cooldown elapsed? window moved?); True if written."""
     window_ref = db.collection(WINDOWS).document(provider)
-    tick = Observation(at=at, event_id=f"tick:{at.strftime('%Y%m%dT%H%M%S')}")
 
     def work(unit: Unit) -> bool:
         snap = unit.get(window_ref)
-        if not snap.exists:
+        plan = decide_tick(provider, history_from_doc(snap.to_dict()) if snap.exists else None,
+                           at, th)  # fmt: skip
+        if plan is None:
             return False
-        history = history_from_doc(snap.to_dict())
-        as_of = history.as_of
-        if as_of is not None and as_of >= at:
-            return False  # events newer than the schedule time already moved it
-        admission = admit(provider, history, tick, th)
-        if admission.duplicate or admission.late:
-            return False
-        unit.set(window_ref, history_to_doc(provider, admission.history))
-        unit.merge(db.collection(HEALTH).document(provider), health_document(provider, admission))
-        unit.merge(
-            db.collection(BREAKERS).document(provider), breaker_document(provider, admission, th)
-        )
-        _apply_alert_writes(unit, db, admission)
+        unit.set(window_ref, history_to_doc(provider, plan.history))
+        unit.merge(db.collection(HEALTH).document(provider), plan.health)
+        unit.merge(db.collection(BREAKERS).document(provider), plan.breaker)
+        _apply_alerts(unit, AlertChanges(merges=list(plan.alerts)))
         return True
 
     return run_atomically(db, work)
+
+
+def _reset_chunk(unit: Unit, refs: list[Any], at: datetime, th: Thresholds) -> ResetPlan:
+    """One chunk of the reset: read its quotas (and the alerts their rolls may resolve),
+    decide, write."""
+    snaps = unit.get_all(refs)
+    quotas = {snap.id: q for snap in snaps if (q := _quota_of(snap)) is not None}
+    alerts = _stored_alerts(unit, reset_alert_ids(quotas, at, th))
+    plan = decide_reset(quotas, alerts, at, th)
+    for qid, document in plan.quotas.items():
+        unit.update(unit.db.collection(QUOTAS).document(qid), document)
+    _apply_alerts(unit, plan.alerts)
+    return plan
 
 
 def reset_quotas(
@@ -552,27 +511,17 @@ def reset_quotas(
     reset = resolved = 0
     for refs in chunked(due, 100):
 
-        def work(unit: Unit, refs: list[Any] = refs) -> tuple[int, int]:
-            n = r = 0
-            for ref, snap in zip(refs, unit.get_all(refs), strict=True):
-                if not snap.exists:
-                    continue
-                change = reset_due(Quota.from_document(snap.to_dict() or {}), at, th)
-                if not change.rolled:
-                    continue
-                unit.update(ref, change.quota.document())
-                n += 1
-                r += _resolve_quota_alerts(unit, db, change.resolved)
-            return n, r
+        def work(unit: Unit, refs: list[Any] = refs) -> ResetPlan:
+            return _reset_chunk(unit, refs, at, th)
 
-        n, r = run_atomically(db, work)
-        reset += n
-        resolved += r
+        plan = run_atomically(db, work)
+        reset += len(plan.quotas)
+        resolved += plan.alerts_resolved
+    breakers = {snap.id: snap.to_dict() or {} for snap in db.collection(BREAKERS).stream()}
+    health_refs = [db.collection(HEALTH).document(p) for p in breakers]
+    health = {snap.id: snap.to_dict() for snap in db.get_all(health_refs)} if health_refs else {}
     ticked = 0
-    for snap in db.collection(BREAKERS).stream():
-        data = snap.to_dict() or {}
-        health = db.collection(HEALTH).document(snap.id).get().to_dict() or {}
-        if data.get("state") == "closed" and health.get("status") in (None, "healthy"):
-            continue
-        ticked += tick_provider(db, snap.id, at, th)
+    for provider, breaker in breakers.items():
+        if needs_tick(breaker, health.get(provider)):
+            ticked += tick_provider(db, provider, at, th)
     return ResetReport(at, reset, resolved, ticked)
