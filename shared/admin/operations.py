@@ -17,8 +17,19 @@ from typing import Any
 from google.cloud import firestore
 
 from shared.admin.changes import ACTIONS_COLLECTION as ACTIONS
-from shared.admin.changes import Operator, record, set_field, stamp, text
+from shared.admin.changes import Operator, record, stamp, text
 from shared.atomic import Unit, run_atomically
+from shared.bigeye.promotions.rules import (
+    EXPIRABLE,
+    TRANSITIONS,
+    Transition,
+    decide_create,
+    decide_transition,
+    end_date_of,
+    expirable,
+    new_promotion,
+    transition_target,
+)
 from shared.bigeye.redemptions import mark_shards
 from shared.billing.context import Outcome
 from shared.clock import ensure_utc
@@ -270,31 +281,15 @@ def create_promotion(
     now: datetime,
     ip_address: str | None = None,
 ) -> dict[str, Any]:
-    """Create ``promotions/{promo_id}`` after the engine proves it can read it."""
-    from shared.bigeye.promotions import InvalidPromotion, parse_promotion
-
+    """Create ``promotions/{promo_id}`` after the engine proves it can read it: read the
+    id through the unit, decide (``rules.decide_create``), write the document and its
+    ``admin_actions`` record."""
     who = Operator.of(actor, "created", now, ip_address)
-    doc = {
-        **document,
-        "stats": {
-            "total_redemptions": 0,
-            "total_bonus_credits": 0,
-            "total_baht_collected": 0,
-            "unique_users": 0,
-        },
-        "created_at": now,
-        "created_by": who.actor,
-        "updated_at": now,
-    }
-    try:
-        parse_promotion(promo_id, doc)
-    except InvalidPromotion as exc:
-        raise InvalidInput(f"the promotion is not valid: {exc}") from None
+    doc = new_promotion(promo_id, document, who.actor, now)
     ref = db.collection(PROMOTIONS).document(text(promo_id, "promotion id", 200))
 
     def work(unit: Unit) -> dict[str, Any]:
-        if unit.get(ref).exists:
-            raise Conflict(f"promotion {promo_id} already exists")
+        decide_create(promo_id, unit.get(ref).exists)
         unit.create(ref, doc)
         record(
             unit,
@@ -365,18 +360,7 @@ def replay_parked(
 
 
 #: Promotion transitions: action -> (target status, the statuses it may come from).
-PROMOTION_TRANSITIONS: dict[str, tuple[str, frozenset[str]]] = {
-    "promotion_pause": ("PAUSED", frozenset({"ACTIVE", "DRAFT"})),
-    "promotion_resume": ("ACTIVE", frozenset({"PAUSED"})),
-    "promotion_cancel": ("CANCELLED", frozenset({"DRAFT", "ACTIVE", "PAUSED"})),
-    "promotion_expire": ("EXPIRED", frozenset({"ACTIVE", "PAUSED"})),
-}
-
-
-def _end_date(data: dict[str, Any]) -> datetime | None:
-    conditions = data.get("conditions")
-    end = conditions.get("end_date") if isinstance(conditions, dict) else None
-    return end if isinstance(end, datetime) else None
+PROMOTION_TRANSITIONS = TRANSITIONS
 
 
 def promotion_transition(
@@ -391,40 +375,42 @@ def promotion_transition(
 ) -> dict[str, Any]:
     """Move a promotion as ``action`` says (``PROMOTION_TRANSITIONS``), with its
     ``admin_actions`` record; already there: nothing changes. Resume is refused once
-    ``conditions.end_date`` has passed; expiry only happens once it has."""
-    if action not in PROMOTION_TRANSITIONS:
-        raise InvalidInput(f"unknown promotion action {action}")
-    target, allowed = PROMOTION_TRANSITIONS[action]
+    ``conditions.end_date`` has passed; expiry only happens once it has.
+
+    Read the promotion through the unit, decide (``rules.decide_transition``, pure), apply
+    the plan: the status, every stats shard (``mark_shards``: fails every top-up that
+    decided on the promotion before this change) and the record, in one commit."""
+    transition_target(action)
     who = Operator.of(actor, reason, now, ip_address)
     ref = db.collection(PROMOTIONS).document(text(promo_id, "promotion id", 200))
 
-    def check(status: Any, data: dict[str, Any]) -> None:
-        if status not in allowed:
-            raise Conflict(
-                f"promotion {promo_id} is {status}; only {' or '.join(sorted(allowed))} can "
-                f"become {target}"
-            )
-        end = _end_date(data)
-        if action == "promotion_resume" and end is not None and end < now:
-            raise Conflict(f"promotion {promo_id} ended at {end.isoformat()}; it cannot resume")
-        if action == "promotion_expire" and (end is None or end >= now):
-            raise Conflict(f"promotion {promo_id} has not ended")
+    def work(unit: Unit) -> dict[str, Any]:
+        snap = unit.get(ref)
+        plan = decide_transition(
+            action, ref.id, (snap.to_dict() or {}) if snap.exists else None, now
+        )
+        if plan.changed:
+            _apply_transition(unit, ref, plan, who)
+        return plan.data
 
-    done = set_field(
-        db,
-        ref,
-        field="status",
-        value=target,
-        who=who,
-        action=action,
-        missing=f"no promotion {promo_id}",
-        also={"updated_at": now},
-        details=lambda _: {"promo_id": ref.id},
-        check=check,
-        # Fails every top-up that decided on the promotion before this change.
-        with_change=lambda unit: mark_shards(unit, ref.id, target, now),
+    return run_atomically(db, work)
+
+
+def _apply_transition(
+    unit: Unit, ref: firestore.DocumentReference, plan: Transition, who: Operator
+) -> None:
+    unit.update(ref, {"status": plan.target, "updated_at": who.now})
+    mark_shards(unit, ref.id, plan.target, who.now)
+    record(
+        unit,
+        f"{plan.action}_{ref.id}_{stamp(who.now)}",
+        {
+            **who.fields(plan.action),
+            "promo_id": ref.id,
+            "before": plan.before,
+            "after": plan.target,
+        },
     )
-    return done.data
 
 
 def pause_promotion(db: firestore.Client, **kwargs: Any) -> dict[str, Any]:
@@ -453,13 +439,14 @@ def expire_promotions(db: firestore.Client, now: datetime) -> list[str]:
     ``system:promotion-expiry``); a promotion changed meanwhile is left as it is.
     """
     expired = []
-    for status in ("ACTIVE", "PAUSED"):
+    for status in EXPIRABLE:
         query = db.collection(PROMOTIONS).where(
             filter=firestore.FieldFilter("status", "==", status)
         )
         for snap in query.stream():
-            end = _end_date(snap.to_dict() or {})
-            if end is None or end >= now:
+            data = snap.to_dict() or {}
+            end = end_date_of(data)
+            if end is None or not expirable(data, now):
                 continue
             try:
                 promotion_transition(

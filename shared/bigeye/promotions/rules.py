@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -35,6 +36,7 @@ from typing import Any
 from shared.bigeye.promotions.model import (
     Customer,
     Ineligible,
+    InvalidPromotion,
     Occasion,
     PromoCodeRejected,
     PromoStatus,
@@ -44,10 +46,11 @@ from shared.bigeye.promotions.model import (
     Quote,
     Redemptions,
     RewardType,
+    parse_promotion,
     promo_code_error,
 )
 from shared.clock import ensure_utc
-from shared.errors import InvalidInput
+from shared.errors import Conflict, InvalidInput, NotFound
 
 
 def same_code(given: str | None, promo: Promotion) -> bool:
@@ -381,3 +384,107 @@ def plan_slot(
     )
     total = max(sum(s.redemptions for s in shards), counted)
     return Redemptions(total=total, sharded=True, slot=slot, quotas=quotas)
+
+
+# -- operator changes: creation and status transitions ------------------------------------
+#: Status transitions: action -> (target status, the statuses it may come from).
+TRANSITIONS: dict[str, tuple[str, frozenset[str]]] = {
+    "promotion_pause": ("PAUSED", frozenset({"ACTIVE", "DRAFT"})),
+    "promotion_resume": ("ACTIVE", frozenset({"PAUSED"})),
+    "promotion_cancel": ("CANCELLED", frozenset({"DRAFT", "ACTIVE", "PAUSED"})),
+    "promotion_expire": ("EXPIRED", frozenset({"ACTIVE", "PAUSED"})),
+}
+#: The statuses ``expire_promotions`` looks at.
+EXPIRABLE = ("ACTIVE", "PAUSED")
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a status transition does to a promotion document: set ``status`` to
+    ``target`` (with ``updated_at``), unless it already has it (``changed`` False:
+    nothing is written, nothing recorded). ``data`` is the document after the change."""
+
+    action: str
+    target: str
+    before: Any
+    changed: bool
+    data: dict[str, Any]
+
+
+def transition_target(action: str) -> str:
+    """The status ``action`` leads to; InvalidInput for an unknown action."""
+    if action not in TRANSITIONS:
+        raise InvalidInput(f"unknown promotion action {action}")
+    return TRANSITIONS[action][0]
+
+
+def end_date_of(data: Mapping[str, Any]) -> datetime | None:
+    """``conditions.end_date`` of a promotion document as stored (None: open or unreadable)."""
+    conditions = data.get("conditions")
+    end = conditions.get("end_date") if isinstance(conditions, Mapping) else None
+    return end if isinstance(end, datetime) else None
+
+
+def expirable(data: Mapping[str, Any], now: datetime) -> bool:
+    """True when a promotion document's ``end_date`` has passed at ``now``."""
+    end = end_date_of(data)
+    return end is not None and end < now
+
+
+def decide_transition(
+    action: str, promo_id: str, data: Mapping[str, Any] | None, now: datetime
+) -> Transition:
+    """The transition ``action`` of promotion ``promo_id`` whose document reads ``data``
+    (None: missing) at ``now``. Already in the target status: nothing changes. Refused
+    (Conflict) from a status the action does not come from, a resume once ``end_date``
+    has passed, an expiry before it has; NotFound for a missing promotion."""
+    target = transition_target(action)
+    if data is None:
+        raise NotFound(f"no promotion {promo_id}")
+    before = data.get("status")
+    if type(before) is str and before == target:
+        return Transition(action, target, before, False, dict(data))
+    allowed = TRANSITIONS[action][1]
+    if before not in allowed:
+        raise Conflict(
+            f"promotion {promo_id} is {before}; only {' or '.join(sorted(allowed))} can "
+            f"become {target}"
+        )
+    end = end_date_of(data)
+    if action == "promotion_resume" and end is not None and end < now:
+        raise Conflict(f"promotion {promo_id} ended at {end.isoformat()}; it cannot resume")
+    if action == "promotion_expire" and (end is None or end >= now):
+        raise Conflict(f"promotion {promo_id} has not ended")
+    after = {**data, "status": target, "updated_at": now}
+    return Transition(action, target, before, True, after)
+
+
+def new_promotion(
+    promo_id: str, document: Mapping[str, Any], actor: str, now: datetime
+) -> dict[str, Any]:
+    """The ``promotions/{promo_id}`` document an operator's creation writes: ``document``
+    with zeroed ``stats`` and the creation fields, refused (InvalidInput) unless the
+    engine can read it."""
+    doc = {
+        **document,
+        "stats": {
+            "total_redemptions": 0,
+            "total_bonus_credits": 0,
+            "total_baht_collected": 0,
+            "unique_users": 0,
+        },
+        "created_at": now,
+        "created_by": actor,
+        "updated_at": now,
+    }
+    try:
+        parse_promotion(promo_id, doc)
+    except InvalidPromotion as exc:
+        raise InvalidInput(f"the promotion is not valid: {exc}") from None
+    return doc
+
+
+def decide_create(promo_id: str, exists: bool) -> None:
+    """A promotion is created once: Conflict when ``promotions/{promo_id}`` exists."""
+    if exists:
+        raise Conflict(f"promotion {promo_id} already exists")
