@@ -28,13 +28,29 @@ error it reads again, in one round trip, every document the attempt read, and wh
 them changed, appeared or vanished since, the error was computed from a stale view and
 ``work`` runs again from fresh reads. An error is therefore surfaced only when everything
 it was computed from was current at one moment. Services need no "maybe stale" wrappers.
+
+Queries count as reads too. A query inside a unit runs through ``Unit.query``, which
+records it with its answer (each returned document's path and ``update_time``); the
+staleness check re-runs every recorded query, in parallel with the documents' re-read
+(one round trip of latency), and a query whose answer gained or lost a document, or
+returned one that changed since, makes ``work`` run again as a changed document does. A
+raw query (``.stream()``, ``.get()``) inside ``work`` is refused: while ``work`` runs,
+``Query.stream`` and ``Query.get`` of the Firestore client raise ``RawQueryInUnit``
+unless called by ``Unit.query`` (installed once, when this module is imported; outside
+a unit nothing changes). At commit, a query's answer is not protected by itself: what
+protects each site's decision (the documents it returned, and documents inserted later,
+the phantoms) is decided per site (docs/ledger.md, "Queries in a unit").
 """
 
 from __future__ import annotations
 
+import contextvars
 import random
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -43,12 +59,73 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
+from google.cloud.firestore_v1.query import Query
 
 from shared.errors import Conflict, Transient, is_transient
 
 T = TypeVar("T")
 
 _RETRYABLE = (gexc.FailedPrecondition, gexc.Aborted, gexc.Conflict)
+
+
+class RawQueryInUnit(RuntimeError):
+    """A query run inside a unit's ``work`` without ``Unit.query`` (a programming error)."""
+
+
+#: Whether the current thread runs a unit's ``work`` (and is not inside ``Unit.query``).
+_IN_WORK: contextvars.ContextVar[bool] = contextvars.ContextVar("in_unit_work", default=False)
+
+
+@contextmanager
+def in_work(flag: bool = True) -> Iterator[None]:
+    """Mark the current thread as running a unit's ``work`` (``flag``), or not."""
+    token = _IN_WORK.set(flag)
+    try:
+        yield
+    finally:
+        _IN_WORK.reset(token)
+
+
+def _refusing(original: Callable[..., Any]) -> Callable[..., Any]:
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _IN_WORK.get():
+            raise RawQueryInUnit("a query inside a unit of work must run through Unit.query")
+        return original(self, *args, **kwargs)
+
+    guarded._unit_guarded = True  # type: ignore[attr-defined]
+    guarded.__doc__ = original.__doc__
+    return guarded
+
+
+def _guard_raw_queries() -> None:
+    """Make ``Query.stream``/``Query.get`` refuse to run inside ``work`` (see above)."""
+    for name in ("stream", "get"):
+        original = getattr(Query, name)
+        if not getattr(original, "_unit_guarded", False):
+            setattr(Query, name, _refusing(original))
+
+
+_guard_raw_queries()
+
+
+@dataclass(frozen=True)
+class RecordedQuery:
+    """A query a unit ran, with its answer: each returned document's path and version."""
+
+    query: Query
+    answer: tuple[tuple[str, Any], ...]
+
+    def label(self) -> str:
+        return f"query on {self.query._parent.id}"
+
+
+def _answer(snaps: Iterable[DocumentSnapshot]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((s.reference.path, s.update_time) for s in snaps))
+
+
+def _run_query(query: Query) -> list[DocumentSnapshot]:
+    with in_work(False):
+        return list(query.stream())
 
 
 @dataclass
@@ -67,6 +144,8 @@ class Unit:
         #: ``now`` when it gives one, else read once from the ledger's clock: ``Ledger.now``).
         self.now = now
         self._seen: dict[str, DocumentSnapshot] = {}
+        #: The queries this attempt ran, with their answers (for the staleness check).
+        self._queries: list[RecordedQuery] = []
         self._writes: dict[str, _Write] = {}
         #: State that services keep for the rest of this attempt (e.g. pending balances).
         self.scratch: dict[str, Any] = {}
@@ -84,6 +163,17 @@ class Unit:
             for snap in self.db.get_all(unique):
                 self._seen[snap.reference.path] = snap
         return [self._seen[r.path] for r in refs]
+
+    def query(self, query: Query) -> list[DocumentSnapshot]:
+        """Run a query through the unit: its answer is recorded for the staleness check.
+
+        The one way to query inside ``work`` (a raw ``stream``/``get`` raises
+        ``RawQueryInUnit``). The returned documents are not cached as the unit's reads: a
+        document the unit means to write or ``verify`` it reads with ``get``.
+        """
+        snaps = _run_query(query)
+        self._queries.append(RecordedQuery(query, _answer(snaps)))
+        return snaps
 
     # -- writes --------------------------------------------------------------------------
     def create(self, ref: firestore.DocumentReference, data: dict[str, Any]) -> None:
@@ -160,12 +250,16 @@ class Unit:
         return sorted(raced), sorted(blind)
 
     def stale(self, paths: Iterable[str] | None = None) -> list[str]:
-        """The documents this attempt read that changed since (one round trip).
+        """What this attempt read that changed since: documents (their paths) and queries
+        (a label each), re-read in parallel (one round trip of latency).
 
-        ``paths``: only these of the documents read (default: all of them).
+        ``paths``: only these of the documents read (default: all of them, and every query).
         """
         wanted = list(self._seen) if paths is None else [p for p in paths if p in self._seen]
-        return changed_since([self._seen[p] for p in dict.fromkeys(wanted)], self.db)
+        snaps = [self._seen[p] for p in dict.fromkeys(wanted)]
+        queries = self._queries if paths is None else []
+        docs, moved = changed_reads(snaps, queries, self.db)
+        return docs + [q.label() for q in moved]
 
     def footprint(self) -> tuple[list[str], list[tuple[str, str]]]:
         """(paths read, [(op, path) written]) of this attempt, for ``commit_hook``."""
@@ -255,6 +349,40 @@ def changed_since(snaps: Sequence[DocumentSnapshot], db: firestore.Client) -> li
     return sorted(changed)
 
 
+def changed_queries(queries: Sequence[RecordedQuery]) -> list[RecordedQuery]:
+    """The recorded queries whose answer differs when run again now."""
+    return [q for q in queries if _answer(_run_query(q.query)) != q.answer]
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stale-check")
+        return _pool
+
+
+def changed_reads(
+    snaps: Sequence[DocumentSnapshot], queries: Sequence[RecordedQuery], db: firestore.Client
+) -> tuple[list[str], list[RecordedQuery]]:
+    """(paths of ``snaps`` that changed, ``queries`` whose answer changed) since read.
+
+    The documents in one batched read and each query in its own call, all at once: the
+    check costs one round trip of latency however many queries the attempt ran.
+    """
+    if not queries:
+        return changed_since(snaps, db), []
+    pool = _executor()
+    docs = pool.submit(changed_since, snaps, db)
+    runs = [pool.submit(changed_queries, [q]) for q in queries]
+    moved = [q for run in runs for q in run.result()]
+    return docs.result(), moved
+
+
 def surfaces(error: BaseException) -> bool:
     """Whether ``error`` is a decision to re-check for staleness before surfacing it.
 
@@ -280,13 +408,15 @@ def run_atomically(
 
     ``work`` must be free of side effects other than the unit's reads and writes: it is
     re-run from scratch after every conflict. A unit with no writes returns at once. A
-    domain error ``work`` raises is surfaced only if nothing the attempt read has changed
-    since; otherwise ``work`` runs again from fresh reads.
+    domain error ``work`` raises is surfaced only if nothing the attempt read (documents,
+    and the answers of its queries) has changed since; otherwise ``work`` runs again from
+    fresh reads.
     """
     for attempt in range(max_attempts):
         unit = Unit(db, now)
         try:
-            result = work(unit)
+            with in_work():
+                result = work(unit)
         except Exception as exc:
             if not surfaces(exc) or not unit.stale():
                 raise

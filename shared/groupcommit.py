@@ -74,6 +74,7 @@ from typing import Any, Generic, TypeVar
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
+from google.cloud.firestore_v1.query import Query
 from google.cloud.firestore_v1.transforms import Sentinel, _NumericValue, _ValueList
 
 from shared import atomic
@@ -206,6 +207,10 @@ class _ProbeUnit(Unit):
             self.read = self.read or len(assumed) < len({r.path for r in unseen})
         return super().get_all(refs)
 
+    def query(self, query: Query) -> list[DocumentSnapshot]:
+        self.read = True
+        return super().query(query)
+
 
 class _BatchUnit(Unit):
     """The batch's view and writes; on an optimistic attempt, what it took unread."""
@@ -281,6 +286,10 @@ class _MemberUnit(Unit):
             fetched = iter(self._batch.fetch(plain, self._new_keys))
             out = [snap if snap is not None else next(fetched) for snap in out]
         return [snap for snap in out if snap is not None]
+
+    def query(self, query: Query) -> list[DocumentSnapshot]:
+        self._batch.committer._needs_reads(self._batch.group)  # the next callers probe again
+        return super().query(query)
 
     def _add(self, write: _Write) -> None:
         earlier = self._batch._writes.get(write.ref.path)
@@ -454,8 +463,8 @@ class GroupCommitter:
         with self._lock:
             member.probe_seq = self._seq
         unit = _ProbeUnit(self, member)
-        with contextlib.suppress(Exception):  # the real run decides; this learns the reads
-            member.work(unit)
+        with contextlib.suppress(Exception), atomic.in_work():
+            member.work(unit)  # the real run decides; this learns the reads
         member.probed = list(unit._seen.values())
         with self._lock:
             if len(self._plain) > _WRITTEN_KEPT:
@@ -598,12 +607,17 @@ class GroupCommitter:
         """
         if not refused:
             return [], []
-        changed = set(unit.stale([p for _, mu in refused for p in mu._reads]))
+        paths = dict.fromkeys(p for _, mu in refused for p in mu._reads if p in unit._seen)
+        docs, queries = atomic.changed_reads(
+            [unit._seen[p] for p in paths], [q for _, mu in refused for q in mu._queries], self.db
+        )
+        changed = set(docs)
+        moved = {id(q) for q in queries}
         self._doubt(changed)  # a known state among them is stale
         again: list[_Member[Any]] = []
         worn: list[_Member[Any]] = []
         for member, mu in refused:
-            if not changed.intersection(mu._reads):
+            if not changed.intersection(mu._reads) and not any(id(q) in moved for q in mu._queries):
                 continue
             member.stale_runs += 1
             member.probe_seq = -1  # its probe's snapshots are not to be reused
@@ -665,7 +679,8 @@ class GroupCommitter:
         for i, member in enumerate(batch):
             mu = _MemberUnit(unit, _copy_scratch(unit.scratch), member.new_keys)
             try:
-                value = member.work(mu)
+                with atomic.in_work():
+                    value = member.work(mu)
             except _Deferred:
                 deferred = batch[i:]
                 break

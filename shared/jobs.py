@@ -25,17 +25,22 @@ class JobRefund:
     replayed: bool
 
 
-def _deductions(ledger: Ledger, job_id: str, user_id: str) -> list[tuple[str, int]]:
+def _deductions(ledger: Ledger, unit: Unit, job_id: str, user_id: str) -> list[tuple[str, int]]:
     """The job's DEDUCTION transactions (id, credits taken), oldest first.
 
     Under KitesForU's names a hold's reservation is a DEDUCTION too (RESERVE has no type of
     its own in 000); ``refund_failed_job`` tells them apart by the posting record.
+
+    Queried through ``unit`` after the unit read the user document: a deduction committed
+    later (a phantom) changed that balance, and the refund, which writes it under its read
+    precondition, then fails its commit and re-runs from a query that finds it.
     """
+    unit.get(ledger.user_ref(user_id))  # the phantom guard: read before the query
     coll = ledger.db.collection(ledger.profile.transactions_collection)
     query = coll.where(filter=firestore.FieldFilter("job_id", "==", job_id))
     found = []
     deduction = ledger.profile.type_name(Kind.DEDUCTION)
-    for snap in query.stream():
+    for snap in unit.query(query):
         data = snap.to_dict() or {}
         if data.get("type") == deduction and data.get("user_id") == user_id:
             found.append((data.get("created_at"), snap.id, -int(data.get("amount") or 0)))
@@ -66,7 +71,7 @@ def read_charges(
     ledger: Ledger, unit: Unit, *, collection: str, job_id: str, user_id: str
 ) -> tuple[list[str], list[ChargeView]]:
     """Read: the job's PENDING holds and its deductions with what each still allows."""
-    originals = _deductions(ledger, job_id, user_id)
+    originals = _deductions(ledger, unit, job_id, user_id)
     records = unit.get_all([ledger.posting_ref(t) for t, _ in originals])
     holds = [
         str(rec.get("hold_id"))

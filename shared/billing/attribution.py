@@ -49,10 +49,10 @@ def customer_owner(unit: Unit, ctx: Context, customer: str | None) -> tuple[str,
     if field is not None:
         users = ctx.db.collection(ctx.ledger.profile.users_collection)
         query = users.where(filter=firestore.FieldFilter(field, "==", customer)).limit(2)
-        owners.update({s.id: f"users.{field}" for s in query.stream()})
+        owners.update({s.id: f"users.{field}" for s in unit.query(query)})
     extension = ctx.db.collection(EXTENSION_CUSTOMERS)
     query = extension.where(filter=firestore.FieldFilter("stripeId", "==", customer)).limit(2)
-    for snap in query.stream():
+    for snap in unit.query(query):
         owners.setdefault(snap.id, "customers.stripeId")
     if len(owners) > 1:
         raise Unresolvable(

@@ -200,7 +200,7 @@ def _kaiwa_payment(
         .where(filter=FieldFilter("payment_keys", "array_contains", charge.payment_key))
         .limit(5)
     )
-    found_links = [link.to_dict() or {} for link in links.stream()]
+    found_links = [link.to_dict() or {} for link in unit.query(links)]
     ids += [str(link["kaiwa_payment_id"]) for link in found_links if link.get("kaiwa_payment_id")]
     if charge.payment_intent:
         found = (
@@ -208,7 +208,7 @@ def _kaiwa_payment(
             .where(filter=FieldFilter("stripePaymentIntentId", "==", charge.payment_intent))
             .limit(5)
         )
-        ids += [s.id for s in found.stream()]
+        ids += [s.id for s in unit.query(found)]
     for payment_id in dict.fromkeys(ids):
         ref = ctx.db.collection(KAIWA_PAYMENTS).document(safe_id(payment_id, "payment id"))
         snap = unit.get(ref)

@@ -443,7 +443,15 @@ class Ledger:
 
     def _refunded_outside(self, unit: Unit, original_id: str, user_id: str) -> int:
         """Credits refunded against ``original_id`` by REFUND transactions the ledger did
-        not post (an app writing its own linked refunds): they count as refunded too."""
+        not post (an app writing its own linked refunds): they count as refunded too.
+
+        Queried through ``unit`` after the unit read the user document: a linked refund
+        committed later (a phantom) gave credits back, so it changed that balance, and the
+        refund being posted, which writes it under its read precondition, fails its
+        commit and re-runs from a query that finds it. (A refund the ledger posts also
+        rewrites the original's posting record, which this refund writes too.)
+        """
+        unit.get(self.user_ref(user_id))  # the phantom guard: read before the query
         link = "reference_id" if self.profile.name == "bigeye" else "original_transaction_id"
         query = self.db.collection(self.profile.transactions_collection).where(
             filter=firestore.FieldFilter(link, "==", original_id)
@@ -451,7 +459,7 @@ class Ledger:
         refund_type = self.profile.type_name(Kind.REFUND)
         linked = {
             snap.id: abs(int((snap.to_dict() or {}).get("amount") or 0))
-            for snap in query.stream()
+            for snap in unit.query(query)
             if (snap.to_dict() or {}).get("type") == refund_type
             and (snap.to_dict() or {}).get("user_id") == user_id
         }

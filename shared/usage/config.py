@@ -18,6 +18,7 @@ from typing import Any
 
 from google.cloud import firestore
 
+from shared.atomic import Unit
 from shared.clock import ensure_utc
 from shared.errors import InvalidInput
 from shared.usage.pricing import EngineCost, PlanPricing
@@ -79,9 +80,10 @@ def record_engine_version(
     return doc_id
 
 
-def engine_history_before(db: firestore.Client, engine_id: str, at: datetime) -> list[EngineCost]:
-    """The recorded version in force at ``at`` and the earliest one (at most two)."""
-    coll = db.collection(ENGINE_COST_HISTORY)
+def engine_history_before(unit: Unit, engine_id: str, at: datetime) -> list[EngineCost]:
+    """The recorded version in force at ``at`` and the earliest one (at most two), queried
+    through ``unit`` (re-run by its staleness check)."""
+    coll = unit.db.collection(ENGINE_COST_HISTORY)
     base = coll.where(filter=firestore.FieldFilter("engine_id", "==", engine_id))
     found: list[EngineCost] = []
     latest = (
@@ -91,7 +93,7 @@ def engine_history_before(db: firestore.Client, engine_id: str, at: datetime) ->
     )
     earliest = base.order_by("effective_from").limit(1)
     for query in (latest, earliest):
-        for snap in query.stream():
+        for snap in unit.query(query):
             found.append(EngineCost.from_doc(engine_id, snap.to_dict() or {}))
     return found
 
@@ -182,14 +184,15 @@ class _Refs:
         )
 
 
-def kaiwa_tier_id(db: firestore.Client, user_id: str) -> str | None:
-    """The Kaiwa tier of a user: an active ``subscriptions`` (camelCase) entry's ``tierId``."""
+def kaiwa_tier_id(unit: Unit, user_id: str) -> str | None:
+    """The Kaiwa tier of a user: an active ``subscriptions`` (camelCase) entry's ``tierId``,
+    queried through ``unit`` (re-run by its staleness check)."""
     query = (
-        db.collection(SUBSCRIPTIONS)
+        unit.db.collection(SUBSCRIPTIONS)
         .where(filter=firestore.FieldFilter("userId", "==", user_id))
         .limit(20)
     )
-    for snap in query.stream():
+    for snap in unit.query(query):
         data = snap.to_dict() or {}
         active = data.get("isActive") is True or data.get("status") in {"active", "trialing"}
         tier = data.get("tierId")

@@ -16,6 +16,7 @@ from typing import Any
 from google.cloud import firestore
 
 from shared.accountstatus import refusal as status_refusal
+from shared.atomic import Unit, run_atomically
 from shared.errors import Forbidden, NotFound
 from shared.ledger import ledger_for
 from shared.settings import get_settings
@@ -180,10 +181,19 @@ def monthly_report(
 
 
 def check_limits(db: firestore.Client, request: LimitsCheck, now: datetime) -> LimitsAnswer:
-    """Answer ``POST /usage-limits/check`` for ``request`` at ``now``."""
+    """Answer ``POST /usage-limits/check`` for ``request`` at ``now``.
+
+    Read through a unit with no writes: a refusal (404, 403) is given only if what it was
+    decided on (documents and the subscription query) is still current.
+    """
+    return run_atomically(db, lambda unit: _check_limits(unit, request, now))
+
+
+def _check_limits(unit: Unit, request: LimitsCheck, now: datetime) -> LimitsAnswer:
     settings = get_settings()
+    db = unit.db
     r = config.refs(db)
-    user_snap = ledger_for().user_ref(request.user_id).get()
+    user_snap = unit.get(ledger_for().user_ref(request.user_id))
     if not user_snap.exists:
         raise NotFound(f"unknown user {request.user_id}")
     user = user_snap.to_dict() or {}
@@ -191,19 +201,19 @@ def check_limits(db: firestore.Client, request: LimitsCheck, now: datetime) -> L
     if reason is not None:
         raise Forbidden(reason)
     kaiwa = settings.schema_profile == "kaiwa"
-    subscription_tier = config.kaiwa_tier_id(db, request.user_id)
+    subscription_tier = config.kaiwa_tier_id(unit, request.user_id)
     plan_id = config.plan_of(None, user, subscription_tier=subscription_tier, kaiwa=kaiwa)
     day, reset_at = token_day(now, settings.token_day_timezone)
     loss_ref = db.collection("loss_users").document(request.user_id)
     snaps = {
         s.reference.path: s
-        for s in db.get_all([r.plan(plan_id), r.daily(request.user_id, day), loss_ref])
+        for s in unit.get_all([r.plan(plan_id), r.daily(request.user_id, day), loss_ref])
     }
     plan_snap = snaps[r.plan(plan_id).path]
     daily_snap = snaps[r.daily(request.user_id, day).path]
     loss_snap = snaps[loss_ref.path]
     user_type = config.user_type_for(plan_snap.to_dict() if plan_snap.exists else None)
-    limit_snap = r.token_limit(user_type).get()
+    limit_snap = unit.get(r.token_limit(user_type))
     token_limit = config.token_limit(user_type, limit_snap.to_dict() if limit_snap.exists else None)
     # An operator's ``action_taken: rate_limited`` on the user's loss_users entry lowers the
     # limit until the action is cleared or the user stops losing money (the scan then
@@ -228,11 +238,11 @@ def check_limits(db: firestore.Client, request: LimitsCheck, now: datetime) -> L
     if tier_id is None and kaiwa:
         tier_id = "free"
     if tier_id is not None:
-        tier_snap = r.tier(tier_id).get()
+        tier_snap = unit.get(r.tier(tier_id))
         if tier_snap.exists:
             tier = tier_snap.to_dict() or {}
             period, month_reset = month_period(now, settings.token_day_timezone)
-            usage_snap = r.monthly(request.user_id, period).get()
+            usage_snap = unit.get(r.monthly(request.user_id, period))
             monthly = monthly_report(
                 tier_id,
                 tier,

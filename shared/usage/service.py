@@ -222,7 +222,7 @@ def read_usage(
 
     looked_up = needs_tier_lookup(event, user, kaiwa)
     monthly = event.conversation_seconds is not None
-    subscription_tier = config.kaiwa_tier_id(db, event.user_id) if looked_up or monthly else None
+    subscription_tier = config.kaiwa_tier_id(unit, event.user_id) if looked_up or monthly else None
     plan_id = config.plan_of(
         event.subscription_plan,
         user,
@@ -231,7 +231,7 @@ def read_usage(
     )
     history: list[EngineCost] = []
     if _live_effective_after(engine, event.engine_id, at):
-        history = config.engine_history_before(db, event.engine_id, at)
+        history = config.engine_history_before(unit, event.engine_id, at)
 
     # One more round trip: the plan (when the message did not name it) and the month's.
     second = [r.plan(plan_id)]
