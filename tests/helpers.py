@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from google.cloud.firestore_v1.batch import WriteBatch
+from google.cloud.firestore_v1.query import Query
 
 from shared.registry import Document
 
@@ -120,3 +121,23 @@ def _matches(pattern: str, path: str) -> bool:
     return len(want) == len(got) and all(
         w.startswith("{") or w == g for w, g in zip(want, got, strict=True)
     )
+
+
+def race_after_query(
+    monkeypatch: Any, collection: str, race: Callable[[], None], *, nth: int = 1
+) -> dict[str, int]:
+    """Run ``race`` once, right after the ``nth`` query on ``collection`` returned."""
+    original = Query.stream
+    seen = {"queries": 0, "raced": 0}
+
+    def stream(self: Query, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        snaps = list(original(self, *args, **kwargs))
+        if self._parent.id == collection:
+            seen["queries"] += 1
+            if seen["queries"] == nth and not seen["raced"]:
+                seen["raced"] += 1
+                race()
+        return iter(snaps)
+
+    monkeypatch.setattr(Query, "stream", stream)
+    return seen
