@@ -38,7 +38,9 @@ def test_a_usage_refusal_on_an_engine_history_that_moved_is_decided_again(
         lambda: record_engine_version(
             db, "stale_engine", v1, effective_from=at - timedelta(days=1), recorded_at=at
         ),
-        nth=2,  # after both of the unit's queries (the version in force, the earliest)
+        # After both queries (the version in force, the earliest) of the leader's run of
+        # the event's unit: the caller's probe ran them first (group commit).
+        nth=4,
     )
     event = UsageEvent(
         request_id="req-stale-history",
