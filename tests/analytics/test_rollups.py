@@ -209,3 +209,40 @@ def test_user_years_are_written_through_the_last_month_rolled_up(db) -> None:
     both = brute_force(jan + feb)
     assert metrics(_agg(db, "yearly_2024")) == both
     assert metrics(_agg(db, "all_time")) == both
+
+
+def test_the_recheck_reads_both_months_of_its_window_and_reruns_only_late_days(db) -> None:
+    """The 7-day recheck at a month's start spans two months: late usage on either side
+    of the boundary reruns exactly those days; a day counted before the fold (its own day
+    document, no ``active_days``) is found equal and not rerun."""
+    rng = random.Random(19)
+    logs = [
+        make_log(rng, user_id="m-a", at=datetime(2026, 1, 29, 9, tzinfo=UTC)),
+        make_log(rng, user_id="m-b", at=datetime(2026, 1, 31, 9, tzinfo=UTC)),
+        make_log(rng, user_id="m-legacy", at=datetime(2026, 1, 30, 9, tzinfo=UTC)),
+        make_log(rng, user_id="m-c", at=datetime(2026, 2, 1, 9, tzinfo=UTC)),
+    ]
+    write_logs(db, logs)
+    month_ref = db.collection("usage_user_periods").document("2026-01_m-legacy")
+    entry = month_ref.get().to_dict()["days"]["30"]
+    db.collection("usage_user_days").document("2026-01-30_m-legacy").set(
+        {**entry, "user_id": "m-legacy", "day": "2026-01-30"}
+    )
+    month_ref.update({"active_days": firestore.DELETE_FIELD})
+    for day in (date(2026, 1, 29), date(2026, 1, 30), date(2026, 1, 31), date(2026, 2, 1)):
+        rollup_day(db, day, now=now, cascade=False)
+    late = [
+        make_log(rng, user_id="m-a", at=datetime(2026, 1, 31, 22, tzinfo=UTC)),
+        make_log(rng, user_id="m-d", at=datetime(2026, 2, 1, 23, tzinfo=UTC)),
+    ]
+    for log in late:
+        write_log_one_by_one(db, log)
+    report = daily_rollup(db, date(2026, 2, 3), now=now)
+    assert sorted(report.rechecked) == ["2026-01-31", "2026-02-01"]
+    raw = stored_logs(db)
+    for day in (date(2026, 1, 29), date(2026, 1, 30), date(2026, 1, 31), date(2026, 2, 1)):
+        assert metrics(_agg(db, f"daily_{day:%Y_%m_%d}")) == brute_force(
+            in_period(raw, *day_bounds(day))
+        ), day
+    again = daily_rollup(db, date(2026, 2, 3), now=now)
+    assert again.rechecked == []
