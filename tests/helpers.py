@@ -66,6 +66,9 @@ def triggers_settled(stack: Any, timeout_s: float = 60.0) -> Iterator[None]:
     specs = [s for s in stack.config.specs if isinstance(s.trigger, Document)]
     baseline = {s.name: stack.handled(s.name) for s in specs}
     writes: list[tuple[str, str]] = []  # (document path, "update" or "delete"), in order
+    #: Paths every write of the block made to a document that existed then (an update under
+    #: an ``exists``/``update_time`` precondition): never created in the block, not read.
+    existed: dict[str, bool] = {}
     lock = threading.Lock()
     original = WriteBatch.commit
 
@@ -76,12 +79,19 @@ def triggers_settled(stack: Any, timeout_s: float = 60.0) -> Iterator[None]:
             for pb in pbs:
                 operation = pb._pb.WhichOneof("operation")
                 name = pb.update.name if operation == "update" else pb.delete
-                writes.append((name.split("/documents/", 1)[-1], operation))
+                path = name.split("/documents/", 1)[-1]
+                writes.append((path, operation))
+                condition = pb._pb.current_document.WhichOneof("condition_type")
+                was_there = operation == "update" and (
+                    condition == "update_time"
+                    or (condition == "exists" and pb._pb.current_document.exists)
+                )
+                existed[path] = existed.get(path, True) and was_there
         return result
 
     def owed() -> dict[str, int]:
         with lock:
-            done = list(writes)
+            done, known = list(writes), dict(existed)
         counts = {}
         for spec in specs:
             trigger = spec.trigger
@@ -89,6 +99,9 @@ def triggers_settled(stack: Any, timeout_s: float = 60.0) -> Iterator[None]:
             matching = [(p, op) for p, op in done if _matches(trigger.pattern, p)]
             if trigger.event == "created":
                 paths = sorted({p for p, op in matching if op == "update"})
+                for p in paths:
+                    if known.get(p) and p not in created:
+                        created[p] = False
                 unknown = [p for p in paths if p not in created]
                 if unknown:
                     db = firestore_client()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 
 from devstack.slip2go_standin import Slip2GoStandIn, find
-from tests.helpers import all_documents
+from tests.helpers import triggers_settled
 
 #: The demo receiver account (SLIP2GO_RECEIVER_ACCOUNTS default) as a slip shows it, masked.
 DEMO_RECEIVER_SHOWN = "xxx-x-x6789-x"
@@ -72,31 +71,20 @@ def standin(stack) -> Iterator[Slip2GoStandIn]:  # type: ignore[no-untyped-def]
     found.reset()
 
 
-def settle(db: Any, *, quiet_s: float = 0.2, timeout_s: float = 15.0) -> None:
-    """Wait until the triggers fired by earlier writes have stopped writing."""
-    deadline = time.monotonic() + timeout_s
-    last = all_documents(db)
-    while time.monotonic() < deadline:
-        time.sleep(quiet_s)
-        now = all_documents(db)
-        if now == last:
-            return
-        last = now
-    raise AssertionError("the emulator kept changing; triggers did not settle")
-
-
 @pytest.fixture
-def money(db, standin):  # type: ignore[no-untyped-def]
-    """A wiped emulator with the BigEye demo configuration (app settings, 004's promotion)."""
+def money(db, stack, standin):  # type: ignore[no-untyped-def]
+    """A wiped emulator with the BigEye demo configuration (app settings, 004's promotion),
+    once every trigger event the seeding owes has been handled (a counted barrier)."""
     from devstack.demo import bigeye
 
-    settle(db)
-    bigeye.seed(db, datetime.now(UTC))
+    with triggers_settled(stack):
+        bigeye.seed(db, datetime.now(UTC))
     return db
 
 
 @pytest.fixture
-def bare(db, standin):  # type: ignore[no-untyped-def]
-    """A wiped emulator with no demo data (the wipe's trigger writes settled)."""
-    settle(db)
+def bare(db, stack, standin):  # type: ignore[no-untyped-def]
+    """A wiped emulator with no demo data, nothing published unacknowledged and no request
+    in flight (``Stack.wait_settled``)."""
+    stack.wait_settled()
     return db
