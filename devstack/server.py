@@ -353,8 +353,14 @@ class FunctionsServer:
         logging.getLogger().addHandler(self.dispatcher.outcomes)
         self._thread.start()
 
-    def stop(self) -> None:
-        logging.getLogger().removeHandler(self.dispatcher.outcomes)
+    def stop(self, drain_s: float = 10.0) -> None:
+        """Stop accepting, then let the requests being handled finish (up to ``drain_s``)
+        while the emulators they use still run: none fails half-way or logs after its
+        caller has gone."""
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+        deadline = time.monotonic() + drain_s
+        while self.dispatcher.inflight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        logging.getLogger().removeHandler(self.dispatcher.outcomes)

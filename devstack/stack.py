@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -229,9 +232,19 @@ class Stack:
         seed_all(firestore_client(), get_clock().now())
 
     def stop(self) -> None:
+        """Stop every part and free every port, once, whatever interrupts it.
+
+        Ctrl-C (and a second, impatient one) during the stop is held until every part is
+        down, then raised: an interrupted stop would leave emulators running on their ports
+        (they run in their own sessions, so the terminal's Ctrl-C never reaches them).
+        """
         if self._stopped.is_set():
             return
         self._stopped.set()
+        with _signals_held():
+            self._stop_parts()
+
+    def _stop_parts(self) -> None:
         if self.scheduler is not None:
             with contextlib.suppress(Exception):
                 self.scheduler.stop()
@@ -242,10 +255,11 @@ class Stack:
             with contextlib.suppress(Exception):
                 service.stop()
         self._export()
-        for emulator in (self.firestore, self.pubsub, self.storage):
-            if emulator is not None:
-                with contextlib.suppress(Exception):
-                    emulator.stop()
+        emulators = [e for e in (self.firestore, self.pubsub, self.storage) if e is not None]
+        if emulators:
+            # In parallel: each one may take seconds to exit on a busy machine.
+            with ThreadPoolExecutor(len(emulators)) as pool:
+                list(pool.map(_stop_quietly, emulators))
 
     def _export(self) -> None:
         """With ``export_dir``, keep the data for the next start (after the functions stop,
@@ -369,3 +383,32 @@ class Stack:
             self.quiesce()
             if not list(firestore_client().collections()):
                 return
+
+
+def _stop_quietly(emulator: Emulator) -> None:
+    with contextlib.suppress(Exception):
+        emulator.stop()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM in the block (main thread only; elsewhere a no-op), then
+    raise KeyboardInterrupt if one came, or SystemExit for SIGTERM."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+    if signal.SIGTERM in held:
+        raise SystemExit(128 + signal.SIGTERM)
+    if held:
+        raise KeyboardInterrupt

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -57,11 +60,36 @@ def stack() -> Iterator[Stack]:
     )
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     running = Stack(config)
-    running.start()
+    # A kill (SIGTERM: a CI timeout, a closed terminal) unwinds like Ctrl-C, so the
+    # emulators, which run in their own sessions, are stopped too.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # However the session ends (even by a second Ctrl-C while pytest reports the first),
+    # the stack is stopped before the interpreter exits.
+    atexit.register(running.stop)
+    _RUNNING.append(running)
     try:
+        running.start()
         yield running
     finally:
         running.stop()
+        _RUNNING.remove(running)
+        signal.signal(signal.SIGTERM, previous)
+
+
+#: The session's stack while it runs (``pytest_keyboard_interrupt``).
+_RUNNING: list[Stack] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt() -> None:
+    """Ctrl-C: stop the stack at once, before pytest reports the interrupt and closes its
+    output capture, so no request still being handled logs into a closed stream."""
+    for running in list(_RUNNING):
+        running.stop()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 @pytest.fixture

@@ -82,10 +82,20 @@ def check_amount(amount: object, max_amount: int, *, name: str = "amount") -> in
     return amount
 
 
+#: The kinds each one-way operation may post.
+KINDS_OF = {"credit": CREDIT_KINDS, "debit": DEBIT_KINDS}
+
+
+def check_kind(kind: Kind, op: str) -> Kind:
+    """``kind`` if ``op`` (``credit`` or ``debit``) may post it, else InvalidInput."""
+    if kind not in KINDS_OF[op]:
+        raise InvalidInput(f"{kind} is not a {op}")
+    return kind
+
+
 def plan_credit(account: Account, kind: Kind, amount: int) -> Entry:
     """Credits coming in (purchase, top-up, subscription grant, bonus)."""
-    if kind not in CREDIT_KINDS:
-        raise InvalidInput(f"{kind} is not a credit")
+    check_kind(kind, "credit")
     return Entry(
         kind=kind,
         amount=amount,
@@ -96,8 +106,7 @@ def plan_credit(account: Account, kind: Kind, amount: int) -> Entry:
 
 def plan_debit(account: Account, kind: Kind, amount: int, *, allow_partial: bool) -> Entry:
     """Credits going out; never below zero. ``allow_partial`` takes what is there."""
-    if kind not in DEBIT_KINDS:
-        raise InvalidInput(f"{kind} is not a debit")
+    check_kind(kind, "debit")
     if amount > account.balance and not allow_partial:
         raise InsufficientCredits("Insufficient credits", needed=amount, available=account.balance)
     applied = min(amount, account.balance)

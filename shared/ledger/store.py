@@ -28,13 +28,12 @@ from shared.atomic import Unit, run_atomically
 from shared.clock import Clock, ensure_utc
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ledger.core import (
-    CREDIT_KINDS,
-    DEBIT_KINDS,
     Account,
     Entry,
     HoldStatus,
     Kind,
     check_amount,
+    check_kind,
     plan_adjustment,
     plan_credit,
     plan_debit,
@@ -346,17 +345,15 @@ class Ledger:
         refs: Refs = Refs(),
     ) -> PostingResult:
         """Credits in: PURCHASE, TOPUP, SUBSCRIPTION_GRANT or BONUS."""
-        if kind not in CREDIT_KINDS:
-            raise InvalidInput(f"{kind} is not a credit")
-        amount = check_amount(amount, self.max_amount)
-        return self._operate(
+        return self._move(
             unit,
-            op="credit",
+            "credit",
+            kind,
+            amount,
+            lambda account, checked: plan_credit(account, kind, checked),
             user_id=user_id,
             key=key,
-            fields={"kind": kind.value, "amount": amount, "refs": refs.fingerprint_fields()},
-            plan=lambda account: plan_credit(account, kind, amount),
-            description=_check_text(description, "description"),
+            description=description,
             refs=refs,
         )
 
@@ -373,24 +370,57 @@ class Ledger:
         allow_partial: bool = False,
     ) -> PostingResult:
         """Credits out, never below zero (``allow_partial``: take what is there)."""
-        if kind not in DEBIT_KINDS:
-            raise InvalidInput(f"{kind} is not a debit")
+        return self._move(
+            unit,
+            "debit",
+            kind,
+            amount,
+            lambda account, checked: plan_debit(
+                account, kind, checked, allow_partial=allow_partial
+            ),
+            user_id=user_id,
+            key=key,
+            description=description,
+            refs=refs,
+            fields={"allow_partial": allow_partial},
+            requested=True,
+        )
+
+    def _move(
+        self,
+        unit: Unit,
+        op: str,
+        kind: Kind,
+        amount: int,
+        plan: Callable[[Account, int], Entry],
+        *,
+        user_id: str,
+        key: str,
+        description: str,
+        refs: Refs,
+        fields: dict[str, Any] | None = None,
+        requested: bool = False,
+    ) -> PostingResult:
+        """A credit or a debit (``op``): its kind and amount checked, then ``_operate`` with
+        ``plan(account, amount)``; ``fields`` join the fingerprint, ``requested`` records
+        the amount asked for (a partial debit may take less)."""
+        check_kind(kind, op)
         amount = check_amount(amount, self.max_amount)
         return self._operate(
             unit,
-            op="debit",
+            op=op,
             user_id=user_id,
             key=key,
             fields={
                 "kind": kind.value,
                 "amount": amount,
-                "allow_partial": allow_partial,
+                **(fields or {}),
                 "refs": refs.fingerprint_fields(),
             },
-            plan=lambda account: plan_debit(account, kind, amount, allow_partial=allow_partial),
+            plan=lambda account: plan(account, amount),
             description=_check_text(description, "description"),
             refs=refs,
-            record_extra={"requested_amount": amount},
+            record_extra={"requested_amount": amount} if requested else None,
         )
 
     def adjust(

@@ -83,6 +83,13 @@ class InjectedFault(Transient):
 
 
 _driver = threading.local()
+#: Set when the run is interrupted (Ctrl-C): operations still running give up at their next
+#: send instead of retrying against a stack that is being stopped.
+_interrupted = threading.Event()
+
+
+class Interrupted(Exception):
+    """The run was interrupted; an operation in flight stops here."""
 
 
 class Faults:
@@ -138,6 +145,8 @@ class Tally:
 def post_until_ok(client: httpx.Client, tally: Tally, url: str, **kw: Any) -> httpx.Response:
     """Send like a well-behaved client: 5xx (and transport errors) are retried."""
     for _ in range(40):
+        if _interrupted.is_set():
+            raise Interrupted(url)
         try:
             response = client.post(url, **kw)
         except httpx.TransportError:
@@ -155,6 +164,8 @@ def driver_call(tally: Tally, fn: Any) -> Any:
     _driver.faults = True
     try:
         for _ in range(40):
+            if _interrupted.is_set():
+                raise Interrupted("driver call")
             try:
                 return fn()
             except InjectedFault:
@@ -467,8 +478,10 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
     faults = Faults(SEED)
     atomic.fault_hook = faults
     started = time.monotonic()
+    _interrupted.clear()
+    pool = ThreadPoolExecutor(4)
     try:
-        with recording() as queries, ThreadPoolExecutor(4) as pool:
+        with recording() as queries:
             for i in range(0, len(schedule), 16):
                 batch = schedule[i : i + 16]
                 rng.shuffle(batch)
@@ -486,8 +499,14 @@ def test_randomized_run_with_faults_loses_and_doubles_nothing(demo: Any, stack: 
                     "on-podcast-job-failed": jobs_fired + 2 * len(tally.jobs),
                 },
             )
+    except BaseException:
+        # Ctrl-C (or a failure): the operations queued are dropped and those running stop
+        # at their next send, so the stack's teardown starts within seconds.
+        _interrupted.set()
+        raise
     finally:
         atomic.fault_hook = None
+        pool.shutdown(wait=True, cancel_futures=True)
     elapsed = time.monotonic() - started
 
     # Stripe events still parked although what they waited for now exists: the billing

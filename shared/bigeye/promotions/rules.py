@@ -224,6 +224,30 @@ def quote_topup(
     )
 
 
+def _quote_without_code(
+    promotions: Iterable[Promotion],
+    occasion: Occasion,
+    *,
+    used: int,
+    now: datetime,
+    customer: Customer,
+    redemptions: Mapping[str, Redemptions] | None,
+) -> Quote:
+    """A reward no code can be given for: sign-up (``used`` 0: nothing to rate) or usage
+    (``used`` credits, rated one to one, so tiers read in credits)."""
+    return _choose(
+        promotions,
+        occasion,
+        amount=Decimal(used),
+        base=used,
+        rate=Decimal(1 if used else 0),
+        now=now,
+        code=None,
+        customer=customer,
+        redemptions=redemptions or {},
+    )
+
+
 def quote_welcome(
     promotions: Iterable[Promotion],
     *,
@@ -232,16 +256,8 @@ def quote_welcome(
     redemptions: Mapping[str, Redemptions] | None = None,
 ) -> Quote:
     """The welcome bonus of a new user (no code can be given at sign-up)."""
-    return _choose(
-        promotions,
-        Occasion.SIGNUP,
-        amount=Decimal(0),
-        base=0,
-        rate=Decimal(0),
-        now=now,
-        code=None,
-        customer=customer,
-        redemptions=redemptions or {},
+    return _quote_without_code(
+        promotions, Occasion.SIGNUP, used=0, now=now, customer=customer, redemptions=redemptions
     )
 
 
@@ -259,16 +275,13 @@ def quote_usage(
     """
     if credits_used <= 0:
         return Quote(0, 0, None)
-    quote = _choose(
+    quote = _quote_without_code(
         promotions,
         Occasion.USAGE,
-        amount=Decimal(credits_used),
-        base=credits_used,
-        rate=Decimal(1),
+        used=credits_used,
         now=now,
-        code=None,
         customer=customer,
-        redemptions=redemptions or {},
+        redemptions=redemptions,
     )
     return Quote(0, quote.bonus_credits, quote.promotion)
 
