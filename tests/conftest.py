@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import tempfile
@@ -85,7 +86,15 @@ def pytest_keyboard_interrupt() -> None:
     """Ctrl-C: stop the stack at once, before pytest reports the interrupt and closes its
     output capture, so no request still being handled logs into a closed stream."""
     for running in list(_RUNNING):
-        running.stop()
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: already stopping
+            running.stop()
+    # Nothing is left to clean up: another Ctrl-C ends the session at once, quietly,
+    # instead of breaking pytest's report of the first one with a traceback of its own.
+    signal.signal(signal.SIGINT, _exit_now)
+
+
+def _exit_now(signum: int, frame: FrameType | None) -> None:
+    os._exit(128 + signum)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -39,6 +39,15 @@ from shared.logs import get_logger, log
 LOSS_USERS = "loss_users"
 AUDIT_LOG = "profit_audit_log"
 WINDOW_DAYS = 30
+#: The figures of a loss user that its audit entry and its alert report.
+REPORTED_FIGURES = (
+    "subscription_plan",
+    "total_cost_usd",
+    "total_revenue_usd",
+    "total_profit_usd",
+    "profit_margin_percent",
+    "total_generations",
+)
 logger = get_logger(__name__)
 
 
@@ -188,17 +197,7 @@ def _open_episode(
             "entity_type": "user",
             "entity_id": user_id,
             "before_value": None,
-            "after_value": {
-                k: figures[k]
-                for k in (
-                    "subscription_plan",
-                    "total_cost_usd",
-                    "total_revenue_usd",
-                    "total_profit_usd",
-                    "profit_margin_percent",
-                    "total_generations",
-                )
-            },
+            "after_value": {k: figures[k] for k in REPORTED_FIGURES},
             "changed_by": "system:cron-hourly-loss-scan",
             "changed_at": scan_at,
             "reason": f"30-day profit {figures['total_profit_usd']} USD is negative",
@@ -230,17 +229,7 @@ def _open_episode(
             details={
                 "user_id": user_id,
                 "detected_at": scan_at.isoformat(),
-                **{
-                    k: figures.get(k)
-                    for k in (
-                        "subscription_plan",
-                        "total_cost_usd",
-                        "total_revenue_usd",
-                        "total_profit_usd",
-                        "profit_margin_percent",
-                        "total_generations",
-                    )
-                },
+                **{k: figures.get(k) for k in REPORTED_FIGURES},
             },
         )
     )
