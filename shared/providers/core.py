@@ -369,21 +369,27 @@ def replay(
             )
             out.transitions.append(("breaker", "half_open", opened_at + cooldown))
 
+        # ``last_key`` is set with the counters (nothing below reads it): one copy of the
+        # state per call instead of two.
+        if obs.is_tick:
+            state = replace(state, last_key=obs.key)
+        elif obs.ok:
+            state = replace(
+                state,
+                consecutive_successes=state.consecutive_successes + 1,
+                consecutive_failures=0,
+                last_key=obs.key,
+            )
+        else:
+            state = replace(
+                state,
+                consecutive_successes=0,
+                consecutive_failures=state.consecutive_failures + 1,
+                last_error=(obs.error or obs.outcome or "failure")[:500],
+                last_error_at=t,
+                last_key=obs.key,
+            )
         if not obs.is_tick:
-            if obs.ok:
-                state = replace(
-                    state,
-                    consecutive_successes=state.consecutive_successes + 1,
-                    consecutive_failures=0,
-                )
-            else:
-                state = replace(
-                    state,
-                    consecutive_successes=0,
-                    consecutive_failures=state.consecutive_failures + 1,
-                    last_error=(obs.error or obs.outcome or "failure")[:500],
-                    last_error_at=t,
-                )
             state = _breaker_step(provider, state, obs, window, th, out, resolve, raise_alert)
 
         stats = calls.stats()
@@ -419,7 +425,6 @@ def replay(
                 )
             out.transitions.append(("health", status.value, t))
             state = replace(state, status=status, health_alert_id=new_alert)
-        state = replace(state, last_key=obs.key)
         out.stats = stats
     out.state = state
     return out
