@@ -80,3 +80,21 @@ def test_the_replay_window_figures_equal_a_recount_of_the_window() -> None:
         last = calls[cut - 1].at
         inside = [o for o in calls[:cut] if o.at > last - timedelta(seconds=th.window_s)]
         assert got == window_stats(inside[-th.window_max_calls :])
+
+
+def test_a_watch_counts_deliveries_in_flight_and_stops_counting() -> None:
+    from devstack.server import Watch
+
+    watch = Watch()
+    watch.enter()
+    watch.enter()
+    watch.leave(0.5)
+    watch.enter()
+    watch.leave(0.25)
+    watch.leave(0.25)
+    assert watch.peak == 2 and watch.durations == [0.5, 0.25, 0.25]
+    watch.stop()
+    mean = watch.mean_inflight()
+    watch.enter()
+    watch.leave(9.0)  # after stop: left out
+    assert watch.durations == [0.5, 0.25, 0.25] and watch.mean_inflight() == mean > 0
