@@ -208,3 +208,25 @@ def test_queries_in_a_unit_add_no_round_trip_on_the_happy_path(db: Any) -> None:
         run_atomically(db, work)
     # One query reading one document, one commit of one write: no re-run, no re-read.
     assert (rec.tally.reads, rec.tally.commits, rec.tally.writes) == (1, 1, 1)
+
+
+def test_a_stripe_attribution_conflict_that_was_resolved_meanwhile_is_decided_again(
+    db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # customer_owner: two users linked to one customer is a conflict (the event is parked);
+    # a conflict decided on a link that was removed while the unit ran is decided again.
+    from types import SimpleNamespace
+
+    from shared.billing.attribution import customer_owner
+
+    db.collection("users").document("alice").set({"stripe_customer_id": "cus_Q1"})
+    db.collection("customers").document("bob").set({"stripeId": "cus_Q1"})
+    race = race_after_query(
+        monkeypatch,
+        "users",
+        lambda: db.collection("users").document("alice").update({"stripe_customer_id": None}),
+    )
+    ctx = SimpleNamespace(db=db, profile="kitesforu", ledger=ledger_for("kitesforu"))
+    owner = run_atomically(db, lambda unit: customer_owner(unit, ctx, "cus_Q1"))  # type: ignore[arg-type]
+    assert race["raced"] == 1
+    assert owner == ("customers.stripeId", "bob")
