@@ -23,6 +23,7 @@ _END_TO_END = ("e2e", "chaos", "fuzz")
 #: like the fuzz coverage check, depend on emulator tests: not in the pure tier.
 _BY_NODE = {
     "tests/e2e/test_make_run.py": ("emulator", "e2e", "process"),
+    "tests/devx/test_interrupt.py": ("emulator", "process"),  # its child starts a stack
     "tests/devx/": ("process",),
     "tests/deploy/test_deploy.py::test_every_bundle_imports_in_a_clean_interpreter": ("process",),
     "tests/deploy/test_deploy.py::test_make_deploy_plan": ("process",),
