@@ -8,6 +8,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.common import BenchContext, Result
 
@@ -58,34 +59,50 @@ def main() -> None:
         results, failed = run_sections(ctx, chosen)
     finally:
         stack.stop()
-    rows = [r.as_dict() for r in results]
+    ran = [name for name, _ in chosen if name not in failed]
+    rows = [{**r.as_dict(), "section": name} for name, r in results]
     if args.only and OUT.exists():
-        # A partial run keeps the other sections' figures from the last full run.
-        fresh = {r["name"] for r in rows}
-        rows = [r for r in json.loads(OUT.read_text()) if r["name"] not in fresh] + rows
+        rows = merge_rows(json.loads(OUT.read_text()), rows, ran)
     OUT.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"\nwrote {OUT}")
     if failed:
         raise SystemExit(f"failed sections: {', '.join(failed)}")
 
 
+def merge_rows(
+    previous: list[dict[str, Any]], fresh: list[dict[str, Any]], ran: list[str]
+) -> list[dict[str, Any]]:
+    """A partial run's rows over the last run's: the sections that ran (and did not fail)
+    replace all of their earlier rows, so a figure a section no longer reports does not
+    linger; every other section keeps its figures from the last run. Rows written before
+    rows named their section are matched by name."""
+    names = {r["name"] for r in fresh}
+    kept = [
+        r
+        for r in previous
+        if r.get("section") not in ran and (r.get("section") is not None or r["name"] not in names)
+    ]
+    return kept + fresh
+
+
 def run_sections(
     ctx: BenchContext, chosen: list[tuple[str, Callable[[BenchContext], list[Result]]]]
-) -> tuple[list[Result], list[str]]:
-    """Run each section on a wiped stack; (every result, names of the sections that failed).
+) -> tuple[list[tuple[str, Result]], list[str]]:
+    """Run each section on a wiped stack; ((section, result) for every result, names of the
+    sections that failed).
 
     The wipe is inside each section's error handling: a wipe that fails (an emulator timing
     out after a heavy section) fails that section only, and the others still run and are
     written.
     """
-    results: list[Result] = []
+    results: list[tuple[str, Result]] = []
     failed: list[str] = []
     for name, run in chosen:
         print(f"== {name}", flush=True)
         try:
             ctx.wipe()
             for item in run(ctx):
-                results.append(item)
+                results.append((name, item))
                 print(_row(item), flush=True)
         except Exception as exc:  # one section's failure must not lose the others'
             failed.append(name)

@@ -99,5 +99,26 @@ def test_a_failing_wipe_fails_its_section_only() -> None:
         ctx, [("first", section("first")), ("second", section("second"))]
     )
     assert failed == ["first"]
-    assert [r.name for r in results] == ["second figure"]
+    assert [(section, r.name) for section, r in results] == [("second", "second figure")]
     assert stack.wipes == 2
+
+
+def test_a_partial_run_replaces_every_row_of_the_sections_it_ran() -> None:
+    from bench.__main__ import merge_rows
+
+    previous = [
+        {"name": "gone figure", "section": "sizing"},
+        {"name": "kept figure", "section": "sizing"},
+        {"name": "ledger figure", "section": "ledger"},
+        {"name": "old unlabelled", "value": 1},
+        {"name": "kept figure", "value": 2},
+    ]
+    fresh = [{"name": "kept figure", "section": "sizing", "value": 3}]
+    merged = merge_rows(previous, fresh, ["sizing"])
+    assert merged == [
+        {"name": "ledger figure", "section": "ledger"},
+        {"name": "old unlabelled", "value": 1},
+        {"name": "kept figure", "section": "sizing", "value": 3},
+    ]
+    # A section that failed keeps its earlier rows.
+    assert {"name": "gone figure", "section": "sizing"} in merge_rows(previous, [], [])
