@@ -532,3 +532,36 @@ def test_callers_skip_the_probe_while_probes_read_nothing(db) -> None:  # type: 
     assert runs == ["k2", "k6", "k6"]
     assert ledger.balance("u") == 7
     _chain_ok(ledger, "u")
+
+
+def test_a_lone_caller_skips_the_probe_and_runs_its_work_once(db) -> None:  # type: ignore[no-untyped-def]
+    ledger, group = _ledger(db)
+    db.collection("users").document("u").set({})
+    promo = db.collection("promotions").document("p")
+    promo.set({"status": "ACTIVE"})
+    runs: list[str] = []
+
+    def counted(key: str) -> Any:
+        post = _credit(ledger, "u", key, 1)
+
+        def work(unit: Unit) -> Any:
+            runs.append(key)
+            assert unit.get(promo).get("status") == "ACTIVE"  # a read no memory serves
+            return post(unit)
+
+        return work
+
+    _outcomes(group, "users/u", [_credit(ledger, "u", "seed", 1)])  # the account known
+    reads = _counting_reads(db)
+    # Alone: no probe; the leader reads what the work needs (the promotion) in its one run.
+    assert group.run("users/u", counted("k0"), new_keys=(POSTINGS_COLLECTION,)).balance_after == 2
+    assert runs == ["k0"] and group.lone == 1 and reads[0] == 1
+    runs.clear()
+    # A caller that finds another unit of its group queued probes, as before.
+    waiting = group.submit("users/u", counted("k1"), new_keys=(POSTINGS_COLLECTION,))
+    assert group.run("users/u", counted("k2"), new_keys=(POSTINGS_COLLECTION,)).balance_after == 4
+    assert group.wait("users/u", waiting).balance_after == 3
+    assert runs == ["k1", "k2", "k1", "k2"] and group.lone == 1
+    assert group.commits == 3  # k1 and k2 shared one commit
+    assert ledger.balance("u") == 4
+    _chain_ok(ledger, "u")
