@@ -689,7 +689,10 @@ class GroupCommitter:
         creators: dict[str, _Member[Any]] = {}
         refused: list[tuple[_Member[Any], _MemberUnit]] = []  # domain errors, to re-check
         for i, member in enumerate(batch):
-            mu = _MemberUnit(unit, _copy_scratch(unit.scratch), member.new_keys)
+            # A member refused on reads that had changed presumes nothing new any more: a
+            # key it presumed missing may be why (created elsewhere), and is read instead.
+            new_keys = member.new_keys if not member.stale_runs else frozenset()
+            mu = _MemberUnit(unit, _copy_scratch(unit.scratch), new_keys)
             try:
                 with atomic.in_work():
                     value = member.work(mu)

@@ -565,3 +565,29 @@ def test_a_lone_caller_skips_the_probe_and_runs_its_work_once(db) -> None:  # ty
     assert group.commits == 3  # k1 and k2 shared one commit
     assert ledger.balance("u") == 4
     _chain_ok(ledger, "u")
+
+
+def test_a_refusal_decided_on_a_key_wrongly_presumed_new_is_surfaced(db) -> None:  # type: ignore[no-untyped-def]
+    """A member that skipped its probe presumes a fresh key's record missing; another
+    process created it. Its refusal, re-checked, finds that read changed and runs again:
+    from a real read of the record this time, so the refusal is surfaced, not retried
+    until the caller gets ``Transient``."""
+    ledger, group = _ledger(db, base_delay_s=0, max_attempts=5)
+    other = _elsewhere(db)
+    db.collection("users").document("u").set({})
+    _outcomes(group, "users/u", [_credit(ledger, "u", "k0", 1)])
+    _outcomes(group, "users/u", [_credit(ledger, "u", "k1", 1)])  # probes read nothing now
+    other.run(_credit(other, "u", "a", 30))  # unknown to the committer
+    promo = db.collection("promotions").document("p")
+    promo.set({"status": "PAUSED"})
+    seen: list[bool] = []
+
+    def refused(unit: Unit) -> None:
+        record, state = unit.get_all([ledger.posting_ref(transaction_id_for("a")), promo])
+        seen.append(record.exists)
+        if state.get("status") != "ACTIVE":
+            raise Conflict("the promotion is paused")
+
+    with pytest.raises(Conflict):
+        group.run("users/u", refused, new_keys=(POSTINGS_COLLECTION,))
+    assert seen == [False, True]  # presumed, then read
