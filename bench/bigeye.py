@@ -4,6 +4,9 @@ Eight clients (one user each) run reserve -> finalize pairs against ``credit-api
 HTTP; the baseline is the ledger's own posting rate (``credit`` postings from eight threads
 on eight accounts, no HTTP) on the same emulator in the same run. Each pair is two HTTP
 requests and two ledger operations (hold, settle) plus the job, audit and rate-limit writes.
+A second baseline compares like with like: raw ledger *pairs* (a hold, then its settle,
+each its own unit: the two postings a pair makes, with no HTTP, job, audit or counters),
+eight threads on the same eight accounts. Both ratios are reported.
 Rate limits are raised for the run (they would otherwise throttle a single benchmark user).
 Each client sends from its own address (``X-Forwarded-For``, as Google's front end appends
 it), as eight desktop clients do: the per-IP counter is counted exactly inside each
@@ -17,7 +20,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -40,6 +43,27 @@ def _credit(ledger: Ledger, user_id: str, amount: int, key: str) -> None:
         )
 
     ledger.run(work)
+
+
+def _raw_pair(ledger: Ledger, user_id: str, hold_id: str) -> None:
+    """The two postings of a pair, each its own unit: hold 21, then settle 15 of it."""
+    expires_at = datetime.now(UTC) + timedelta(minutes=10)
+
+    def hold(unit: Unit) -> None:
+        ledger.hold(
+            unit,
+            user_id=user_id,
+            hold_id=hold_id,
+            amount=21,
+            expires_at=expires_at,
+            description="bench",
+        )
+
+    def settle(unit: Unit) -> None:
+        ledger.settle(unit, hold_id=hold_id, used=15, description="bench")
+
+    ledger.run(hold)
+    ledger.run(settle)
 
 
 def run(ctx: BenchContext) -> list[Result]:
@@ -113,6 +137,19 @@ def run(ctx: BenchContext) -> list[Result]:
         list(pool.map(postings, range(CLIENTS)))
     ledger_s = time.perf_counter() - start
     postings_rate = CLIENTS * postings_per_thread / ledger_s
+
+    # Baseline: raw ledger pairs (hold, then settle), eight threads on the same accounts.
+    raw_pairs_per_thread = postings_per_thread // 2
+
+    def raw_pairs(index: int) -> None:
+        _, user_id = sessions[index]
+        for i in range(raw_pairs_per_thread):
+            _raw_pair(ledger, user_id, f"bench-{run_id}-{index}-{i}")
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(raw_pairs, range(CLIENTS)))
+    raw_pair_rate = CLIENTS * raw_pairs_per_thread / (time.perf_counter() - start)
     pair_rate = len(latencies) / api_s
     return [
         result(
@@ -121,6 +158,13 @@ def run(ctx: BenchContext) -> list[Result]:
             "pairs/s",
             "ledger postings/s (8 threads)",
             postings_rate,
+        ),
+        result(
+            "bigeye pairs/s against raw ledger pairs",
+            pair_rate,
+            "pairs/s",
+            "ledger hold+settle pairs/s (8 threads)",
+            raw_pair_rate,
         ),
         result("bigeye pair latency p50", percentile(latencies, 50) * 1000, "ms"),
         result("bigeye pair latency p95", percentile(latencies, 95) * 1000, "ms"),

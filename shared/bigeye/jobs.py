@@ -2,7 +2,8 @@
 
 Credits move only through the shared ledger, with the job token as the hold id:
 - reserve: ``hold(hold_id=job_token, amount=reserved_credits, expires_at)`` (a RESERVE
-  transaction) + the ``jobs`` document RESERVED + audit JOB_RESERVED, in one unit;
+  transaction) + the ``jobs`` document RESERVED + audit JOB_RESERVED, in one unit, which
+  reads the app settings too (maintenance, version, rates, prompts);
 - finalize: ``settle(hold_id=job_token, used=actual_usage)`` (a REFUND of the rest) + the
   job COMPLETED + audit JOB_COMPLETED, in one unit; a repeat replays the first answer;
 - expiry: ``expire(hold_id=job_token)`` (a REFUND of everything) + the job EXPIRED +
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from google.cloud import firestore
 
 from shared.atomic import Unit
-from shared.bigeye.appsettings import AppSettings
+from shared.bigeye.appsettings import AppSettings, app_settings_ref
 from shared.bigeye.audit import audit
 from shared.bigeye.configcrypt import encrypt_config
 from shared.bigeye.models import (
@@ -137,6 +138,47 @@ def prompt_for(settings: AppSettings, mode: Mode, style: KeywordStyle | None) ->
     return prompt
 
 
+class UnderMaintenance(Unavailable):
+    """Maintenance mode, found by a request that reads the app settings in its own unit
+    (reserve): answered 503 with nothing written and nothing counted, as the router answers
+    every other route in maintenance."""
+
+
+@dataclass(frozen=True)
+class _Priced:
+    """What a reserve charges and runs with, decided from the app settings."""
+
+    photo_rate: int
+    video_rate: int
+    amount: int
+    prompt: str
+
+
+def price_reserve(settings: AppSettings, request: ReserveRequest) -> _Priced:
+    """The reserve's rates, credits and prompt, or why the settings refuse it: 503 in
+    maintenance (``UnderMaintenance``), 426 for a client below ``force_update_below``, 503
+    when the mode's rates or prompt are not configured."""
+    if settings.maintenance_mode:
+        raise UnderMaintenance(settings.maintenance_message or "Service under maintenance")
+    if settings.must_update(request.version):
+        raise UpgradeRequired(
+            f"Version {request.version} is no longer supported; please update to "
+            f"{settings.latest_version or 'the latest version'}"
+        )
+    photo_rate, video_rate = settings.rates_for(request.mode)
+    amount = reserved_credits(request.photo_count, request.video_count, photo_rate, video_rate)
+    return _Priced(
+        photo_rate, video_rate, amount, prompt_for(settings, request.mode, request.keyword_style)
+    )
+
+
+def settings_from(snap: Any) -> AppSettings:
+    """The app settings of a ``system_config/app_settings`` snapshot, or 503 when missing."""
+    if not snap.exists:
+        raise Unavailable("The service is not configured yet; try again later")
+    return AppSettings(snap.to_dict() or {})
+
+
 class Admission(Protocol):
     """Lets a request in from inside its unit of work (``shared.bigeye.api``): reads the
     caller's user document and rate-limit counters with the unit's other documents, checks
@@ -154,66 +196,66 @@ def reserve(
     user_id: str,
     admission: Admission,
     request: ReserveRequest,
-    settings: AppSettings,
     now: datetime,
 ) -> dict[str, Any]:
-    """Reserve the job's credits; the seed's response (503, 426 and 402 on refusal)."""
-    if settings.maintenance_mode:
-        raise Unavailable(settings.maintenance_message or "Service under maintenance")
-    if settings.must_update(request.version):
-        raise UpgradeRequired(
-            f"Version {request.version} is no longer supported; please update to "
-            f"{settings.latest_version or 'the latest version'}"
-        )
-    photo_rate, video_rate = settings.rates_for(request.mode)
-    amount = reserved_credits(request.photo_count, request.video_count, photo_rate, video_rate)
-    prompt = prompt_for(settings, request.mode, request.keyword_style)
+    """Reserve the job's credits; the seed's response (503, 426 and 402 on refusal).
+
+    The app settings (maintenance, the client's version, rates, prompts) are read in the
+    unit's one round trip with the caller, the counters and the ledger's documents, so a
+    reserve reads nothing before its unit: as current as a read before it, one round trip
+    fewer.
+    """
     job_token = str(uuid.uuid4())
     expires_at = now + timedelta(seconds=get_settings().job_reserve_ttl_s)
     ledger = ledger_for("bigeye")
     job_ref = db.collection(JOBS).document(job_token)
-    job: dict[str, Any] = {
-        "job_token": job_token,
-        "user_id": user_id,
-        "status": JobStatus.RESERVED.value,
-        "mode": request.mode.value,
-        "keyword_style": request.keyword_style.value if request.keyword_style else None,
-        "file_count": request.file_count,
-        "photo_count": request.photo_count,
-        "video_count": request.video_count,
-        "photo_rate": photo_rate,
-        "video_rate": video_rate,
-        "credit_rate": photo_rate,
-        "reserved_credits": amount,
-        "actual_usage": 0,
-        "refund_amount": 0,
-        "success_count": 0,
-        "failed_count": 0,
-        "created_at": now,
-        "completed_at": None,
-        "expires_at": expires_at,
-    }
+    read: dict[str, Any] = {}
 
     def work(unit: Unit) -> None:
-        # One round trip for everything the unit reads (caller, counters, ledger).
-        unit.get_all(
+        # One round trip for everything the unit reads (settings, caller, counters, ledger).
+        settings_snap = unit.get_all(
             [
+                app_settings_ref(db),
                 *admission.refs(db),
                 ledger.posting_ref(transaction_id_for(posting_key("hold", job_token))),
                 ledger.hold_ref(job_token),
             ]
-        )
+        )[0]
+        settings = settings_from(settings_snap)
+        priced = price_reserve(settings, request)
         user = admission.admit(unit)
-        job["metadata"] = {
-            "app_version": request.version,
-            "model_used": request.model,
-            "hardware_id": user.get("hardware_id"),
+        read["settings"], read["priced"] = settings, priced
+        job: dict[str, Any] = {
+            "job_token": job_token,
+            "user_id": user_id,
+            "status": JobStatus.RESERVED.value,
+            "mode": request.mode.value,
+            "keyword_style": request.keyword_style.value if request.keyword_style else None,
+            "file_count": request.file_count,
+            "photo_count": request.photo_count,
+            "video_count": request.video_count,
+            "photo_rate": priced.photo_rate,
+            "video_rate": priced.video_rate,
+            "credit_rate": priced.photo_rate,
+            "reserved_credits": priced.amount,
+            "actual_usage": 0,
+            "refund_amount": 0,
+            "success_count": 0,
+            "failed_count": 0,
+            "created_at": now,
+            "completed_at": None,
+            "expires_at": expires_at,
+            "metadata": {
+                "app_version": request.version,
+                "model_used": request.model,
+                "hardware_id": user.get("hardware_id"),
+            },
         }
         ledger.hold(
             unit,
             user_id=user_id,
             hold_id=job_token,
-            amount=amount,
+            amount=priced.amount,
             expires_at=expires_at,
             description=f"Reserve {request.file_count} files ({request.mode.value})",
         )
@@ -226,7 +268,7 @@ def reserve(
             details={
                 "job_token": job_token,
                 "mode": request.mode.value,
-                "reserved_credits": amount,
+                "reserved_credits": priced.amount,
                 "file_count": request.file_count,
             },
             now=now,
@@ -234,6 +276,8 @@ def reserve(
 
     # Group commit: one user's concurrent reserves share commits (docs/ledger.md).
     ledger.run(work, account=user_id, now=now)
+    settings: AppSettings = read["settings"]
+    priced: _Priced = read["priced"]
     concurrency = {
         "image": settings.get("max_concurrent_images"),
         "video": settings.get("max_concurrent_videos"),
@@ -241,17 +285,17 @@ def reserve(
     config = encrypt_config(
         {
             "mode": request.mode.value,
-            "keyword_style": job["keyword_style"],
-            "prompt": prompt,
+            "keyword_style": request.keyword_style.value if request.keyword_style else None,
+            "prompt": priced.prompt,
             "prompts_version": settings.get("prompts_version"),
         },
         job_token,
     )
     return {
         "job_token": job_token,
-        "reserved_credits": amount,
-        "photo_rate": photo_rate,
-        "video_rate": video_rate,
+        "reserved_credits": priced.amount,
+        "photo_rate": priced.photo_rate,
+        "video_rate": priced.video_rate,
         "config": config,
         "dictionary": settings.get("dictionary") or "",
         "blacklist": list(settings.get("blacklist") or []),
