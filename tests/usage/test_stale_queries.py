@@ -39,8 +39,8 @@ def test_a_usage_refusal_on_an_engine_history_that_moved_is_decided_again(
             db, "stale_engine", v1, effective_from=at - timedelta(days=1), recorded_at=at
         ),
         # After both queries (the version in force, the earliest) of the leader's run of
-        # the event's unit: the caller's probe ran them first (group commit).
-        nth=4,
+        # the event's unit (a lone caller of group commit: no probe ran them first).
+        nth=2,
     )
     event = UsageEvent(
         request_id="req-stale-history",
@@ -92,7 +92,7 @@ def test_an_engine_version_recorded_after_the_query_is_ordered_after_the_event(
         lambda: record_engine_version(
             db, "late_engine", base, effective_from=at - timedelta(days=1), recorded_at=at
         ),
-        nth=4,  # after the leader's two queries (the probe ran two before)
+        nth=2,  # after the leader's two queries (a lone caller: no probe before)
     )
     event = UsageEvent(
         request_id="req-late-version",
@@ -104,6 +104,6 @@ def test_an_engine_version_recorded_after_the_query_is_ordered_after_the_event(
         created_at=at.isoformat(),  # type: ignore[arg-type]
     )
     metered = meter_usage(db, event)
-    assert race["raced"] == 1 and race["queries"] == 4  # committed once: no query re-run
+    assert race["raced"] == 1 and race["queries"] == 2  # committed once: no query re-run
     log = db.collection("usage_logs").document(metered.log_id).get()
     assert log.get("cost_per_unit_usd") == 0.001  # the version found, not the later one
