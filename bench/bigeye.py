@@ -4,6 +4,7 @@ Eight clients (one user each) run reserve -> finalize pairs against ``credit-api
 HTTP; the baseline is the ledger's own posting rate (``credit`` postings from eight threads
 on eight accounts, no HTTP) on the same emulator in the same run. Each pair is two HTTP
 requests and two ledger operations (hold, settle) plus the job, audit and rate-limit writes.
+The baselines run in halves before and after the API phase (load drift weighs on both).
 A second baseline compares like with like: raw ledger *pairs* (a hold, then its settle,
 each its own unit: the two postings a pair makes, with no HTTP, job, audit or counters),
 eight threads on the same eight accounts. Both ratios are reported.
@@ -92,7 +93,7 @@ def run(ctx: BenchContext) -> list[Result]:
         failures = 0
         lock = threading.Lock()
 
-        def pairs(index: int) -> None:
+        def pairs(index: int, count: int = pairs_per_client) -> None:
             nonlocal failures
             token, _ = sessions[index]
             headers = {
@@ -100,7 +101,7 @@ def run(ctx: BenchContext) -> list[Result]:
                 "X-Forwarded-For": f"198.18.0.{index + 1}",
             }
             with httpx.Client(timeout=60, headers=headers) as own:
-                for _ in range(pairs_per_client):
+                for _ in range(count):
                     start = time.perf_counter()
                     reserved = own.post(f"{base}/job/reserve", json=RESERVE)
                     if reserved.status_code != 200:
@@ -118,38 +119,53 @@ def run(ctx: BenchContext) -> list[Result]:
                         else:
                             failures += 1
 
+        # The baselines run in two halves, one on each side of the API phase, so that a
+        # machine whose load drifts during the run weighs on both sides alike.
+        postings_per_thread = 20 if ctx.quick else 60
+        run_id = uuid.uuid4().hex[:6]
+        spent = {"postings": 0.0, "raw pairs": 0.0}
+
+        def postings(half: int) -> None:
+            def one(index: int) -> None:
+                _, user_id = sessions[index]
+                for i in range(postings_per_thread // 2):
+                    _credit(ledger, user_id, 1, f"bench:{run_id}:{half}:{index}:{i}")
+
+            start = time.perf_counter()
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                list(pool.map(one, range(CLIENTS)))
+            spent["postings"] += time.perf_counter() - start
+
+        def raw_pairs(half: int) -> None:
+            def one(index: int) -> None:
+                _, user_id = sessions[index]
+                for i in range(postings_per_thread // 4):
+                    _raw_pair(ledger, user_id, f"bench-{run_id}-{half}-{index}-{i}")
+
+            start = time.perf_counter()
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                list(pool.map(one, range(CLIENTS)))
+            spent["raw pairs"] += time.perf_counter() - start
+
+        # Warm up (connections, first requests of each client), measured by no figure.
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            list(pool.map(lambda index: pairs(index, 2), range(CLIENTS)))
+        latencies.clear()
+        postings(-1)
+        spent["postings"] = 0.0
+        postings(0)
+        raw_pairs(0)
         start = time.perf_counter()
         with ThreadPoolExecutor(CLIENTS) as pool:
             list(pool.map(pairs, range(CLIENTS)))
         api_s = time.perf_counter() - start
+        raw_pairs(1)
+        postings(1)
 
     # Baseline: raw ledger postings, eight threads on the same eight accounts.
-    postings_per_thread = 20 if ctx.quick else 60
-    run_id = uuid.uuid4().hex[:6]
-
-    def postings(index: int) -> None:
-        _, user_id = sessions[index]
-        for i in range(postings_per_thread):
-            _credit(ledger, user_id, 1, f"bench:{run_id}:{index}:{i}")
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        list(pool.map(postings, range(CLIENTS)))
-    ledger_s = time.perf_counter() - start
-    postings_rate = CLIENTS * postings_per_thread / ledger_s
-
+    postings_rate = CLIENTS * (postings_per_thread // 2) * 2 / spent["postings"]
     # Baseline: raw ledger pairs (hold, then settle), eight threads on the same accounts.
-    raw_pairs_per_thread = postings_per_thread // 2
-
-    def raw_pairs(index: int) -> None:
-        _, user_id = sessions[index]
-        for i in range(raw_pairs_per_thread):
-            _raw_pair(ledger, user_id, f"bench-{run_id}-{index}-{i}")
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        list(pool.map(raw_pairs, range(CLIENTS)))
-    raw_pair_rate = CLIENTS * raw_pairs_per_thread / (time.perf_counter() - start)
+    raw_pair_rate = CLIENTS * (postings_per_thread // 4) * 2 / spent["raw pairs"]
     pair_rate = len(latencies) / api_s
     return [
         result(
