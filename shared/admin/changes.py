@@ -120,16 +120,13 @@ def set_field(
     default: Any = None,
     also: dict[str, Any] | None = None,
     details: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    check: Callable[[Any, dict[str, Any]], None] | None = None,
-    with_change: Callable[[Unit], None] | None = None,
 ) -> FieldChange:
     """Set ``ref.field`` = ``value`` (and ``also``) with an ``admin_actions`` record, in one
     atomic unit; a document that already has the value changes nothing and records nothing.
 
     ``missing``: the NotFound detail for a missing document (None: the document is created
     with the field). ``default``: the value a document without the field has. ``details``:
-    more record fields from the document. ``check(before, data)`` may refuse the change.
-    ``with_change(unit)``: more writes committed with the change (not when nothing changes).
+    more record fields from the document (formatting only: the decision is ``_same``).
     The record is ``admin_actions/{action}_{ref.id}_{stamp}`` with ``before`` and ``after``.
     """
 
@@ -143,15 +140,11 @@ def set_field(
             before = default
         if _same(before, value):
             return FieldChange(data, before, False)
-        if check is not None:
-            check(before, data)
         fields = {field: value, **(also or {})}
         if snap.exists:
             unit.update(ref, fields)
         else:
             unit.merge(ref, fields)
-        if with_change is not None:
-            with_change(unit)
         record(
             unit,
             f"{action}_{ref.id}_{stamp(who.now)}",
