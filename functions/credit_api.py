@@ -2,7 +2,9 @@
 
 A thin router: one table maps (method, path) to a handler in ``shared.bigeye.api``; an
 unknown path is 404, a known path with another method 405 (with ``Allow``); in maintenance
-every route but check-update and finalize is 503 before its handler runs. Every error is
+every route but check-update and finalize is 503 before its handler runs, except reserve,
+whose unit reads the app settings with its other documents and answers the same 503 before
+writing anything (``api.MAINTENANCE_IN_UNIT``). Every error is
 ``{"detail": "..."}`` with the status of the shared error table; a 429 carries
 ``Retry-After``.
 """
