@@ -55,17 +55,36 @@ not_a_count = (
     | st.lists(st.integers(), max_size=2)
 )
 
-STRING, COUNT, OPTIONAL_STRING, OPTIONAL_COUNT = "s", "c", "os", "oc"
+# A top-up amount is a number of baht in (0, 1,000,000] with at most two decimals, so
+# 500.5 or 200,000 are valid amounts (and not counts): its own invalid values.
+not_an_amount = (
+    st.text(max_size=5)
+    | st.booleans()
+    | st.integers(max_value=0)
+    | st.integers(min_value=1_000_001)
+    | st.floats(max_value=0.0, allow_nan=False, allow_infinity=False)
+    | st.floats(min_value=1_000_000.5, allow_nan=False, allow_infinity=False)
+    | st.lists(st.integers(), max_size=2)
+)
+
+STRING, COUNT, AMOUNT, OPTIONAL_STRING, OPTIONAL_COUNT = "s", "c", "a", "os", "oc"
+WRONG = {
+    STRING: not_a_string,
+    OPTIONAL_STRING: not_a_string,
+    COUNT: not_a_count,
+    OPTIONAL_COUNT: not_a_count,
+    AMOUNT: not_an_amount,
+}
 
 
 def corrupted(valid: dict[str, Any], kinds: dict[str, str]) -> st.SearchStrategy[Any]:
     """Bodies that are certainly invalid: a required key dropped, a value of the wrong
     type, an unknown key added, or not a JSON object at all."""
-    required = [k for k, kind in kinds.items() if kind in (STRING, COUNT)]
+    required = [k for k, kind in kinds.items() if not kind.startswith("o")]
 
     def wrong_value(key: str) -> st.SearchStrategy[Any]:
         kind = kinds[key]
-        base = not_a_string if kind in (STRING, OPTIONAL_STRING) else not_a_count
+        base = WRONG[kind]
         return base if kind.startswith("o") else base | st.none()
 
     dropped = st.sampled_from(required).map(
@@ -132,7 +151,7 @@ FINALIZE_KINDS = {
     "photos": OPTIONAL_COUNT,
     "videos": OPTIONAL_COUNT,
 }
-TOPUP_KINDS = {"slip": STRING, "amount": COUNT, "promo_code": OPTIONAL_STRING}
+TOPUP_KINDS = {"slip": STRING, "amount": AMOUNT, "promo_code": OPTIONAL_STRING}
 VALID_RESERVE = reserve_body()
 
 
