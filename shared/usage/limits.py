@@ -180,94 +180,151 @@ def monthly_report(
     }
 
 
+@dataclass(frozen=True)
+class LimitsReads:
+    """Everything one usage-limits check decides on, read through the unit.
+
+    ``user`` is None when ``users/{userId}`` is missing; then (and for an account that may
+    not act) nothing else is used. ``tier`` is None when the user has no tier or
+    ``tiers/{tierId}`` is missing (no ``monthly`` report then).
+    """
+
+    user: dict[str, Any] | None
+    day_reset_at: datetime
+    period: str
+    month_reset_at: datetime
+    user_type: str = "trial"
+    token_limit: dict[str, Any] | None = None  # token_limits/{userType}, None when missing
+    daily: dict[str, Any] | None = None  # daily_token_usage/{userId}_{day}
+    loss: dict[str, Any] | None = None  # loss_users/{userId}
+    tier_id: str | None = None
+    tier: dict[str, Any] | None = None  # tiers/{tierId}
+    monthly: dict[str, Any] | None = None  # userUsage/{userId}_{period}
+
+
 def check_limits(db: firestore.Client, request: LimitsCheck, now: datetime) -> LimitsAnswer:
     """Answer ``POST /usage-limits/check`` for ``request`` at ``now``.
 
     Read through a unit with no writes: a refusal (404, 403) is given only if what it was
     decided on (documents and the subscription query) is still current.
     """
-    return run_atomically(db, lambda unit: _check_limits(unit, request, now))
+    loss_cap = max(0, get_settings().loss_rate_limited_daily_tokens)
+    return run_atomically(
+        db, lambda unit: decide_limits(read_limits(unit, request, now), request, loss_cap)
+    )
 
 
-def _check_limits(unit: Unit, request: LimitsCheck, now: datetime) -> LimitsAnswer:
+def read_limits(unit: Unit, request: LimitsCheck, now: datetime) -> LimitsReads:
+    """Read what the check needs in three round trips (one when the user is missing or may
+    not act): the user with every document whose id is known up front, the subscription
+    query, then the plan, the tier and the month's usage."""
     settings = get_settings()
     db = unit.db
     r = config.refs(db)
-    user_snap = unit.get(ledger_for().user_ref(request.user_id))
-    if not user_snap.exists:
-        raise NotFound(f"unknown user {request.user_id}")
-    user = user_snap.to_dict() or {}
-    reason = status_refusal(user)  # only an account that may act spends tokens (403)
-    if reason is not None:
-        raise Forbidden(reason)
+    day, day_reset_at = token_day(now, settings.token_day_timezone)
+    period, month_reset_at = month_period(now, settings.token_day_timezone)
+    first = [
+        ledger_for().user_ref(request.user_id),
+        r.daily(request.user_id, day),
+        db.collection("loss_users").document(request.user_id),
+    ]
+    first += [r.token_limit(t) for t in config.USER_TYPES]
+    user_snap, daily_snap, loss_snap, *limit_snaps = unit.get_all(first)
+    user = (user_snap.to_dict() or {}) if user_snap.exists else None
+    if user is None or status_refusal(user) is not None:
+        return LimitsReads(user, day_reset_at, period, month_reset_at)
     kaiwa = settings.schema_profile == "kaiwa"
     subscription_tier = config.kaiwa_tier_id(unit, request.user_id)
     plan_id = config.plan_of(None, user, subscription_tier=subscription_tier, kaiwa=kaiwa)
-    day, reset_at = token_day(now, settings.token_day_timezone)
-    loss_ref = db.collection("loss_users").document(request.user_id)
-    snaps = {
-        s.reference.path: s
-        for s in unit.get_all([r.plan(plan_id), r.daily(request.user_id, day), loss_ref])
-    }
-    plan_snap = snaps[r.plan(plan_id).path]
-    daily_snap = snaps[r.daily(request.user_id, day).path]
-    loss_snap = snaps[loss_ref.path]
+    tier_id = subscription_tier
+    if tier_id is None and kaiwa:
+        tier_id = config.DEFAULT_PLAN
+    second = [r.plan(plan_id)]
+    if tier_id is not None:
+        second += [r.tier(tier_id), r.monthly(request.user_id, period)]
+    plan_snap, *month_snaps = unit.get_all(second)
     user_type = config.user_type_for(plan_snap.to_dict() if plan_snap.exists else None)
-    limit_snap = unit.get(r.token_limit(user_type))
-    token_limit = config.token_limit(user_type, limit_snap.to_dict() if limit_snap.exists else None)
+    limits = dict(zip(config.USER_TYPES, limit_snaps, strict=True))
+    limit_snap = limits[user_type]
+    tier = monthly = None
+    if month_snaps and month_snaps[0].exists:
+        tier = month_snaps[0].to_dict() or {}
+        monthly = (month_snaps[1].to_dict() or {}) if month_snaps[1].exists else {}
+    return LimitsReads(
+        user,
+        day_reset_at,
+        period,
+        month_reset_at,
+        user_type=user_type,
+        token_limit=limit_snap.to_dict() if limit_snap.exists else None,
+        daily=(daily_snap.to_dict() or {}) if daily_snap.exists else None,
+        loss=(loss_snap.to_dict() or {}) if loss_snap.exists else None,
+        tier_id=tier_id,
+        tier=tier,
+        monthly=monthly,
+    )
+
+
+def decide_limits(reads: LimitsReads, request: LimitsCheck, loss_cap: int) -> LimitsAnswer:
+    """The answer to one usage-limits check (pure: every input is in ``reads``).
+
+    404 for an unknown user, 403 for an account that may not act; else the daily check
+    (``tokenLimit``, lowered to ``loss_cap`` for a loss user an operator rate-limited), then
+    Kaiwa's monthly limits when the user has a tier. A refusal of a feature the tier lacks
+    (403) wins over a limit reached (429); a daily limit reached wins over a monthly one.
+    """
+    if reads.user is None:
+        raise NotFound(f"unknown user {request.user_id}")
+    reason = status_refusal(reads.user)  # only an account that may act spends tokens (403)
+    if reason is not None:
+        raise Forbidden(reason)
+    token_limit = config.token_limit(reads.user_type, reads.token_limit)
     # An operator's ``action_taken: rate_limited`` on the user's loss_users entry lowers the
     # limit until the action is cleared or the user stops losing money (the scan then
     # deletes the entry).
-    if loss_snap.exists and (loss_snap.to_dict() or {}).get("action_taken") == "rate_limited":
-        token_limit = min(token_limit, max(0, settings.loss_rate_limited_daily_tokens))
-    used = int((daily_snap.to_dict() or {}).get("tokensUsed") or 0) if daily_snap.exists else 0
+    if reads.loss is not None and reads.loss.get("action_taken") == "rate_limited":
+        token_limit = min(token_limit, loss_cap)
+    used = int((reads.daily or {}).get("tokensUsed") or 0)
     allowed = used + request.tokens <= token_limit
     body: dict[str, Any] = {
         "allowed": allowed,
         "tokensUsed": used,
         "tokenLimit": token_limit,
-        "resetAt": _iso(reset_at),
-        "userType": user_type,
+        "resetAt": _iso(reads.day_reset_at),
+        "userType": reads.user_type,
     }
     status = 200 if allowed else 429
     if not allowed:
         body["limit"] = "tokenLimit"
         body["limitResetAt"] = body["resetAt"]
         body["detail"] = f"{token_limit} tokens a day would be exceeded; resets {body['resetAt']}"
-    tier_id = subscription_tier
-    if tier_id is None and kaiwa:
-        tier_id = "free"
-    if tier_id is not None:
-        tier_snap = unit.get(r.tier(tier_id))
-        if tier_snap.exists:
-            tier = tier_snap.to_dict() or {}
-            period, month_reset = month_period(now, settings.token_day_timezone)
-            usage_snap = unit.get(r.monthly(request.user_id, period))
-            monthly = monthly_report(
-                tier_id,
-                tier,
-                usage_snap.to_dict() or {} if usage_snap.exists else {},
-                period,
-                month_reset,
-                request.conversation_seconds,
-            )
-            body["monthly"] = monthly
-            refusal = kaiwa_refusal(
-                tier_id,
-                tier,
-                monthly,
-                request.conversation_seconds,
-                request.conversation_mode == "realtime",
-            )
-            # Kaiwa's monthly limits are enforced (a refusal, not advice); a feature the
-            # tier lacks is 403 and wins over a limit reached.
-            if refusal is not None:
-                monthly["allowed"] = False
-                body["allowed"] = False
-                if status == 200 or refusal.status == 403:
-                    status = refusal.status
-                    body["limit"] = refusal.limit
-                    body["detail"] = refusal.detail
-                    monthly_limit = refusal.limit.startswith("monthly")
-                    body["limitResetAt"] = monthly["resetAt"] if monthly_limit else None
+    if reads.tier_id is None or reads.tier is None:
+        return LimitsAnswer(body, status == 200, status)
+    monthly = monthly_report(
+        reads.tier_id,
+        reads.tier,
+        reads.monthly or {},
+        reads.period,
+        reads.month_reset_at,
+        request.conversation_seconds,
+    )
+    body["monthly"] = monthly
+    refusal = kaiwa_refusal(
+        reads.tier_id,
+        reads.tier,
+        monthly,
+        request.conversation_seconds,
+        request.conversation_mode == "realtime",
+    )
+    # Kaiwa's monthly limits are enforced (a refusal, not advice); a feature the tier lacks
+    # is 403 and wins over a limit reached.
+    if refusal is not None:
+        monthly["allowed"] = False
+        body["allowed"] = False
+        if status == 200 or refusal.status == 403:
+            status = refusal.status
+            body["limit"] = refusal.limit
+            body["detail"] = refusal.detail
+            monthly_limit = refusal.limit.startswith("monthly")
+            body["limitResetAt"] = monthly["resetAt"] if monthly_limit else None
     return LimitsAnswer(body, status == 200, status)
