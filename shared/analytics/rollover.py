@@ -16,8 +16,9 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.analytics.rules import banked_seconds_next, next_month
+from shared.analytics.rules import next_month, rollover_banked
 from shared.atomic import chunked
+from shared.usage.config import active_tier
 
 USER_USAGE = "userUsage"
 TIERS = "tiers"
@@ -37,22 +38,28 @@ class RolloverReport:
     banked_seconds: int
 
 
-def _tier_of(db: firestore.Client, user_id: str) -> str:
-    """The user's tier: an active Kaiwa ``subscriptions`` entry's ``tierId``, else free."""
-    query = db.collection(SUBSCRIPTIONS).where(filter=FieldFilter("userId", "==", user_id))
-    for snap in query.limit(20).stream():
-        data = snap.to_dict() or {}
-        active = data.get("isActive") is True or data.get("status") in {"active", "trialing"}
-        tier = data.get("tierId")
-        if active and isinstance(tier, str) and tier:
-            return tier
-    return DEFAULT_TIER
+def _tiers_of(db: firestore.Client, user_ids: list[str]) -> dict[str, str]:
+    """Each user's tier: an active Kaiwa ``subscriptions`` entry's ``tierId``
+    (``usage.config.active_tier``), else free; one query per 30 users."""
+    found: dict[str, list[dict[str, Any]]] = {user_id: [] for user_id in user_ids}
+    for group in chunked(sorted(found), 30):  # Firestore's limit on an ``in`` filter
+        query = db.collection(SUBSCRIPTIONS).where(filter=FieldFilter("userId", "in", group))
+        for snap in query.stream():
+            data = snap.to_dict() or {}
+            if data.get("userId") in found:
+                found[data["userId"]].append(data)
+    return {user_id: active_tier(subs) or DEFAULT_TIER for user_id, subs in found.items()}
 
 
 def rollover_month(
     db: firestore.Client, year: int, month: int, *, updated_at: Any
 ) -> RolloverReport:
-    """Open the period after ``year-month`` for every user with usage in it."""
+    """Open the period after ``year-month`` for every user with usage in it.
+
+    Per chunk of 400 usage documents: the users' tiers (one subscriptions query per 30
+    users), the tier documents not read yet (one ``get_all``), then the pure
+    ``rules.rollover_banked`` of each user, then one batch of writes.
+    """
     period = f"{year:04d}-{month:02d}"
     ny, nm = next_month(year, month)
     next_period = f"{ny:04d}-{nm:02d}"
@@ -60,25 +67,22 @@ def rollover_month(
     tiers: dict[str, dict[str, Any]] = {}
     users = banked_users = banked_total = 0
     for chunk in chunked(query.stream(), 400):
-        batch = db.batch()
+        rows: list[tuple[str, dict[str, Any]]] = []
         for snap in chunk:
             data = snap.to_dict() or {}
             user_id = data.get("userId")
-            if not isinstance(user_id, str) or not user_id:
-                continue
-            tier_id = _tier_of(db, user_id)
-            if tier_id not in tiers:
-                tier_snap = db.collection(TIERS).document(tier_id).get()
-                tiers[tier_id] = (tier_snap.to_dict() or {}) if tier_snap.exists else {}
-            tier = tiers[tier_id]
-            monthly = tier.get("monthlySeconds")
-            banked = banked_seconds_next(
-                monthly_seconds=int(monthly) if isinstance(monthly, int | float) else 0,
-                seconds_used=int(data.get("secondsUsed") or 0),
-                banked_seconds=int(data.get("bankedSeconds") or 0),
-                banked_seconds_used=int(data.get("bankedSecondsUsed") or 0),
-                banking_enabled=tier.get("sessionBankingEnabled") is True,
-            )
+            if isinstance(user_id, str) and user_id:
+                rows.append((user_id, data))
+        if not rows:
+            continue
+        tier_of = _tiers_of(db, [user_id for user_id, _ in rows])
+        unread = sorted(set(tier_of.values()) - set(tiers))
+        if unread:
+            for tier_snap in db.get_all([db.collection(TIERS).document(t) for t in unread]):
+                tiers[tier_snap.id] = (tier_snap.to_dict() or {}) if tier_snap.exists else {}
+        batch = db.batch()
+        for user_id, data in rows:
+            banked = rollover_banked(tiers.get(tier_of[user_id], {}), data)
             users += 1
             if banked:
                 banked_users += 1

@@ -361,3 +361,16 @@ def banked_seconds_next(
     unused = max(0, monthly_seconds + carried - max(0, seconds_used))
     cap = monthly_seconds if cap_seconds is None else cap_seconds
     return max(0, min(cap, unused))
+
+
+def rollover_banked(tier: Mapping[str, Any], usage: Mapping[str, Any]) -> int:
+    """Seconds a closed period's ``userUsage`` document banks into the next, on ``tier``
+    (``tiers/{tierId}``, empty when missing): ``banked_seconds_next`` of its fields."""
+    monthly = tier.get("monthlySeconds")
+    return banked_seconds_next(
+        monthly_seconds=int(monthly) if isinstance(monthly, int | float) else 0,
+        seconds_used=int(usage.get("secondsUsed") or 0),
+        banked_seconds=int(usage.get("bankedSeconds") or 0),
+        banked_seconds_used=int(usage.get("bankedSecondsUsed") or 0),
+        banking_enabled=tier.get("sessionBankingEnabled") is True,
+    )

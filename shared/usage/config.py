@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -184,6 +184,17 @@ class _Refs:
         )
 
 
+def active_tier(subscriptions: Iterable[Mapping[str, Any]]) -> str | None:
+    """The ``tierId`` of the first active entry of a user's ``subscriptions`` (camelCase:
+    ``isActive``, or ``status`` active/trialing), else None (pure)."""
+    for data in subscriptions:
+        active = data.get("isActive") is True or data.get("status") in {"active", "trialing"}
+        tier = data.get("tierId")
+        if active and isinstance(tier, str) and tier:
+            return tier
+    return None
+
+
 def kaiwa_tier_id(unit: Unit, user_id: str) -> str | None:
     """The Kaiwa tier of a user: an active ``subscriptions`` (camelCase) entry's ``tierId``,
     queried through ``unit`` (re-run by its staleness check)."""
@@ -192,10 +203,4 @@ def kaiwa_tier_id(unit: Unit, user_id: str) -> str | None:
         .where(filter=firestore.FieldFilter("userId", "==", user_id))
         .limit(20)
     )
-    for snap in unit.query(query):
-        data = snap.to_dict() or {}
-        active = data.get("isActive") is True or data.get("status") in {"active", "trialing"}
-        tier = data.get("tierId")
-        if active and isinstance(tier, str) and tier:
-            return tier
-    return None
+    return active_tier(snap.to_dict() or {} for snap in unit.query(query))
