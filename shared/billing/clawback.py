@@ -16,6 +16,7 @@ refund only updates ``payments``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from google.cloud.firestore import FieldFilter
@@ -33,12 +34,13 @@ from shared.billing.context import (
 )
 from shared.billing.events import Charge, Dispute
 from shared.billing.rules import (
+    ClawbackPlan,
     Unresolvable,
-    clawback_delta,
-    clawback_target,
+    decide_clawback,
     event_key,
     kaiwa_id,
 )
+from shared.errors import InvalidInput, NotFound
 from shared.ledger import Refs
 from shared.logs import get_logger, log
 
@@ -77,40 +79,61 @@ def record_payment(
     ctx.linked.append(("payment_intent_id", payment_intent))
 
 
-def _payment(unit: Unit, ctx: Context, payment_intent: str | None) -> tuple[Any, dict[str, Any]]:
-    if not payment_intent:
+@dataclass(frozen=True)
+class ClawbackRead:
+    """What a clawback reads: the payment record, the ledger's view, the Kaiwa payment."""
+
+    pay_ref: Any
+    pay: dict[str, Any] | None
+    #: What the ledger says is still refundable of the original posting (every linked
+    #: refund counted); None when it cannot tell (its refund then raises the reason).
+    refundable: int | None
+    #: The Kaiwa ``payments`` document the payment paid (profile ``kaiwa``), if known.
+    kaiwa: tuple[Any, dict[str, Any]] | None
+
+
+def read_clawback(unit: Unit, ctx: Context, event: Charge | Dispute) -> ClawbackRead:
+    """The read phase of a refund or dispute, all through ``unit``.
+
+    Raises Unresolvable when no payment record exists (and, for a refund on Kaiwa, no
+    ``payments`` document either): the event is parked until the payment is known.
+    """
+    if not event.payment_key:
         raise Unresolvable("the event names no payment intent or charge")
-    ref = ctx.db.collection(PAYMENTS).document(safe_id(payment_intent, "payment key"))
-    snap = unit.get(ref)
-    if not snap.exists:
-        raise Unresolvable(f"no credited payment for payment intent {payment_intent}")
-    return ref, snap.to_dict() or {}
+    pay_ref = ctx.db.collection(PAYMENTS).document(safe_id(event.payment_key, "payment key"))
+    snap = unit.get(pay_ref)
+    pay = (snap.to_dict() or {}) if snap.exists else None
+    kaiwa = _kaiwa_payment(unit, ctx, event, pay) if isinstance(event, Charge) else None
+    if pay is None:
+        if kaiwa is None:
+            raise Unresolvable(f"no credited payment for payment intent {event.payment_key}")
+        return ClawbackRead(pay_ref, None, None, kaiwa)
+    # Reads in one attempt are not a snapshot: the ledger's figure is read now, in this
+    # unit. If the payment record read earlier is older, the commit's precondition fails
+    # and the unit re-runs on fresh reads.
+    try:
+        refundable: int | None = ctx.ledger.refundable(unit, str(pay["transaction_id"]))
+    except (NotFound, InvalidInput):
+        refundable = None  # the ledger's refund says why, if anything is to be clawed
+    return ClawbackRead(pay_ref, pay, refundable, kaiwa)
 
 
-def _claw_back(
+def apply_clawback(
     unit: Unit,
     ctx: Context,
+    read: ClawbackRead,
+    plan: ClawbackPlan,
     *,
-    pay_ref: Any,
-    pay: dict[str, Any],
     payment_intent: str,
-    amount: int,
     reason: str,
     object_id: str,
-    updates: dict[str, Any],
-    kaiwa_status: str | None,
 ) -> Outcome:
+    pay = read.pay or {}
     user_id = str(pay["user_id"])
-    # Reads in one attempt are not a snapshot: clamp to what the original's posting record
-    # (read now, in this unit) says is still refundable. If the payment record read earlier
-    # is older, the commit's precondition fails and the unit re-runs on fresh reads.
-    posting = unit.get(ctx.ledger.posting_ref(str(pay["transaction_id"])))
-    if posting.exists:
-        record = posting.to_dict() or {}
-        left = abs(int(record.get("amount") or 0)) - int(record.get("refunded_amount") or 0)
-        amount = max(0, min(amount, left))
-    if amount <= 0:
-        unit.update(pay_ref, updates)
+    if read.kaiwa is not None and plan.kaiwa_updates is not None:
+        unit.update(read.kaiwa[0], plan.kaiwa_updates)
+    if plan.amount <= 0:
+        unit.update(read.pay_ref, plan.payment_updates)
         return done(
             unit,
             ctx,
@@ -119,6 +142,7 @@ def _claw_back(
             object_id=object_id,
             detail="nothing more to claw back",
         )
+    amount = plan.amount
     result = ctx.ledger.refund(
         unit,
         original_transaction_id=str(pay["transaction_id"]),
@@ -132,9 +156,9 @@ def _claw_back(
     )
     shortfall = result.shortfall
     unit.update(
-        pay_ref,
+        read.pay_ref,
         {
-            **updates,
+            **plan.payment_updates,
             "clawed_credits": int(pay.get("clawed_credits") or 0) + amount,
             "shortfall": int(pay.get("shortfall") or 0) + shortfall,
         },
@@ -163,10 +187,10 @@ def _claw_back(
             payment_intent=payment_intent,
             shortfall=shortfall,
         )
-    if kaiwa_status and ctx.profile == "kaiwa" and pay.get("kaiwa_payment_id"):
+    if plan.kaiwa_disputed_id is not None:
         unit.update(
-            ctx.db.collection(KAIWA_PAYMENTS).document(str(pay["kaiwa_payment_id"])),
-            {"status": kaiwa_status},
+            ctx.db.collection(KAIWA_PAYMENTS).document(plan.kaiwa_disputed_id),
+            {"status": "disputed"},
         )
     return done(
         unit,
@@ -186,7 +210,8 @@ def _kaiwa_payment(
     """The Kaiwa ``payments`` document a refunded charge paid, if it is known.
 
     Found by the payment record, the charge's invoice (before basil), the invoice link
-    that holds the charge's payment key, or the document's ``stripePaymentIntentId``.
+    that holds the charge's payment key, or the document's ``stripePaymentIntentId``:
+    the first of these that exists, the candidates read in one round trip.
     """
     if ctx.profile != "kaiwa":
         return None
@@ -209,90 +234,67 @@ def _kaiwa_payment(
             .limit(5)
         )
         ids += [s.id for s in unit.query(found)]
+    # Candidates up to the first id that cannot address a document: that one raises only
+    # when none before it exists (the order in which they were tried one by one).
+    refs = []
+    bad: InvalidInput | None = None
     for payment_id in dict.fromkeys(ids):
-        ref = ctx.db.collection(KAIWA_PAYMENTS).document(safe_id(payment_id, "payment id"))
-        snap = unit.get(ref)
+        try:
+            refs.append(
+                ctx.db.collection(KAIWA_PAYMENTS).document(safe_id(payment_id, "payment id"))
+            )
+        except InvalidInput as error:
+            bad = error
+            break
+    for snap in unit.get_all(refs) if refs else []:
         if snap.exists:
-            return ref, snap.to_dict() or {}
+            return snap.reference, snap.to_dict() or {}
+    if bad is not None:
+        raise bad
     return None
 
 
-def _kaiwa_refunded(unit: Unit, ref: Any, data: dict[str, Any], charge: Charge) -> None:
-    """Mark a Kaiwa payment refunded with the charge's cumulative refunded amount."""
-    before = int(data.get("amountRefunded") or 0)
-    refunded = max(before, charge.amount_refunded)
-    status = "refunded" if refunded >= charge.amount else "partially_refunded"
-    if refunded <= 0 or (refunded == before and data.get("status") == status):
-        return  # a redelivery, or an older refund event arriving late
-    updates = {"amountRefunded": refunded, "status": status}
-    unit.update(ref, updates)
-
-
 def charge_refunded(unit: Unit, ctx: Context, charge: Charge) -> Outcome:
-    try:
-        pay_ref, pay = _payment(unit, ctx, charge.payment_key)
-    except Unresolvable:
-        kaiwa = _kaiwa_payment(unit, ctx, charge, None)
-        if kaiwa is None:
-            raise
-        _kaiwa_refunded(unit, kaiwa[0], kaiwa[1], charge)
+    read = read_clawback(unit, ctx, charge)
+    plan = decide_clawback(
+        read.pay or {},
+        charge,
+        refundable=read.refundable,
+        kaiwa_payment=read.kaiwa[1] if read.kaiwa else None,
+        profile=ctx.profile,
+    )
+    if read.pay is None:
+        assert read.kaiwa is not None  # read_clawback raised otherwise
+        if plan.kaiwa_updates is not None:
+            unit.update(read.kaiwa[0], plan.kaiwa_updates)
         return done(
             unit,
             ctx,
             "applied",
-            user_id=kaiwa[1].get("userId"),
+            user_id=read.kaiwa[1].get("userId"),
             object_id=charge.id,
             detail="Kaiwa payment marked refunded; it bought no credits",
         )
-    credits = int(pay.get("credits") or 0)
-    target = clawback_target(credits, charge.amount, charge.amount_refunded)
-    remaining = credits - int(pay.get("clawed_credits") or 0)
-    delta = clawback_delta(target, int(pay.get("refund_clawed") or 0), remaining)
-    kaiwa = _kaiwa_payment(unit, ctx, charge, pay)
-    if kaiwa is not None:
-        _kaiwa_refunded(unit, kaiwa[0], kaiwa[1], charge)
-    return _claw_back(
+    return apply_clawback(
         unit,
         ctx,
-        pay_ref=pay_ref,
-        pay=pay,
+        read,
+        plan,
         payment_intent=charge.payment_key,
-        amount=delta,
         reason="stripe_refund",
         object_id=charge.id,
-        updates={
-            "refund_clawed": int(pay.get("refund_clawed") or 0) + delta,
-            "amount_refunded": max(int(pay.get("amount_refunded") or 0), charge.amount_refunded),
-            "charge_id": charge.id,
-        },
-        kaiwa_status=None,
     )
 
 
 def dispute_created(unit: Unit, ctx: Context, dispute: Dispute) -> Outcome:
-    pay_ref, pay = _payment(unit, ctx, dispute.payment_key)
-    disputes = list(pay.get("disputes") or [])
-    credits = int(pay.get("credits") or 0)
-    paid = int(pay.get("amount") or 0) or dispute.amount
-    remaining = credits - int(pay.get("clawed_credits") or 0)
-    delta = (
-        0
-        if dispute.id in disputes
-        else clawback_delta(clawback_target(credits, paid, dispute.amount), 0, remaining)
-    )
-    return _claw_back(
+    read = read_clawback(unit, ctx, dispute)
+    plan = decide_clawback(read.pay or {}, dispute, refundable=read.refundable, profile=ctx.profile)
+    return apply_clawback(
         unit,
         ctx,
-        pay_ref=pay_ref,
-        pay=pay,
+        read,
+        plan,
         payment_intent=dispute.payment_key,
-        amount=delta,
         reason="stripe_dispute",
         object_id=dispute.id,
-        updates={
-            "dispute_clawed": int(pay.get("dispute_clawed") or 0) + delta,
-            "disputes": sorted(set(disputes) | {dispute.id}),
-            "charge_id": dispute.charge,
-        },
-        kaiwa_status="disputed",
     )

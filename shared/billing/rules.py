@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from shared.billing.events import PriceRef
+from shared.billing.events import Charge, Dispute, PriceRef
 from shared.ledger.keys import posting_key
 
 # -- idempotency keys ------------------------------------------------------------------------
@@ -373,6 +373,88 @@ def clawback_target(credits: int, paid_amount: int, returned_amount: int) -> int
 def clawback_delta(target: int, already: int, remaining: int) -> int:
     """What to take back now: up to ``target`` in total, never more than remains."""
     return max(0, min(target - already, remaining))
+
+
+@dataclass(frozen=True)
+class ClawbackPlan:
+    """What one refund or dispute event does to the payment that bought credits."""
+
+    #: Credits to claw back now through ``ledger.refund`` (0: nothing more to take).
+    amount: int
+    #: Fields of ``stripe_payments/{payment key}`` (the clawed and shortfall totals are
+    #: added when the refund is posted: the shortfall is the ledger's to tell).
+    payment_updates: dict[str, Any]
+    #: The Kaiwa ``payments`` document's new ``amountRefunded`` / ``status``, if any.
+    kaiwa_updates: dict[str, Any] | None = None
+    #: The Kaiwa ``payments`` document to mark ``disputed`` once credits are clawed back.
+    kaiwa_disputed_id: str | None = None
+
+
+def kaiwa_refund_updates(data: Mapping[str, Any], charge: Charge) -> dict[str, Any] | None:
+    """A Kaiwa payment refunded with the charge's cumulative refunded amount.
+
+    None for a redelivery, or an older refund event arriving late.
+    """
+    before = int(data.get("amountRefunded") or 0)
+    refunded = max(before, charge.amount_refunded)
+    status = "refunded" if refunded >= charge.amount else "partially_refunded"
+    if refunded <= 0 or (refunded == before and data.get("status") == status):
+        return None
+    return {"amountRefunded": refunded, "status": status}
+
+
+def decide_clawback(
+    pay: Mapping[str, Any],
+    event: Charge | Dispute,
+    *,
+    refundable: int | None,
+    kaiwa_payment: Mapping[str, Any] | None = None,
+    profile: str = "",
+) -> ClawbackPlan:
+    """The clawback a ``charge.refunded`` or ``charge.dispute.created`` makes.
+
+    ``pay`` is the payment record; ``refundable`` what the ledger says is still refundable
+    of the original posting (every linked refund counted, however it was written), or None
+    when the ledger cannot tell (its refund then reports why). Proportional and cumulative
+    (``clawback_target`` / ``clawback_delta``), never more than bought nor than refundable.
+    """
+    credits = int(pay.get("credits") or 0)
+    remaining = credits - int(pay.get("clawed_credits") or 0)
+    kaiwa_updates = None
+    kaiwa_disputed_id = None
+    if isinstance(event, Charge):
+        already = int(pay.get("refund_clawed") or 0)
+        target = clawback_target(credits, event.amount, event.amount_refunded)
+        delta = clawback_delta(target, already, remaining)
+        if kaiwa_payment is not None:
+            kaiwa_updates = kaiwa_refund_updates(kaiwa_payment, event)
+        updates: dict[str, Any] = {
+            "refund_clawed": already + delta,
+            "amount_refunded": max(int(pay.get("amount_refunded") or 0), event.amount_refunded),
+            "charge_id": event.id,
+        }
+    else:
+        disputes = list(pay.get("disputes") or [])
+        paid = int(pay.get("amount") or 0) or event.amount
+        delta = (
+            0
+            if event.id in disputes
+            else clawback_delta(clawback_target(credits, paid, event.amount), 0, remaining)
+        )
+        updates = {
+            "dispute_clawed": int(pay.get("dispute_clawed") or 0) + delta,
+            "disputes": sorted(set(disputes) | {event.id}),
+            "charge_id": event.charge,
+        }
+        if profile == "kaiwa" and pay.get("kaiwa_payment_id"):
+            kaiwa_disputed_id = str(pay["kaiwa_payment_id"])
+    amount = delta if refundable is None else max(0, min(delta, refundable))
+    return ClawbackPlan(
+        amount=amount,
+        payment_updates=updates,
+        kaiwa_updates=kaiwa_updates,
+        kaiwa_disputed_id=kaiwa_disputed_id if amount > 0 else None,
+    )
 
 
 # -- documents -----------------------------------------------------------------------------

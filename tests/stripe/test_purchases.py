@@ -300,3 +300,37 @@ def test_the_scheduled_sweep_replays_parked_events_once_resolvable(
     stack.wait_settled()  # every sweep published acknowledged: the last one changed nothing
     assert user(billing, "u7")["credits_balance"] == 500
     assert_balance_is_sum(billing, "u7")
+
+
+def test_refund_after_an_app_written_linked_refund_claws_back_the_rest(
+    billing: Any, stack: Any
+) -> None:
+    # The app refunded 500 of a 2000-credit purchase itself (a REFUND linked by
+    # original_transaction_id that the ledger did not post). Stripe's full refund then
+    # claws back what is left of the purchase (1500), not a parked "exceeds" error.
+    make_user(billing, "u1")
+    deliver_ok(stack, _purchase("u1", price="price_credits_2000", pi="pi_app1", amount=1800))
+    purchase_id = str(docs(billing, "stripe_payments")["pi_app1"]["transaction_id"])
+    billing.collection("credit_transactions").document("app_refund_1").set(
+        {
+            "user_id": "u1",
+            "type": "REFUND",
+            "amount": -500,
+            "original_transaction_id": purchase_id,
+            "description": "Goodwill refund written by the app",
+        }
+    )
+    users = billing.collection("users").document("u1")
+    users.update({"credits_balance": 1500})
+    full = fx.event(
+        "charge.refunded", fx.charge(payment_intent="pi_app1", amount=1800, amount_refunded=1800)
+    )
+    assert deliver_ok(stack, full) == "applied"
+    assert list_parked_events(billing) == []
+    assert user(billing, "u1")["credits_balance"] == 0
+    ours = [t for t in transactions(billing) if t["type"] == "REFUND" and t["amount"] != -500]
+    assert [t["amount"] for t in ours] == [-1500]
+    payment = docs(billing, "stripe_payments")["pi_app1"]
+    assert payment["clawed_credits"] == 1500 and payment["shortfall"] == 0
+    assert deliver_ok(stack, full) == "duplicate"
+    assert_balance_is_sum(billing, "u1")
