@@ -53,7 +53,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from google.cloud import firestore
@@ -62,15 +62,18 @@ from shared.atomic import Unit
 from shared.bigeye.promotions import (
     PROMOTIONS_COLLECTION,
     REDEMPTIONS_COLLECTION,
+    SATANG_KEY,
     InvalidPromotion,
     PromoStatus,
     Promotion,
     QuotaShard,
-    Quote,
+    RedemptionPlan,
     Redemptions,
     has_room,
     parse_promotion,
     plan_slot,
+    redemption_slot,
+    satang,
 )
 from shared.ledger.profiles import number
 from shared.logs import get_logger, log
@@ -84,8 +87,6 @@ STATS_SHARDS = 32
 #: ``fold_stats`` refolds every promotion whose shards moved within this long.
 FOLD_LOOKBACK = timedelta(days=1)
 STATS_KEYS = ("total_redemptions", "total_bonus_credits", "total_baht_collected", "unique_users")
-#: Shards count baht in exact integer satang; ``fold_stats`` writes ``stats.total_baht_collected``.
-SATANG_KEY = "total_satang_collected"
 
 
 def counter_ref(db: firestore.Client, promo_id: str) -> firestore.DocumentReference:
@@ -138,6 +139,22 @@ def _home_refs(
     return [stats_shard_ref(db, p.promo_id, home) for p in promos if p.limited]
 
 
+def promotion_refs(
+    db: firestore.Client, candidates: Iterable[Promotion], user_id: str, redemption_id: str
+) -> list[firestore.DocumentReference]:
+    """Every document a redemption of one of ``candidates`` starts from, for a service to
+    read in its first batched round trip: each promotion, the user's counter of each, and
+    the ``redemption_id``'s home shard of each (limited or not: an unlimited promotion
+    counts there, and a candidate's limit is only known once its document is read)."""
+    promos = list(candidates)
+    home = stats_shard_of(redemption_id)
+    return [
+        *(promotion_ref(db, p.promo_id) for p in promos),
+        *(user_counter_ref(db, p.promo_id, user_id) for p in promos),
+        *(stats_shard_ref(db, p.promo_id, home) for p in promos),
+    ]
+
+
 def current_promotions(
     unit: Unit,
     candidates: Iterable[Promotion],
@@ -148,7 +165,8 @@ def current_promotions(
 
     Their redemption counters for ``user_id`` (and, given the ``redemption_id``, the home
     shards of limited ones) are read in the same round trip, so the ``read_redemptions``
-    that follows usually costs nothing more.
+    that follows usually costs nothing more. Documents the unit already read
+    (``promotion_refs``) cost no round trip.
     """
     promos = list(candidates)
     if not promos:
@@ -174,7 +192,8 @@ def read_redemptions(
 ) -> dict[str, Redemptions]:
     """Redemption counts of every promotion for ``user_id``, and for a limited one where
     the redemption ``redemption_id`` would count (``rules.plan_slot``): its home shard
-    when that has room, else every shard is read (one more round trip)."""
+    when that has room, else every shard is read (one more round trip, for all such
+    promotions at once)."""
     promos = list(promotions)
     refs = [user_counter_ref(unit.db, p.promo_id, user_id) for p in promos]
     refs += _home_refs(unit.db, promos, redemption_id)
@@ -182,115 +201,65 @@ def read_redemptions(
     by_path = {s.reference.path: s for s in snaps}
     home = stats_shard_of(redemption_id)
     counts = {}
+    full: list[tuple[Promotion, int]] = []
+    by_user = {
+        p.promo_id: _count(by_path.get(user_counter_ref(unit.db, p.promo_id, user_id).path))
+        for p in promos
+    }
     for p in promos:
-        by_user = _count(by_path.get(user_counter_ref(unit.db, p.promo_id, user_id).path))
         limit = p.conditions.max_redemptions
         if limit is None:
-            counts[p.promo_id] = Redemptions(by_user=by_user)
+            counts[p.promo_id] = Redemptions(by_user=by_user[p.promo_id])
             continue
         mine = _quota_shard(by_path[stats_shard_ref(unit.db, p.promo_id, home).path])
         if has_room(mine, limit):
-            counts[p.promo_id] = Redemptions(by_user=by_user, sharded=True, slot=home)
+            counts[p.promo_id] = Redemptions(by_user=by_user[p.promo_id], sharded=True, slot=home)
             continue
-        refs = [stats_shard_ref(unit.db, p.promo_id, k) for k in range(STATS_SHARDS)]
-        *shards, legacy = unit.get_all([*refs, counter_ref(unit.db, p.promo_id)])
-        plan = plan_slot(limit, home, [_quota_shard(s) for s in shards], _count(legacy))
-        counts[p.promo_id] = replace(plan, by_user=by_user)
-    return counts
+        full.append((p, limit))
+    if full:
+        every = [
+            ref
+            for p, _ in full
+            for ref in (
+                *(stats_shard_ref(unit.db, p.promo_id, k) for k in range(STATS_SHARDS)),
+                counter_ref(unit.db, p.promo_id),
+            )
+        ]
+        snaps = unit.get_all(every)
+        for i, (p, limit) in enumerate(full):
+            *shards, legacy = snaps[i * (STATS_SHARDS + 1) : (i + 1) * (STATS_SHARDS + 1)]
+            plan = plan_slot(limit, home, [_quota_shard(s) for s in shards], _count(legacy))
+            counts[p.promo_id] = replace(plan, by_user=by_user[p.promo_id])
+    return {p.promo_id: counts[p.promo_id] for p in promos}
 
 
-def record_redemption(
-    unit: Unit,
-    *,
-    promo: Promotion,
-    quote: Quote,
-    user_id: str,
-    redemption_id: str,
-    counts: Redemptions,
-    topup_baht: Decimal,
-    slip_id: str | None,
-    now: datetime,
-) -> None:
-    """Write the redemption, its counters and the promotion's ``stats.*`` in ``unit``.
+def redemption_shards(
+    unit: Unit, promo: Promotion, counts: Redemptions, redemption_id: str
+) -> dict[int, dict[str, Any] | None]:
+    """The stats shards a redemption of ``promo`` writes back, as ``unit`` read them (None:
+    missing): its slot, and every shard when ``counts`` carries a new split. After
+    ``promotion_refs`` and ``read_redemptions`` every one is already read: no round trip."""
+    slot = redemption_slot(promo, counts, stats_shard_of(redemption_id))
+    wanted = range(STATS_SHARDS) if counts.quotas is not None else [slot]
+    snaps = unit.get_all([stats_shard_ref(unit.db, promo.promo_id, k) for k in wanted])
+    return {
+        k: ((s.to_dict() or {}) if s.exists else None) for k, s in zip(wanted, snaps, strict=True)
+    }
 
-    ``promo`` must have been read through ``unit`` (``current_promotions``) and ``counts``
-    by ``read_redemptions`` for this ``redemption_id``. The stats shard (for a limited
-    promotion: the slot ``counts`` found, with the new quotas on every shard when it
-    carries a split) is read and written back under "unchanged since read": a status
-    change of the promotion committed since writes every shard (``mark_shards``), so it
-    fails this commit and the re-run decides on the promotion as it is then.
+
+def record_redemption(unit: Unit, plan: RedemptionPlan) -> None:
+    """Write a redemption decided by ``rules.plan_redemption``, in ``unit`` (no reads).
+
+    The stats shards it writes were read through ``unit`` (``redemption_shards``), so each
+    is written back under "unchanged since read": a status change of the promotion
+    committed since writes every shard (``mark_shards``), so it fails this commit and the
+    re-run decides on the promotion as it is then.
     """
     db = unit.db
-    if promo.limited:
-        if counts.slot is None:
-            raise ValueError(f"promotion {promo.promo_id} has no redemption left to record")
-        slot = counts.slot
-    else:
-        slot = stats_shard_of(redemption_id)
-    shard_ref = stats_shard_ref(db, promo.promo_id, slot)
-    shard = unit.get(shard_ref)
-    unit.create(
-        db.collection(REDEMPTIONS_COLLECTION).document(redemption_id),
-        {
-            "promo_id": promo.promo_id,
-            "user_id": user_id,
-            "topup_baht": number(topup_baht),
-            "base_credits": quote.base_credits,
-            "bonus_credits": quote.bonus_credits,
-            "total_credits": quote.total_credits,
-            "promo_name": promo.name,
-            "slip_id": slip_id,
-            "created_at": now,
-        },
-    )
-    unit.set(
-        user_counter_ref(db, promo.promo_id, user_id),
-        {
-            "promo_id": promo.promo_id,
-            "user_id": user_id,
-            "redemptions": counts.by_user + 1,
-            "updated_at": now,
-        },
-    )
-    data = (shard.to_dict() or {}) if shard.exists else {}
-    stats: dict[str, Any] = dict(data.get("stats") or {})
-    adds = {"total_redemptions": 1, "total_bonus_credits": quote.bonus_credits}
-    satang = _satang(topup_baht)
-    if satang:
-        # Exact integer units in the shards; the fold writes the seed's baht number.
-        adds[SATANG_KEY] = satang
-    if counts.by_user == 0:
-        adds["unique_users"] = 1
-    for key, add in adds.items():
-        stats[key] = int(stats.get(key) or 0) + add
-    counted = {
-        **data,
-        "promo_id": promo.promo_id,
-        "redemptions": _count(shard) + 1,
-        "stats": stats,
-        "updated_at": now,
-    }
-    if counts.quotas is not None:  # a new split of the limit, on every shard
-        limit = promo.conditions.max_redemptions
-        for k, quota in enumerate(counts.quotas):
-            if k == slot:
-                counted.update({"quota": quota, "quota_for": limit})
-                continue
-            ref = stats_shard_ref(db, promo.promo_id, k)
-            snap = unit.get(ref)  # read by ``read_redemptions``: no round trip
-            other = (snap.to_dict() or {}) if snap.exists else {}
-            unit.set(
-                ref,
-                {
-                    **other,
-                    "promo_id": promo.promo_id,
-                    "redemptions": _count(snap),
-                    "quota": quota,
-                    "quota_for": limit,
-                    "updated_at": now,
-                },
-            )
-    unit.set(shard_ref, counted)
+    unit.create(db.collection(REDEMPTIONS_COLLECTION).document(plan.redemption_id), plan.redemption)
+    unit.set(user_counter_ref(db, plan.promo_id, plan.user_id), plan.user_counter)
+    for k, data in plan.shards:
+        unit.set(stats_shard_ref(db, plan.promo_id, k), data)
 
 
 def shards_of(db: firestore.Client, promo_id: str) -> list[QuotaShard]:
@@ -313,14 +282,6 @@ def mark_shards(unit: Unit, promo_id: str, status: str, now: datetime) -> None:
         )
 
 
-def _satang(baht: Any) -> int:
-    """Baht as a whole number of satang (1/100 baht), exactly."""
-    if not baht:
-        return 0
-    exact = Decimal(str(baht)) * 100
-    return int(exact.to_integral_value(rounding=ROUND_HALF_EVEN))
-
-
 def fold_stats(db: firestore.Client, now: datetime) -> int:
     """Write the shards' sums into ``promotions/{id}.stats`` for every promotion whose
     shards moved within ``FOLD_LOOKBACK``; returns how many promotions were folded.
@@ -341,7 +302,7 @@ def fold_stats(db: firestore.Client, now: datetime) -> int:
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     continue
                 if key == "total_baht_collected":  # shards written before satang
-                    key, value = SATANG_KEY, _satang(value)
+                    key, value = SATANG_KEY, satang(value)
                 if key in STATS_KEYS or key == SATANG_KEY:
                     sums[key] = sums.get(key, 0) + value
         if SATANG_KEY in sums:

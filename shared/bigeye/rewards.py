@@ -37,10 +37,17 @@ from shared.bigeye.promotions import (
     Promotion,
     Quote,
     load_active,
+    plan_redemption,
     quote_usage,
     quote_welcome,
 )
-from shared.bigeye.redemptions import current_promotions, read_redemptions, record_redemption
+from shared.bigeye.redemptions import (
+    current_promotions,
+    read_redemptions,
+    record_redemption,
+    redemption_shards,
+    stats_shard_of,
+)
 from shared.bigeye.slip2go import canonical_ref
 from shared.bigeye.topup import bigeye_ledger, customer_facts
 from shared.clock import ensure_utc
@@ -159,14 +166,18 @@ def _reward(
         )
         record_redemption(
             unit,
-            promo=promo,
-            quote=quote,
-            user_id=user_id,
-            redemption_id=tx_id,
-            counts=counts[promo.promo_id],
-            topup_baht=Decimal(0),
-            slip_id=None,
-            now=now,
+            plan_redemption(
+                promo=promo,
+                quote=quote,
+                user_id=user_id,
+                redemption_id=tx_id,
+                counts=counts[promo.promo_id],
+                home=stats_shard_of(tx_id),
+                shards=redemption_shards(unit, promo, counts[promo.promo_id], tx_id),
+                topup_baht=Decimal(0),
+                slip_id=None,
+                now=now,
+            ),
         )
         if device_ref is not None:
             unit.set(

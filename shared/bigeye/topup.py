@@ -54,19 +54,33 @@ from typing import Any
 
 from google.cloud import firestore
 
-from shared.accountstatus import check_active
 from shared.atomic import Unit
 from shared.bigeye import slipimages
+from shared.bigeye.grants import (
+    SlipAlreadyUsed,
+    TopupPlan,
+    TopupReads,
+    check_user,
+    customer_facts,
+    decide_topup,
+    legacy_key,
+    verification_fields,
+)
 from shared.bigeye.promotions import (
-    Customer,
     Promotion,
     PromoType,
-    Quote,
     load_active,
     quote_topup,
     same_code,
 )
-from shared.bigeye.redemptions import current_promotions, read_redemptions, record_redemption
+from shared.bigeye.redemptions import (
+    current_promotions,
+    promotion_refs,
+    read_redemptions,
+    record_redemption,
+    redemption_shards,
+    stats_shard_of,
+)
 from shared.bigeye.slip2go import (
     Outcome,
     Receiver,
@@ -115,10 +129,6 @@ _TOPUP_PROMOS = {
     PromoType.FLAT_BONUS,
     PromoType.FIRST_TOPUP,
 }
-
-
-class SlipAlreadyUsed(Conflict):
-    """The slip's ``transRef`` was already credited (409)."""
 
 
 # -- request validation --------------------------------------------------------------------
@@ -184,23 +194,6 @@ def exchange_rate(db: firestore.Client) -> Decimal:
     return rate
 
 
-def customer_facts(user: dict[str, Any]) -> Customer:
-    created = user.get("created_at")
-    total = user.get("total_topup_baht")
-    return Customer(
-        created_at=ensure_utc(created) if isinstance(created, datetime) else None,
-        has_topped_up=isinstance(total, int | float) and not isinstance(total, bool) and total > 0,
-    )
-
-
-def _check_user(user_snap: Any) -> dict[str, Any]:
-    if not user_snap.exists:
-        raise NotFound("unknown user")
-    user = user_snap.to_dict() or {}
-    check_active(user)  # only the exact status "active" (shared.accountstatus)
-    return user
-
-
 def bigeye_ledger(db: firestore.Client) -> Ledger:
     settings = get_settings()
     return Ledger(
@@ -247,23 +240,6 @@ def _pending_slip(user_id: str, image_url: str, now: datetime) -> dict[str, Any]
         "verified_at": None,
         "metadata": {"sender_name": None, "receiver_account": None},
     }
-
-
-def _verification_fields(check: Verification) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "verification_result.raw_response": check.raw
-        or {"code": check.code, "message": check.message}
-    }
-    if check.slip is not None:
-        fields.update(
-            {
-                "amount_detected": number(check.slip.amount),
-                "bank_ref": check.slip.trans_ref,
-                "metadata.sender_name": check.slip.sender_name,
-                "metadata.receiver_account": check.slip.receiver_account,
-            }
-        )
-    return fields
 
 
 _REJECTIONS = {
@@ -322,7 +298,7 @@ def topup(
     baht = parse_amount(amount)
     code = parse_promo_code(promo_code)
     user_ref = db.collection("users").document(user_id)
-    _check_user(user_ref.get())
+    check_user(_data(user_ref.get()))
     rate = exchange_rate(db)
     try:
         receivers = configured_receivers()
@@ -390,7 +366,7 @@ def _resolve(
     )
 
     if check.outcome is Outcome.UNAVAILABLE:
-        slip_ref.update(_verification_fields(check))
+        slip_ref.update(verification_fields(check))
         log(
             logger,
             logging.ERROR,
@@ -443,7 +419,7 @@ def _precheck_code(
     """Refuse an unusable promo code before the slip is sent to Slip2Go."""
     named = [p for p in promos if same_code(code, p)]
     unit = Unit(db)  # reads only: never committed
-    user = _check_user(unit.get(db.collection("users").document(user_id)))
+    user = check_user(_data(unit.get(db.collection("users").document(user_id))))
     # Any id: its home shard is where a check of the limit starts.
     counts = read_redemptions(unit, named, user_id, uuid.uuid4().hex)
     quote_topup(
@@ -457,21 +433,16 @@ def _precheck_code(
     )
 
 
-def _legacy_key(slip: SlipData) -> str | None:
-    """The key a top-up credited before references were canonical (the text as given)."""
-    return posting_key("slip", slip.trans_ref) if slip.trans_ref != slip.ref_key else None
-
-
 def _credited(db: firestore.Client, slip: SlipData) -> bool:
     ledger = bigeye_ledger(db)
-    keys = [posting_key("slip", slip.ref_key), _legacy_key(slip)]
+    keys = [posting_key("slip", slip.ref_key), legacy_key(slip)]
     return any(
         ledger.posting_ref(transaction_id_for(key)).get().exists for key in keys if key is not None
     )
 
 
 def _finish(slip_ref: Any, check: Verification, status: str, reason: str) -> None:
-    fields = _verification_fields(check)
+    fields = verification_fields(check)
     fields.update({"status": status, "reject_reason": reason})
     try:
         slip_ref.update(fields)
@@ -485,135 +456,150 @@ def _finish(slip_ref: Any, check: Verification, status: str, reason: str) -> Non
         )
 
 
+def _data(snap: Any) -> dict[str, Any] | None:
+    """A document's fields as read (None: missing)."""
+    return (snap.to_dict() or {}) if snap.exists else None
+
+
+def read_topup(unit: Unit, r: _Request) -> TopupReads:
+    """Everything a top-up's credit decides on, read through ``unit``: the user, the posting
+    under both keys of the slip (the ledger's replay check then reads nothing), every
+    candidate promotion, the user's counter and the home stats shard of each in ONE batched
+    round trip; a second only when a limited promotion's home shard has no room
+    (``read_redemptions`` reads all its shards then). The shards a redemption writes back
+    were read by then (``redemption_shards`` costs nothing)."""
+    ledger = bigeye_ledger(unit.db)
+    tx_id = transaction_id_for(posting_key("slip", r.slip.ref_key))
+    legacy = legacy_key(r.slip)
+    legacy_ref = ledger.posting_ref(transaction_id_for(legacy)) if legacy is not None else None
+    user_snap, *_ = unit.get_all(
+        [
+            ledger.user_ref(r.user_id),
+            ledger.posting_ref(tx_id),
+            *([legacy_ref] if legacy_ref is not None else []),
+            *promotion_refs(unit.db, r.promos, r.user_id, tx_id),
+        ]
+    )
+    legacy_posted = legacy_ref is not None and unit.get(legacy_ref).exists
+    promos = current_promotions(unit, r.promos, r.user_id, tx_id)
+    counts = read_redemptions(unit, promos, r.user_id, tx_id)
+    shards = {
+        p.promo_id: redemption_shards(unit, p, counts[p.promo_id], tx_id)
+        for p in promos
+        if not (p.limited and counts[p.promo_id].slot is None)
+    }
+    return TopupReads(_data(user_snap), legacy_posted, promos, counts, shards)
+
+
+def apply_topup(unit: Unit, r: _Request, plan: TopupPlan) -> dict[str, Any]:
+    """Post the top-up's credit and write what ``decide_topup`` planned, in ``unit``."""
+    db = unit.db
+    ledger = bigeye_ledger(db)
+    key = posting_key("slip", r.slip.ref_key)
+    tx_id = transaction_id_for(key)
+    quote = plan.quote
+    total = quote.total_credits
+    try:
+        result = ledger.credit(
+            unit,
+            user_id=r.user_id,
+            kind=Kind.TOPUP,
+            amount=total,
+            key=key,
+            description=f"Top-up {r.baht} THB → {total} credits",
+            refs=Refs(
+                reference_id=r.slip_id,
+                topup=TopupMeta(
+                    baht_amount=number(r.baht),
+                    slip_ref=r.slip.trans_ref,
+                    base_credits=quote.base_credits,
+                    bonus_credits=quote.bonus_credits,
+                    promo_id=quote.promo_id,
+                ),
+            ),
+        )
+    except Conflict:
+        raise SlipAlreadyUsed("this slip has already been used") from None
+    if result.replayed:
+        raise SlipAlreadyUsed("this slip has already been used")
+    unit.update(ledger.user_ref(r.user_id), {"total_topup_baht": plan.total_topup_baht})
+    unit.update(db.collection(SLIPS_COLLECTION).document(r.slip_id), plan.slip_fields)
+    if r.actor is not None:
+        unit.create(
+            db.collection(ADMIN_ACTIONS_COLLECTION).document(f"slip_approve_{r.slip_id}"),
+            {
+                "action": "slip_approve",
+                "actor": r.actor,
+                "reason": r.reason,
+                "user_id": r.user_id,
+                "slip_id": r.slip_id,
+                "bank_ref": r.slip.trans_ref,
+                "baht_amount": number(r.baht),
+                "amount": total,
+                "transaction_id": result.transaction_id,
+                "key": key,
+                "profile": BIGEYE.name,
+                "ip_address": r.ip_address,
+                "created_at": r.now,
+            },
+        )
+    if plan.redemption is not None:
+        record_redemption(unit, plan.redemption)
+    unit.create(
+        db.collection(AUDIT_COLLECTION).document(f"topup-{tx_id}"),
+        {
+            "event_type": "TOPUP_SUCCESS",
+            "severity": "INFO",
+            "user_id": r.user_id,
+            "details": {
+                "slip_id": r.slip_id,
+                "slip_ref": r.slip.trans_ref,
+                "transaction_id": result.transaction_id,
+                "baht_amount": number(r.baht),
+                "base_credits": quote.base_credits,
+                "bonus_credits": quote.bonus_credits,
+                "total_credits": total,
+                "promo_id": quote.promo_id,
+                "balance_after": result.balance_after,
+                "verification_method": r.method,
+            },
+            "created_at": r.now,
+        },
+    )
+    return {
+        "credits": result.balance_after,
+        "added": total,
+        "base_credits": quote.base_credits,
+        "bonus_credits": quote.bonus_credits,
+        "promo_id": quote.promo_id,
+        "promo_name": quote.promotion.name if quote.promotion else None,
+        "baht_amount": number(r.baht),
+        "slip_id": r.slip_id,
+        "transaction_id": result.transaction_id,
+    }
+
+
 def _credit(db: firestore.Client, r: _Request) -> dict[str, Any]:
     ledger = bigeye_ledger(db)
     key = posting_key("slip", r.slip.ref_key)
     tx_id = transaction_id_for(key)
 
     def work(unit: Unit) -> dict[str, Any]:
-        user_ref = ledger.user_ref(r.user_id)
-        user = _check_user(unit.get(user_ref))
-        legacy = _legacy_key(r.slip)
-        if legacy is not None and unit.get(ledger.posting_ref(transaction_id_for(legacy))).exists:
-            raise SlipAlreadyUsed("this slip has already been used")
-        promos = current_promotions(unit, r.promos, r.user_id, tx_id)
-        counts = read_redemptions(unit, promos, r.user_id, tx_id)
-        quote: Quote = quote_topup(
-            promos,
+        plan = decide_topup(
+            read_topup(unit, r),
+            user_id=r.user_id,
+            slip_id=r.slip_id,
             baht=r.baht,
-            exchange_rate=r.rate,
-            now=r.now,
             code=r.code,
-            customer=customer_facts(user),
-            redemptions=counts,
+            rate=r.rate,
+            slip=r.slip,
+            check=r.check,
+            method=r.method,
+            redemption_id=tx_id,
+            home=stats_shard_of(tx_id),
+            now=r.now,
         )
-        total = quote.total_credits
-        try:
-            result = ledger.credit(
-                unit,
-                user_id=r.user_id,
-                kind=Kind.TOPUP,
-                amount=total,
-                key=key,
-                description=f"Top-up {r.baht} THB → {total} credits",
-                refs=Refs(
-                    reference_id=r.slip_id,
-                    topup=TopupMeta(
-                        baht_amount=number(r.baht),
-                        slip_ref=r.slip.trans_ref,
-                        base_credits=quote.base_credits,
-                        bonus_credits=quote.bonus_credits,
-                        promo_id=quote.promo_id,
-                    ),
-                ),
-            )
-        except Conflict:
-            raise SlipAlreadyUsed("this slip has already been used") from None
-        if result.replayed:
-            raise SlipAlreadyUsed("this slip has already been used")
-        previous = user.get("total_topup_baht")
-        previous_baht = (
-            Decimal(str(previous))
-            if isinstance(previous, int | float) and not isinstance(previous, bool)
-            else Decimal(0)
-        )
-        unit.update(user_ref, {"total_topup_baht": number(previous_baht + r.baht)})
-        slip_fields = _verification_fields(r.check)
-        slip_fields.update(
-            {
-                "status": "VERIFIED",
-                "amount_detected": number(r.slip.amount),
-                "amount_credited": total,
-                "bank_ref": r.slip.trans_ref,
-                "reject_reason": None,
-                "verified_at": r.now,
-                "verification_method": r.method,
-            }
-        )
-        unit.update(db.collection(SLIPS_COLLECTION).document(r.slip_id), slip_fields)
-        if r.actor is not None:
-            unit.create(
-                db.collection(ADMIN_ACTIONS_COLLECTION).document(f"slip_approve_{r.slip_id}"),
-                {
-                    "action": "slip_approve",
-                    "actor": r.actor,
-                    "reason": r.reason,
-                    "user_id": r.user_id,
-                    "slip_id": r.slip_id,
-                    "bank_ref": r.slip.trans_ref,
-                    "baht_amount": number(r.baht),
-                    "amount": total,
-                    "transaction_id": result.transaction_id,
-                    "key": key,
-                    "profile": BIGEYE.name,
-                    "ip_address": r.ip_address,
-                    "created_at": r.now,
-                },
-            )
-        if quote.promotion is not None:
-            record_redemption(
-                unit,
-                promo=quote.promotion,
-                quote=quote,
-                user_id=r.user_id,
-                redemption_id=tx_id,
-                counts=counts[quote.promotion.promo_id],
-                topup_baht=r.baht,
-                slip_id=r.slip_id,
-                now=r.now,
-            )
-        unit.create(
-            db.collection(AUDIT_COLLECTION).document(f"topup-{tx_id}"),
-            {
-                "event_type": "TOPUP_SUCCESS",
-                "severity": "INFO",
-                "user_id": r.user_id,
-                "details": {
-                    "slip_id": r.slip_id,
-                    "slip_ref": r.slip.trans_ref,
-                    "transaction_id": result.transaction_id,
-                    "baht_amount": number(r.baht),
-                    "base_credits": quote.base_credits,
-                    "bonus_credits": quote.bonus_credits,
-                    "total_credits": total,
-                    "promo_id": quote.promo_id,
-                    "balance_after": result.balance_after,
-                    "verification_method": r.method,
-                },
-                "created_at": r.now,
-            },
-        )
-        return {
-            "credits": result.balance_after,
-            "added": total,
-            "base_credits": quote.base_credits,
-            "bonus_credits": quote.bonus_credits,
-            "promo_id": quote.promo_id,
-            "promo_name": quote.promotion.name if quote.promotion else None,
-            "baht_amount": number(r.baht),
-            "slip_id": r.slip_id,
-            "transaction_id": result.transaction_id,
-        }
+        return apply_topup(unit, r, plan)
 
     body = ledger.run(work, now=r.now)
     log(

@@ -17,14 +17,16 @@ from typing import Any
 from google.cloud import firestore
 
 from shared.atomic import Unit, run_atomically
-from shared.bigeye.promotions import Customer, load_active, quote_topup
+from shared.bigeye.promotions import Customer, load_active, plan_redemption, quote_topup
 from shared.bigeye.redemptions import (
     counter_ref,
     current_promotions,
     fold_stats,
     read_redemptions,
     record_redemption,
+    redemption_shards,
     shards_of,
+    stats_shard_of,
 )
 from tests.bigeye_money.test_topup import _promotion
 
@@ -50,17 +52,20 @@ def _redeem(db: Any, promo_id: str, user_id: str, redemption_id: str) -> bool:
         )
         if quote.promotion is None:
             return False
-        record_redemption(
-            unit,
-            promo=quote.promotion,
+        promo = quote.promotion
+        plan = plan_redemption(
+            promo=promo,
             quote=quote,
             user_id=user_id,
             redemption_id=redemption_id,
             counts=counts[promo_id],
+            home=stats_shard_of(redemption_id),
+            shards=redemption_shards(unit, promo, counts[promo_id], redemption_id),
             topup_baht=Decimal(100),
             slip_id=None,
             now=now,
         )
+        record_redemption(unit, plan)
         return True
 
     return run_atomically(db, work)

@@ -30,7 +30,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from shared.bigeye.promotions.model import (
@@ -51,6 +51,7 @@ from shared.bigeye.promotions.model import (
 )
 from shared.clock import ensure_utc
 from shared.errors import Conflict, InvalidInput, NotFound
+from shared.ledger.profiles import number
 
 
 def same_code(given: str | None, promo: Promotion) -> bool:
@@ -397,6 +398,135 @@ def plan_slot(
     )
     total = max(sum(s.redemptions for s in shards), counted)
     return Redemptions(total=total, sharded=True, slot=slot, quotas=quotas)
+
+
+#: Shards count baht in exact integer satang; ``fold_stats`` writes ``stats.total_baht_collected``.
+SATANG_KEY = "total_satang_collected"
+
+
+def satang(baht: Any) -> int:
+    """Baht as a whole number of satang (1/100 baht), exactly."""
+    if not baht:
+        return 0
+    exact = Decimal(str(baht)) * 100
+    return int(exact.to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def _shard_count(data: Mapping[str, Any] | None) -> int:
+    value = (data or {}).get("redemptions")
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+@dataclass(frozen=True)
+class RedemptionPlan:
+    """The documents one redemption writes, decided from what was read.
+
+    ``redemption``: the ``promo_redemptions`` document (created); ``user_counter``: the
+    user's ``promo_counters/{promo_id}/users/{user_id}`` (set); ``shards``: every stats
+    shard the redemption writes back, by shard number, in write order (the slot last).
+    """
+
+    promo_id: str
+    user_id: str
+    redemption_id: str
+    redemption: dict[str, Any]
+    user_counter: dict[str, Any]
+    shards: tuple[tuple[int, dict[str, Any]], ...]
+
+
+def redemption_slot(promo: Promotion, counts: Redemptions, home: int) -> int:
+    """The stats shard a redemption of ``promo`` counts in: the slot ``counts`` found for a
+    limited promotion, else the redemption's ``home`` shard."""
+    if promo.limited:
+        if counts.slot is None:
+            raise ValueError(f"promotion {promo.promo_id} has no redemption left to record")
+        return counts.slot
+    return home
+
+
+def plan_redemption(
+    *,
+    promo: Promotion,
+    quote: Quote,
+    user_id: str,
+    redemption_id: str,
+    counts: Redemptions,
+    home: int,
+    shards: Mapping[int, Mapping[str, Any] | None],
+    topup_baht: Decimal,
+    slip_id: str | None,
+    now: datetime,
+) -> RedemptionPlan:
+    """What one redemption writes: its record, the user's counter and the stats shards.
+
+    ``counts`` is what the redemption was decided on (``read_redemptions``), ``home`` the
+    redemption's home shard and ``shards`` the data of the shards as read (None or absent:
+    missing): the slot, and every shard when ``counts`` carries a new split of the limit.
+    """
+    slot = redemption_slot(promo, counts, home)
+    data = dict(shards.get(slot) or {})
+    stats: dict[str, Any] = dict(data.get("stats") or {})
+    adds = {"total_redemptions": 1, "total_bonus_credits": quote.bonus_credits}
+    in_satang = satang(topup_baht)
+    if in_satang:
+        # Exact integer units in the shards; the fold writes the seed's baht number.
+        adds[SATANG_KEY] = in_satang
+    if counts.by_user == 0:
+        adds["unique_users"] = 1
+    for key, add in adds.items():
+        stats[key] = int(stats.get(key) or 0) + add
+    counted = {
+        **data,
+        "promo_id": promo.promo_id,
+        "redemptions": _shard_count(data) + 1,
+        "stats": stats,
+        "updated_at": now,
+    }
+    writes: list[tuple[int, dict[str, Any]]] = []
+    if counts.quotas is not None:  # a new split of the limit, on every shard
+        limit = promo.conditions.max_redemptions
+        for k, quota in enumerate(counts.quotas):
+            if k == slot:
+                counted.update({"quota": quota, "quota_for": limit})
+                continue
+            other = dict(shards.get(k) or {})
+            writes.append(
+                (
+                    k,
+                    {
+                        **other,
+                        "promo_id": promo.promo_id,
+                        "redemptions": _shard_count(other),
+                        "quota": quota,
+                        "quota_for": limit,
+                        "updated_at": now,
+                    },
+                )
+            )
+    writes.append((slot, counted))
+    return RedemptionPlan(
+        promo_id=promo.promo_id,
+        user_id=user_id,
+        redemption_id=redemption_id,
+        redemption={
+            "promo_id": promo.promo_id,
+            "user_id": user_id,
+            "topup_baht": number(topup_baht),
+            "base_credits": quote.base_credits,
+            "bonus_credits": quote.bonus_credits,
+            "total_credits": quote.total_credits,
+            "promo_name": promo.name,
+            "slip_id": slip_id,
+            "created_at": now,
+        },
+        user_counter={
+            "promo_id": promo.promo_id,
+            "user_id": user_id,
+            "redemptions": counts.by_user + 1,
+            "updated_at": now,
+        },
+        shards=tuple(writes),
+    )
 
 
 # -- operator changes: creation and status transitions ------------------------------------
