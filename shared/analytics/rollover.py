@@ -18,12 +18,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.analytics.rules import next_month, rollover_banked
 from shared.atomic import chunked
-from shared.usage.config import active_tier
-
-USER_USAGE = "userUsage"
-TIERS = "tiers"
-SUBSCRIPTIONS = "subscriptions"
-DEFAULT_TIER = "free"
+from shared.usage.config import DEFAULT_PLAN as DEFAULT_TIER
+from shared.usage.config import SUBSCRIPTIONS, TIERS, USER_USAGE, active_tier
 
 
 def user_usage_id(user_id: str, period: str) -> str:
