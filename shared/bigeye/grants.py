@@ -10,22 +10,25 @@ refusal is raised, with the error the API answers.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from shared.accountstatus import check_active
+from shared.accountstatus import check_active, refusal
 from shared.bigeye.promotions import (
     Customer,
+    Occasion,
     Promotion,
     Quote,
     RedemptionPlan,
     Redemptions,
     plan_redemption,
     quote_topup,
+    quote_usage,
+    quote_welcome,
 )
-from shared.bigeye.slip2go import SlipData, Verification
+from shared.bigeye.slip2go import SlipData, Verification, canonical_ref
 from shared.clock import ensure_utc
 from shared.errors import Conflict, NotFound
 from shared.ledger import posting_key
@@ -171,3 +174,130 @@ def decide_topup(
             now=now,
         )
     return TopupPlan(quote, total_topup_baht(user, baht), slip_fields, redemption)
+
+
+# -- promotion rewards (the welcome bonus, usage rewards) ----------------------------------
+def checks_device(
+    user: Mapping[str, Any], occasion: Occasion, *, once_per_device: bool
+) -> str | None:
+    """The ``hardware_id`` whose device marker a reward must check (None: none): a welcome
+    bonus while the setting ``welcome_bonus_once_per_device`` is on, for a user with an id
+    that is not blank once canonical."""
+    hardware_id = user.get("hardware_id")
+    if (
+        occasion is Occasion.SIGNUP
+        and once_per_device
+        and isinstance(hardware_id, str)
+        and canonical_ref(hardware_id)
+    ):
+        return hardware_id
+    return None
+
+
+@dataclass(frozen=True)
+class RewardReads:
+    """What a reward's unit read: the posting record under its key and the user (None:
+    missing); when the reward goes on to a promotion (no posting, an active user): the
+    device's ``hardware_id`` when its marker is checked, the marker (None: missing),
+    whether this user's refusal on that device is recorded, and the promotions as for a
+    top-up (``TopupReads``)."""
+
+    posting: Mapping[str, Any] | None
+    user: Mapping[str, Any] | None
+    hardware_id: str | None = None
+    device_marker: Mapping[str, Any] | None = None
+    refused_recorded: bool = False
+    promos: tuple[Promotion, ...] = ()
+    counts: Mapping[str, Redemptions] = field(default_factory=dict)
+    shards: Mapping[str, Mapping[int, Mapping[str, Any] | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The reward was posted before: its amount."""
+
+    amount: int
+
+
+@dataclass(frozen=True)
+class Nothing:
+    """No reward, nothing written."""
+
+
+@dataclass(frozen=True)
+class DeviceRefused:
+    """A welcome bonus refused because another user had it on the device: ``audit`` is the
+    ``WELCOME_BONUS_DEVICE_REUSED`` details to record with the refusal, None when this
+    user's refusal is recorded already (nothing is written)."""
+
+    audit: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A bonus: the quote, the device marker to write (without the posting's
+    ``transaction_id``; None: no marker) and the redemption."""
+
+    quote: Quote
+    promo: Promotion
+    device_marker: dict[str, Any] | None
+    redemption: RedemptionPlan
+
+
+def decide_reward(
+    reads: RewardReads,
+    *,
+    user_id: str,
+    occasion: Occasion,
+    credits_used: int,
+    redemption_id: str,
+    home: int,
+    now: datetime,
+) -> Replay | Nothing | DeviceRefused | Grant:
+    """A welcome bonus or usage reward, in this order: a posting under its key is a replay;
+    a missing user or one who may not act (``shared.accountstatus``) gets nothing, and
+    nothing is marked; a welcome bonus on a device another user had it on is refused; no
+    promotion, or a bonus of 0: nothing. ``home``: the redemption's home stats shard."""
+    if reads.posting is not None:
+        return Replay(int(reads.posting.get("amount") or 0))
+    if reads.user is None or refusal(reads.user) is not None:
+        return Nothing()
+    if reads.hardware_id is not None:
+        first = (reads.device_marker or {}).get("user_id")
+        if first is not None and first != user_id:
+            if reads.refused_recorded:
+                return DeviceRefused(None)
+            return DeviceRefused({"hardware_id": reads.hardware_id, "first_user_id": first})
+    customer = customer_facts(reads.user)
+    if occasion is Occasion.SIGNUP and customer.created_at is None:
+        customer = Customer(created_at=now, has_topped_up=customer.has_topped_up)
+    quote: Quote
+    if occasion is Occasion.SIGNUP:
+        quote = quote_welcome(reads.promos, now=now, customer=customer, redemptions=reads.counts)
+    else:
+        quote = quote_usage(
+            reads.promos,
+            credits_used=credits_used,
+            now=now,
+            customer=customer,
+            redemptions=reads.counts,
+        )
+    promo = quote.promotion
+    if promo is None or quote.bonus_credits <= 0:
+        return Nothing()
+    marker = None
+    if reads.hardware_id is not None:
+        marker = {"user_id": user_id, "promo_id": promo.promo_id, "created_at": now}
+    redemption = plan_redemption(
+        promo=promo,
+        quote=quote,
+        user_id=user_id,
+        redemption_id=redemption_id,
+        counts=reads.counts[promo.promo_id],
+        home=home,
+        shards=reads.shards.get(promo.promo_id, {}),
+        topup_baht=Decimal(0),
+        slip_id=None,
+        now=now,
+    )
+    return Grant(quote, promo, marker, redemption)

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from google.cloud import firestore
@@ -30,26 +30,27 @@ from google.cloud import firestore
 from shared.accountstatus import refusal
 from shared.atomic import Unit
 from shared.bigeye.audit import audit
-from shared.bigeye.models import AuditEvent, Severity
-from shared.bigeye.promotions import (
-    Customer,
-    Occasion,
-    Promotion,
-    Quote,
-    load_active,
-    plan_redemption,
-    quote_usage,
-    quote_welcome,
+from shared.bigeye.grants import (
+    DeviceRefused,
+    Grant,
+    Nothing,
+    Replay,
+    RewardReads,
+    checks_device,
+    decide_reward,
 )
+from shared.bigeye.models import AuditEvent, Severity
+from shared.bigeye.promotions import Occasion, Promotion, load_active
 from shared.bigeye.redemptions import (
     current_promotions,
+    promotion_refs,
     read_redemptions,
     record_redemption,
     redemption_shards,
     stats_shard_of,
 )
 from shared.bigeye.slip2go import canonical_ref
-from shared.bigeye.topup import bigeye_ledger, customer_facts
+from shared.bigeye.topup import bigeye_ledger
 from shared.clock import ensure_utc
 from shared.errors import InvalidInput
 from shared.ledger import Kind, Refs, posting_key, transaction_id_for
@@ -85,6 +86,112 @@ def device_key(hardware_id: str) -> str:
     return hashlib.sha256(canonical_ref(hardware_id).encode("utf-8")).hexdigest()
 
 
+def _data(snap: Any) -> dict[str, Any] | None:
+    return (snap.to_dict() or {}) if snap.exists else None
+
+
+def read_reward(
+    unit: Unit, *, user_id: str, key: str, occasion: Occasion, promos: Sequence[Promotion]
+) -> RewardReads:
+    """What a reward decides on, read through ``unit`` in two batched round trips: the
+    posting under ``key`` and the user; then, unless that settles it (a replay, a missing
+    user or one who may not act), the device marker and this user's refusal on it (a
+    welcome bonus checked once per device), every candidate promotion, the user's counter
+    and the redemption's home stats shard of each (a third round trip only when a limited
+    promotion's home shard has no room: ``read_redemptions``)."""
+    ledger = bigeye_ledger(unit.db)
+    tx_id = transaction_id_for(key)
+    posting, user_snap = unit.get_all([ledger.posting_ref(tx_id), ledger.user_ref(user_id)])
+    user = _data(user_snap)
+    if posting.exists or user is None or refusal(user) is not None:
+        return RewardReads(_data(posting), user)
+    hardware_id = checks_device(
+        user, occasion, once_per_device=get_settings().welcome_bonus_once_per_device
+    )
+    device = []
+    if hardware_id is not None:
+        device_ref = unit.db.collection(WELCOME_DEVICES).document(device_key(hardware_id))
+        device = [device_ref, device_ref.collection("refused").document(user_id)]
+    snaps = unit.get_all([*device, *promotion_refs(unit.db, promos, user_id, tx_id)])
+    current = current_promotions(unit, promos, user_id, tx_id)
+    counts = read_redemptions(unit, current, user_id, tx_id)
+    shards = {
+        p.promo_id: redemption_shards(unit, p, counts[p.promo_id], tx_id)
+        for p in current
+        if not (p.limited and counts[p.promo_id].slot is None)
+    }
+    return RewardReads(
+        None,
+        user,
+        hardware_id=hardware_id,
+        device_marker=_data(snaps[0]) if device else None,
+        refused_recorded=bool(device) and snaps[1].exists,
+        promos=current,
+        counts=counts,
+        shards=shards,
+    )
+
+
+def apply_reward(
+    unit: Unit,
+    decision: Replay | Nothing | DeviceRefused | Grant,
+    *,
+    user_id: str,
+    key: str,
+    reads: RewardReads,
+    description: str,
+    reference_id: str | None,
+    now: datetime,
+) -> Reward:
+    """Write what ``decide_reward`` decided, in ``unit``: the posting, the redemption and
+    the device marker of a grant, or the recorded refusal of a reused device."""
+    tx_id = transaction_id_for(key)
+    if isinstance(decision, Replay):
+        return Reward(user_id, decision.amount, None, tx_id, replayed=True)
+    if isinstance(decision, DeviceRefused):
+        if decision.audit is not None and reads.hardware_id is not None:
+            # Recorded once per user, so a redelivered event audits nothing more.
+            device_ref = unit.db.collection(WELCOME_DEVICES).document(device_key(reads.hardware_id))
+            unit.create(
+                device_ref.collection("refused").document(user_id),
+                {"user_id": user_id, "created_at": now},
+            )
+            audit(
+                unit,
+                AuditEvent.WELCOME_BONUS_DEVICE_REUSED,
+                user_id=user_id,
+                details=decision.audit,
+                now=now,
+                severity=Severity.WARNING,
+            )
+        return Reward(user_id, 0, None, None)
+    if isinstance(decision, Nothing):
+        return Reward(user_id, 0, None, None)
+    promo, quote = decision.promo, decision.quote
+    result = bigeye_ledger(unit.db).credit(
+        unit,
+        user_id=user_id,
+        kind=Kind.BONUS,
+        amount=quote.bonus_credits,
+        key=key,
+        description=f"{description}: {promo.name}",
+        refs=Refs(reference_id=reference_id or promo.promo_id),
+    )
+    record_redemption(unit, decision.redemption)
+    if decision.device_marker is not None and reads.hardware_id is not None:
+        marker = decision.device_marker
+        unit.set(
+            unit.db.collection(WELCOME_DEVICES).document(device_key(reads.hardware_id)),
+            {
+                "user_id": marker["user_id"],
+                "promo_id": marker["promo_id"],
+                "transaction_id": result.transaction_id,
+                "created_at": marker["created_at"],
+            },
+        )
+    return Reward(user_id, quote.bonus_credits, promo.promo_id, result.transaction_id)
+
+
 def _reward(
     db: firestore.Client,
     *,
@@ -103,93 +210,26 @@ def _reward(
         return Reward(user_id, 0, None, None)
 
     def work(unit: Unit) -> Reward:
-        posting, user_snap = unit.get_all([ledger.posting_ref(tx_id), ledger.user_ref(user_id)])
-        if posting.exists:
-            rec = posting.to_dict() or {}
-            return Reward(user_id, int(rec.get("amount") or 0), None, tx_id, replayed=True)
-        if not user_snap.exists:
-            return Reward(user_id, 0, None, None)
-        user = user_snap.to_dict() or {}
-        if refusal(user) is not None:
-            # Only an active account earns a bonus (shared.accountstatus); nothing is marked,
-            # so an account activated later still gets its usage rewards, not the welcome
-            # bonus of a signup it made while refused (that event is not redelivered).
-            return Reward(user_id, 0, None, None)
-        device_ref = None
-        hardware_id = user.get("hardware_id")
-        if (
-            occasion is Occasion.SIGNUP
-            and get_settings().welcome_bonus_once_per_device
-            and isinstance(hardware_id, str)
-            and canonical_ref(hardware_id)
-        ):
-            device_ref = unit.db.collection(WELCOME_DEVICES).document(device_key(hardware_id))
-            refused_ref = device_ref.collection("refused").document(user_id)
-            marker, refused = unit.get_all([device_ref, refused_ref])
-            first = (marker.to_dict() or {}).get("user_id") if marker.exists else None
-            if first is not None and first != user_id:
-                if not refused.exists:
-                    # Recorded once per user, so a redelivered event audits nothing more.
-                    unit.create(refused_ref, {"user_id": user_id, "created_at": now})
-                    audit(
-                        unit,
-                        AuditEvent.WELCOME_BONUS_DEVICE_REUSED,
-                        user_id=user_id,
-                        details={"hardware_id": hardware_id, "first_user_id": first},
-                        now=now,
-                        severity=Severity.WARNING,
-                    )
-                return Reward(user_id, 0, None, None)
-        customer: Customer = customer_facts(user)
-        if occasion is Occasion.SIGNUP and customer.created_at is None:
-            customer = Customer(created_at=now, has_topped_up=customer.has_topped_up)
-        current = current_promotions(unit, promos, user_id, tx_id)
-        counts = read_redemptions(unit, current, user_id, tx_id)
-        quote: Quote
-        if occasion is Occasion.SIGNUP:
-            quote = quote_welcome(current, now=now, customer=customer, redemptions=counts)
-        else:
-            quote = quote_usage(
-                current, credits_used=credits_used, now=now, customer=customer, redemptions=counts
-            )
-        promo: Promotion | None = quote.promotion
-        if promo is None or quote.bonus_credits <= 0:
-            return Reward(user_id, 0, None, None)
-        result = ledger.credit(
-            unit,
+        reads = read_reward(unit, user_id=user_id, key=key, occasion=occasion, promos=promos)
+        decision = decide_reward(
+            reads,
             user_id=user_id,
-            kind=Kind.BONUS,
-            amount=quote.bonus_credits,
-            key=key,
-            description=f"{description}: {promo.name}",
-            refs=Refs(reference_id=reference_id or promo.promo_id),
+            occasion=occasion,
+            credits_used=credits_used,
+            redemption_id=tx_id,
+            home=stats_shard_of(tx_id),
+            now=now,
         )
-        record_redemption(
+        return apply_reward(
             unit,
-            plan_redemption(
-                promo=promo,
-                quote=quote,
-                user_id=user_id,
-                redemption_id=tx_id,
-                counts=counts[promo.promo_id],
-                home=stats_shard_of(tx_id),
-                shards=redemption_shards(unit, promo, counts[promo.promo_id], tx_id),
-                topup_baht=Decimal(0),
-                slip_id=None,
-                now=now,
-            ),
+            decision,
+            user_id=user_id,
+            key=key,
+            reads=reads,
+            description=description,
+            reference_id=reference_id,
+            now=now,
         )
-        if device_ref is not None:
-            unit.set(
-                device_ref,
-                {
-                    "user_id": user_id,
-                    "promo_id": promo.promo_id,
-                    "transaction_id": result.transaction_id,
-                    "created_at": now,
-                },
-            )
-        return Reward(user_id, quote.bonus_credits, promo.promo_id, result.transaction_id)
 
     reward = ledger.run(work, now=now)
     if reward.credits and not reward.replayed:

@@ -10,13 +10,21 @@ from typing import Any
 import pytest
 
 from shared.bigeye.grants import (
+    DeviceRefused,
+    Grant,
+    Nothing,
+    Replay,
+    RewardReads,
     SlipAlreadyUsed,
     TopupReads,
+    checks_device,
+    decide_reward,
     decide_topup,
     total_topup_baht,
 )
 from shared.bigeye.promotions import (
     Conditions,
+    Occasion,
     PromoStatus,
     Promotion,
     PromoType,
@@ -197,3 +205,86 @@ def test_a_sold_out_limited_promotion_cannot_be_recorded() -> None:
             slip_id=None,
             now=NOW,
         )
+
+
+# -- rewards -------------------------------------------------------------------------------
+def _welcome_promo() -> Promotion:
+    return Promotion(
+        "w1",
+        "Welcome",
+        PromoType.WELCOME_BONUS,
+        PromoStatus.ACTIVE,
+        Reward(RewardType.BONUS_CREDITS, bonus_credits=100),
+    )
+
+
+def _reward(reads: RewardReads, occasion: Occasion = Occasion.SIGNUP) -> Any:
+    return decide_reward(
+        reads,
+        user_id="u2",
+        occasion=occasion,
+        credits_used=0,
+        redemption_id="tx2",
+        home=3,
+        now=NOW,
+    )
+
+
+def _reward_reads(**overrides: Any) -> RewardReads:
+    promo = _welcome_promo()
+    fields: dict[str, Any] = {
+        "posting": None,
+        "user": {"status": "active", "hardware_id": "HW-1"},
+        "hardware_id": "HW-1",
+        "promos": (promo,),
+        "counts": {"w1": Redemptions()},
+        "shards": {"w1": {3: None}},
+    }
+    fields.update(overrides)
+    return RewardReads(**fields)
+
+
+def test_a_reward_posted_before_is_a_replay_whatever_else_was_read() -> None:
+    assert _reward(_reward_reads(posting={"amount": 100}, user=None)) == Replay(100)
+    assert _reward(_reward_reads(posting={})) == Replay(0)
+
+
+def test_a_missing_or_refused_user_gets_nothing_and_nothing_is_marked() -> None:
+    assert _reward(_reward_reads(user=None)) == Nothing()
+    banned = {"status": "Banned", "hardware_id": "HW-1"}
+    assert _reward(_reward_reads(user=banned, device_marker={"user_id": "u1"})) == Nothing()
+
+
+def test_a_device_another_user_had_the_bonus_on_is_refused_and_audited_once() -> None:
+    first = _reward(_reward_reads(device_marker={"user_id": "u1"}))
+    assert first == DeviceRefused({"hardware_id": "HW-1", "first_user_id": "u1"})
+    again = _reward(_reward_reads(device_marker={"user_id": "u1"}, refused_recorded=True))
+    assert again == DeviceRefused(None)
+    # the same user's marker (a redelivery after a lost answer) does not refuse
+    assert isinstance(_reward(_reward_reads(device_marker={"user_id": "u2"})), Grant)
+
+
+def test_a_welcome_bonus_grants_the_promotion_and_marks_the_device() -> None:
+    grant = _reward(_reward_reads())
+    assert isinstance(grant, Grant)
+    assert grant.quote.bonus_credits == 100 and grant.promo.promo_id == "w1"
+    assert grant.device_marker == {"user_id": "u2", "promo_id": "w1", "created_at": NOW}
+    assert grant.redemption.redemption["topup_baht"] == 0
+    assert grant.redemption.redemption["slip_id"] is None
+    assert [k for k, _ in grant.redemption.shards] == [3]
+    no_device = _reward(_reward_reads(hardware_id=None))
+    assert isinstance(no_device, Grant) and no_device.device_marker is None
+
+
+def test_no_promotion_or_a_zero_bonus_is_nothing() -> None:
+    assert _reward(_reward_reads(promos=(), counts={})) == Nothing()
+    assert _reward(_reward_reads(), Occasion.USAGE) == Nothing()  # no usage promotion
+
+
+def test_only_a_welcome_bonus_with_the_setting_on_checks_a_real_hardware_id() -> None:
+    user = {"hardware_id": " hw\u200b-1 "}
+    assert checks_device(user, Occasion.SIGNUP, once_per_device=True) == " hw\u200b-1 "
+    assert checks_device(user, Occasion.SIGNUP, once_per_device=False) is None
+    assert checks_device(user, Occasion.USAGE, once_per_device=True) is None
+    assert checks_device({"hardware_id": " \u200b"}, Occasion.SIGNUP, once_per_device=True) is None
+    assert checks_device({"hardware_id": 7}, Occasion.SIGNUP, once_per_device=True) is None
