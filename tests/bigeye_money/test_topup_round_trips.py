@@ -1,6 +1,7 @@
-"""How many read round trips a top-up's credit unit takes (the unit that creates the TOPUP
-transaction), counted on the emulator: every document it decides on or writes back is read
-in one batched round trip when no limited promotion needs all of its shards."""
+"""How many read round trips the unit that credits a top-up or a reward takes (the unit
+that creates the transaction), counted on the emulator: a top-up reads everything it
+decides on or writes back in one batched round trip, a reward in two, when no limited
+promotion needs all of its shards."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from shared import atomic
+from shared.bigeye.rewards import usage_reward
 from shared.bigeye.topup import topup
 from tests.bigeye_money.conftest import make_slip, make_user
 from tests.bigeye_money.test_topup import _promotion
@@ -54,6 +56,16 @@ def test_a_topup_with_promotions_reads_in_one_round_trip(money, credit_trips) ->
     )
     assert body["promo_id"] == "limited"
     assert credit_trips == [2, 1]
+
+
+def test_a_usage_reward_reads_in_two_round_trips(money, credit_trips) -> None:
+    db = money
+    make_user(db, "u2", credits=0)
+    _promotion(db, "cashback-trips", type="USAGE_REWARD", **{"reward.bonus_credits": 7})
+    reward = usage_reward(db, user_id="u2", job_token="job-trips", credits_used=50, now=_now())
+    assert reward.credits == 7 and reward.promo_id == "cashback-trips"
+    # The posting and the user; then the promotion, its counter and the home shard.
+    assert credit_trips == [2]
 
 
 def _now() -> datetime:
