@@ -10,6 +10,8 @@ from google.cloud import firestore
 from shared.atomic import Unit
 from shared.errors import InvalidInput
 from shared.ledger import HoldStatus, Kind, Ledger, PostingResult, Refs, ledger_for, posting_key
+from shared.ledger.core import OriginalView
+from shared.ledger.store import transaction_id_for
 from shared.logs import get_logger, log
 
 logger = get_logger(__name__)
@@ -56,6 +58,8 @@ class ChargeView:
     key: str  #: the key of this job's refund of it
     posted: PostingResult | None  #: that refund, when it was already made
     refundable: int  #: what is still refundable of it (0 when ``posted``)
+    #: the deduction as read (None when ``posted``): its refund does not read it again
+    original: OriginalView | None = None
 
 
 @dataclass(frozen=True)
@@ -70,26 +74,41 @@ class RefundPlan:
 def read_charges(
     ledger: Ledger, unit: Unit, *, collection: str, job_id: str, user_id: str
 ) -> tuple[list[str], list[ChargeView]]:
-    """Read: the job's PENDING holds and its deductions with what each still allows."""
+    """Read: the job's PENDING holds and its deductions with what each still allows.
+
+    One batched read of every deduction's posting record, transaction and refund made
+    under this job's key; one of the holds (with their closes' records); then each
+    deduction not yet refunded by this job queries its linked refunds, once.
+    """
     originals = _deductions(ledger, unit, job_id, user_id)
-    records = unit.get_all([ledger.posting_ref(t) for t, _ in originals])
+    keys = [posting_key("refund", collection, job_id, t) for t, _ in originals]
+    refs = [ref for t, _ in originals for ref in ledger.original_refs(t)]
+    snaps = unit.get_all(refs + [ledger.posting_ref(transaction_id_for(k)) for k in keys])
+    records = snaps[0 : len(refs) : 2]
     holds = [
         str(rec.get("hold_id"))
         for rec in (snap.to_dict() or {} for snap in records if snap.exists)
         if rec.get("hold_id")
     ]
+    hold_snaps = unit.get_all(
+        [ledger.hold_ref(h) for h in holds]
+        + [ledger.posting_ref(transaction_id_for(posting_key("hold", h, "close"))) for h in holds]
+    )
     pending = [
         hold_id
-        for hold_id in holds
-        if (unit.get(ledger.hold_ref(hold_id)).to_dict() or {}).get("status")
-        == HoldStatus.PENDING.value
+        for hold_id, snap in zip(holds, hold_snaps, strict=False)
+        if (snap.to_dict() or {}).get("status") == HoldStatus.PENDING.value
     ]
     charges = []
-    for tx_id, _taken in originals:
-        key = posting_key("refund", collection, job_id, tx_id)
+    for (tx_id, _taken), key in zip(originals, keys, strict=True):
         posted = ledger.posted(unit, key)
-        left = ledger.refundable(unit, tx_id) if posted is None else 0
-        charges.append(ChargeView(tx_id, key, posted, left))
+        if posted is not None:
+            charges.append(ChargeView(tx_id, key, posted, 0))
+            continue
+        view = ledger.read_original(unit, tx_id)
+        charges.append(
+            ChargeView(tx_id, key, None, ledger.refundable(unit, tx_id, view=view), view)
+        )
     return pending, charges
 
 
@@ -159,6 +178,7 @@ def refund_failed_job(
                     amount=amount,
                     description=f"Refund for failed {noun} {job_id}",
                     refs=Refs(job_id=job_id),
+                    view=charge.original,
                 )
                 replayed = False
             refunded += result.amount

@@ -9,10 +9,12 @@ never an edit of it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from shared.errors import InsufficientCredits, InvalidInput
+from shared.errors import Conflict, CreditsError, InsufficientCredits, InvalidInput, NotFound
 
 
 class Kind(StrEnum):
@@ -173,3 +175,91 @@ def plan_settle(hold_amount: int, used: int) -> int:
     if used > hold_amount:
         raise InvalidInput(f"used ({used}) exceeds the hold ({hold_amount})")
     return hold_amount - used
+
+
+@dataclass(frozen=True)
+class OriginalView:
+    """A posting about to be refunded, as a unit read it (``Ledger.read_original``)."""
+
+    record: Mapping[str, Any]  #: its posting record, or one derived from its transaction
+    recorded: bool  #: whether ``record`` is stored (else the refund creates it)
+    #: credits refunded against it by linked REFUND transactions the ledger did not post
+    #: (0 when the posting cannot be refunded at all: nothing was queried)
+    linked_outside: int = 0
+
+    @property
+    def transaction_id(self) -> str:
+        return str(self.record["transaction_id"])
+
+    @property
+    def kind(self) -> Kind:
+        return Kind(self.record["kind"])
+
+    @property
+    def user_id(self) -> str:
+        return str(self.record["user_id"])
+
+    @property
+    def amount(self) -> int:
+        return int(self.record["amount"])
+
+    @property
+    def already(self) -> int:
+        """Refunded so far, by the ledger and outside it."""
+        return int(self.record.get("refunded_amount", 0)) + self.linked_outside
+
+
+def refund_refusal(record: Mapping[str, Any]) -> InvalidInput | None:
+    """Why a posting can never be refunded (a refund, an adjustment, a hold's
+    reservation), or None: decided from the record alone, before anything else is read."""
+    kind = Kind(record["kind"])
+    if kind in {Kind.REFUND, Kind.ADJUSTMENT}:
+        return InvalidInput(f"a {kind.value} transaction cannot be refunded")
+    if record.get("hold_id"):
+        return InvalidInput("a hold's reservation is returned by closing the hold")
+    return None
+
+
+def refundable_of(view: OriginalView) -> int:
+    """What is still refundable of the original: 0 for one that cannot be refunded."""
+    if refund_refusal(view.record) is not None:
+        return 0
+    return refundable(view.amount, view.already)
+
+
+@dataclass(frozen=True)
+class RefundDecision:
+    """A refund to post: how much, the entry, and the original's new ``refunded_amount``."""
+
+    wanted: int
+    entry: Entry
+    refunded_amount: int  #: the ledger's own refunds of the original, this one included
+
+
+def decide_refund(
+    view: OriginalView, account: Account | None, amount: int | None
+) -> RefundDecision | CreditsError:
+    """Decide (pure) a refund of ``amount`` (None: all that remains) of ``view``.
+
+    ``account`` is None when the user document is missing. The refusals come in this
+    order: an original that cannot be refunded, nothing left to refund, an unknown user,
+    more than remains.
+    """
+    refusal = refund_refusal(view.record)
+    if refusal is not None:
+        return refusal
+    remaining = refundable(view.amount, view.already)
+    wanted = remaining if amount is None else amount
+    if wanted == 0:
+        return Conflict(f"transaction {view.transaction_id} is already fully refunded")
+    if account is None:
+        return NotFound(f"unknown user {view.user_id}", user_id=view.user_id)
+    try:
+        entry = plan_refund(account, view.kind, view.amount, view.already, wanted)
+    except InvalidInput as error:
+        return error
+    return RefundDecision(
+        wanted=wanted,
+        entry=entry,
+        refunded_amount=int(view.record.get("refunded_amount", 0)) + wanted,
+    )

@@ -26,20 +26,23 @@ from google.cloud import firestore
 
 from shared.atomic import Unit, run_atomically
 from shared.clock import Clock, ensure_utc
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import Conflict, CreditsError, InvalidInput, NotFound
 from shared.ledger.core import (
     Account,
     Entry,
     HoldStatus,
     Kind,
+    OriginalView,
     check_amount,
     check_kind,
+    decide_refund,
     plan_adjustment,
     plan_credit,
     plan_debit,
     plan_refund,
     plan_settle,
-    refundable,
+    refund_refusal,
+    refundable_of,
 )
 from shared.ledger.keys import posting_key
 from shared.ledger.profiles import LedgerProfile, Refs
@@ -445,11 +448,10 @@ class Ledger:
         )
 
     # -- refunds -------------------------------------------------------------------------
-    def _original(self, unit: Unit, transaction_id: str) -> tuple[dict[str, Any], bool]:
+    def _original_record(
+        self, transaction_id: str, rec_snap: Any, tx_snap: Any
+    ) -> tuple[dict[str, Any], bool]:
         """The original posting's record, or one derived from its transaction document."""
-        rec_snap, tx_snap = unit.get_all(
-            [self.posting_ref(transaction_id), self.transaction_ref(transaction_id)]
-        )
         if rec_snap.exists and (rec_snap.to_dict() or {}).get("transaction_id"):
             return rec_snap.to_dict() or {}, True
         if not tx_snap.exists:
@@ -470,6 +472,22 @@ class Ledger:
             "refunded_amount": 0,
             "profile": self.profile.name,
         }, False
+
+    def original_refs(self, transaction_id: str) -> list[firestore.DocumentReference]:
+        """What ``read_original`` reads first: a caller may batch them with its own reads."""
+        return [self.posting_ref(transaction_id), self.transaction_ref(transaction_id)]
+
+    def read_original(self, unit: Unit, transaction_id: str) -> OriginalView:
+        """Read: the original posting and, when it can be refunded at all, what linked
+        refunds the ledger did not post gave back of it (``_refunded_outside``)."""
+        original_id = _check_id(transaction_id, "original_transaction_id")
+        record, recorded = self._original_record(
+            original_id, *unit.get_all(self.original_refs(original_id))
+        )
+        if refund_refusal(record) is not None:
+            return OriginalView(record, recorded)
+        outside = self._refunded_outside(unit, original_id, str(record["user_id"]))
+        return OriginalView(record, recorded, outside)
 
     def _refunded_outside(self, unit: Unit, original_id: str, user_id: str) -> int:
         """Credits refunded against ``original_id`` by REFUND transactions the ledger did
@@ -498,16 +516,16 @@ class Ledger:
         ours = unit.get_all([self.posting_ref(tx_id) for tx_id in sorted(linked)])
         return sum(linked[snap.id] for snap in ours if not snap.exists)
 
-    def refundable(self, unit: Unit, original_transaction_id: str) -> int:
-        """How much of a transaction can still be refunded, counting every linked refund."""
-        original_id = _check_id(original_transaction_id, "original_transaction_id")
-        original, _ = self._original(unit, original_id)
-        if Kind(original["kind"]) in {Kind.REFUND, Kind.ADJUSTMENT} or original.get("hold_id"):
-            return 0
-        already = int(original.get("refunded_amount", 0)) + self._refunded_outside(
-            unit, original_id, str(original["user_id"])
-        )
-        return refundable(int(original["amount"]), already)
+    def refundable(
+        self, unit: Unit, original_transaction_id: str, *, view: OriginalView | None = None
+    ) -> int:
+        """How much of a transaction can still be refunded, counting every linked refund.
+
+        ``view``: the original as this unit already read it (``read_original``).
+        """
+        if view is None:
+            view = self.read_original(unit, original_transaction_id)
+        return refundable_of(view)
 
     def refund(
         self,
@@ -519,12 +537,16 @@ class Ledger:
         amount: int | None = None,
         description: str | None = None,
         refs: Refs = Refs(),
+        view: OriginalView | None = None,
     ) -> PostingResult:
         """A refund linked to its original; never more than the original in total.
 
         Refunding a debit gives credits back; refunding a credit (a payment refunded or
         disputed) claws them back down to zero at most, recording the shortfall.
-        ``amount=None`` refunds all that remains.
+        ``amount=None`` refunds all that remains. ``view``: the original as this unit
+        already read it (``read_original``), so that it is not read again.
+        The unit reads (``read_original``, then the account), decides
+        (``core.decide_refund``, pure), then applies.
         """
         original_id = _check_id(original_transaction_id, "original_transaction_id")
         key = _check_key(key)
@@ -539,27 +561,26 @@ class Ledger:
         replay = self._replay(unit, key, content)
         if replay is not None:
             return replay
-        original, recorded = self._original(unit, original_id)
-        kind = Kind(original["kind"])
-        if kind in {Kind.REFUND, Kind.ADJUSTMENT}:
-            raise InvalidInput(f"a {kind.value} transaction cannot be refunded")
-        if original.get("hold_id"):
-            raise InvalidInput("a hold's reservation is returned by closing the hold")
-        user_id = str(original["user_id"])
-        already = int(original.get("refunded_amount", 0)) + self._refunded_outside(
-            unit, original_id, user_id
-        )
-        remaining = refundable(int(original["amount"]), already)
-        wanted = remaining if amount is None else amount
-        if wanted == 0:
-            raise Conflict(f"transaction {original_id} is already fully refunded")
-        account = self.account(unit, user_id)
-        entry = plan_refund(account, kind, int(original["amount"]), already, wanted)
-        refunded = int(original.get("refunded_amount", 0)) + wanted
-        if recorded:
-            unit.update(self.posting_ref(original_id), {"refunded_amount": refunded})
+        if view is None or view.transaction_id != original_id:
+            view = self.read_original(unit, original_id)
+        account: Account | None = None
+        if refund_refusal(view.record) is None:
+            try:
+                account = self.account(unit, view.user_id)
+            except NotFound:
+                account = None
+        decision = decide_refund(view, account, amount)
+        if isinstance(decision, CreditsError):
+            raise decision
+        assert account is not None  # decide_refund refuses an unknown user
+        user_id = view.user_id
+        if view.recorded:
+            unit.update(
+                self.posting_ref(original_id), {"refunded_amount": decision.refunded_amount}
+            )
         else:
-            original["refunded_amount"] = refunded
+            original = dict(view.record)
+            original["refunded_amount"] = decision.refunded_amount
             original["created_at"] = self.now(unit)
             unit.create(self.posting_ref(original_id), original)
         link = Refs(
@@ -576,12 +597,12 @@ class Ledger:
             content=content,
             user_id=user_id,
             account=account,
-            entry=entry,
+            entry=decision.entry,
             description=description or f"Refund: {reason}",
             refs=link,
             record_extra={
                 "original_transaction_id": original_id,
-                "requested_amount": wanted,
+                "requested_amount": decision.wanted,
                 "reason": reason,
             },
         )

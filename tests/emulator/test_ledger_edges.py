@@ -198,3 +198,46 @@ def test_one_unit_reads_the_ledger_clock_once(db: Any) -> None:
     tx = ledger.transaction_ref(str(closed.transaction_id)).get().get("created_at")
     record = ledger.posting_ref(str(closed.transaction_id)).get().get("created_at")
     assert tx == record == ledger.hold_ref("h").get().get("closed_at") == at
+
+
+def test_a_failed_job_refund_reads_each_charge_once(db: Any, monkeypatch: Any) -> None:
+    """A job with a pending hold and two deductions: the read phase batches the postings,
+    transactions and holds, and each deduction's linked-refund query runs once."""
+    ledger = _ledger(db)
+    ledger.run(
+        lambda u: ledger.hold(
+            u,
+            user_id="alice",
+            hold_id="h3",
+            amount=10,
+            expires_at=T0 + timedelta(minutes=5),
+            description="Reserve",
+            refs=Refs(job_id="j3"),
+        )
+    )
+    _job_deduction(ledger, "j3", 20)
+    ledger.run(
+        lambda u: ledger.debit(
+            u, user_id="alice", amount=15, key="job:j3b", description="More", refs=Refs(job_id="j3")
+        )
+    )
+    trips = {"get_all": 0, "query": 0}
+    get_all, run_query = type(db).get_all, atomic._run_query
+
+    def counted_get_all(self: Any, *args: Any, **kwargs: Any) -> Any:
+        trips["get_all"] += 1
+        return get_all(self, *args, **kwargs)
+
+    def counted_query(query: Any) -> Any:
+        trips["query"] += 1
+        return run_query(query)
+
+    monkeypatch.setattr(type(db), "get_all", counted_get_all)
+    monkeypatch.setattr(atomic, "_run_query", counted_query)
+    done = refund_failed_job(collection="podcast_jobs", job_id="j3", user_id="alice", charged=35)
+    assert done.refunded == 45 and ledger.balance("alice") == 100
+    # The user (the phantom guard), then the deductions' records, transactions and this
+    # job's refunds of them in one read, then the hold and its close's record in one: the
+    # refunds and the release read nothing again. One query for the job's deductions, one
+    # per deduction for its linked refunds. (Before: 10 reads and 5 queries.)
+    assert trips == {"get_all": 3, "query": 3}, trips
