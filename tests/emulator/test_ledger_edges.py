@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from google.cloud.firestore_v1.services.firestore import client as gapic
 
 from shared import atomic
 from shared.clock import FixedClock
@@ -221,23 +222,20 @@ def test_a_failed_job_refund_reads_each_charge_once(db: Any, monkeypatch: Any) -
             u, user_id="alice", amount=15, key="job:j3b", description="More", refs=Refs(job_id="j3")
         )
     )
-    trips = {"get_all": 0, "query": 0}
-    get_all, run_query = type(db).get_all, atomic._run_query
+    trips = {"batch_get_documents": 0, "run_query": 0}
+    for name in trips:
+        original = getattr(gapic.FirestoreClient, name)
 
-    def counted_get_all(self: Any, *args: Any, **kwargs: Any) -> Any:
-        trips["get_all"] += 1
-        return get_all(self, *args, **kwargs)
+        def counted(api: Any, *args: Any, _n: str = name, _f: Any = original, **kw: Any) -> Any:
+            trips[_n] += 1
+            return _f(api, *args, **kw)
 
-    def counted_query(query: Any) -> Any:
-        trips["query"] += 1
-        return run_query(query)
-
-    monkeypatch.setattr(type(db), "get_all", counted_get_all)
-    monkeypatch.setattr(atomic, "_run_query", counted_query)
+        monkeypatch.setattr(gapic.FirestoreClient, name, counted)
     done = refund_failed_job(collection="podcast_jobs", job_id="j3", user_id="alice", charged=35)
+    seen = dict(trips)
     assert done.refunded == 45 and ledger.balance("alice") == 100
     # The user (the phantom guard), then the deductions' records, transactions and this
     # job's refunds of them in one read, then the hold and its close's record in one: the
     # refunds and the release read nothing again. One query for the job's deductions, one
     # per deduction for its linked refunds. (Before: 10 reads and 5 queries.)
-    assert trips == {"get_all": 3, "query": 3}, trips
+    assert seen == {"batch_get_documents": 3, "run_query": 3}, seen
