@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from shared.clock import ensure_utc
 from shared.errors import Conflict, CreditsError, InsufficientCredits, InvalidInput, NotFound
 
 
@@ -262,4 +264,50 @@ def decide_refund(
         wanted=wanted,
         entry=entry,
         refunded_amount=int(view.record.get("refunded_amount", 0)) + wanted,
+    )
+
+
+def expiry_refusal(hold: Mapping[str, Any] | None, hold_id: str, now: datetime) -> Conflict | None:
+    """Why a hold cannot be expired at ``now``: its ``expires_at`` is still ahead. Checked
+    before anything else of an expiry (a missing hold is ``decide_close``'s to refuse)."""
+    if hold is None:
+        return None
+    expires_at = hold.get("expires_at")
+    if expires_at is not None and ensure_utc(expires_at) > now:
+        return Conflict(f"hold {hold_id} has not expired yet")
+    return None
+
+
+@dataclass(frozen=True)
+class ClosePlan:
+    """Closing a hold: what was held, what comes back, and whose it is."""
+
+    held: int
+    returned: int
+    user_id: str
+    reserve_transaction_id: str
+
+
+def decide_close(
+    hold: Mapping[str, Any] | None, hold_id: str, used: int
+) -> ClosePlan | CreditsError:
+    """Decide (pure) closing the hold (None: missing) with ``used`` of it consumed.
+
+    The refusals come in this order: an unknown hold, a hold no longer PENDING, a ``used``
+    that is not a whole number of credits or exceeds the hold.
+    """
+    if hold is None:
+        return NotFound(f"unknown hold {hold_id}")
+    if hold.get("status") != HoldStatus.PENDING.value:
+        return Conflict(f"hold {hold_id} is already {str(hold.get('status')).lower()}")
+    held = int(hold["amount"])
+    try:
+        returned = plan_settle(held, used)
+    except InvalidInput as error:
+        return error
+    return ClosePlan(
+        held=held,
+        returned=returned,
+        user_id=str(hold["user_id"]),
+        reserve_transaction_id=str(hold["reserve_transaction_id"]),
     )

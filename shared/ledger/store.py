@@ -35,12 +35,13 @@ from shared.ledger.core import (
     OriginalView,
     check_amount,
     check_kind,
+    decide_close,
     decide_refund,
+    expiry_refusal,
     plan_adjustment,
     plan_credit,
     plan_debit,
     plan_refund,
-    plan_settle,
     refund_refusal,
     refundable_of,
 )
@@ -679,28 +680,35 @@ class Ledger:
         content: dict[str, Any],
         description: str,
         reason: str,
+        expiring: bool = False,
     ) -> PostingResult:
+        """Read the hold (with the close's record), decide (``core.expiry_refusal`` for an
+        expiry, then ``core.decide_close``, pure), then post and write the hold."""
         hold_id = _check_id(hold_id, "hold_id")
         key = posting_key("hold", hold_id, "close")
+        hold_ref = self.hold_ref(hold_id)
+        # The close's own record and the hold, in one round trip.
+        hold_snap = unit.get_all([self.posting_ref(transaction_id_for(key)), hold_ref])[1]
+        hold = (hold_snap.to_dict() or {}) if hold_snap.exists else None
+        if expiring:
+            refusal = expiry_refusal(hold, hold_id, self.now(unit))
+            if refusal is not None:
+                raise refusal
         replay = self._replay(unit, key, content)
         if replay is not None:
             return replay
-        hold_ref = self.hold_ref(hold_id)
-        hold_snap = unit.get(hold_ref)
-        if not hold_snap.exists:
-            raise NotFound(f"unknown hold {hold_id}")
-        hold = hold_snap.to_dict() or {}
-        if hold.get("status") != HoldStatus.PENDING.value:
-            raise Conflict(f"hold {hold_id} is already {str(hold.get('status')).lower()}")
-        held = int(hold["amount"])
-        returned = plan_settle(held, used)
+        decision = decide_close(hold, hold_id, used)
+        if isinstance(decision, CreditsError):
+            raise decision
+        assert hold is not None  # decide_close refuses a missing hold
+        returned = decision.returned
         now = self.now(unit)
-        user_id = str(hold["user_id"])
+        user_id = decision.user_id
         account = self.account(unit, user_id)
-        reserve_id = str(hold["reserve_transaction_id"])
+        reserve_id = decision.reserve_transaction_id
         entry: Entry | None = None
         if returned > 0:
-            entry = plan_refund(account, Kind.RESERVE, -held, 0, returned)
+            entry = plan_refund(account, Kind.RESERVE, -decision.held, 0, returned)
             unit.update(self.posting_ref(reserve_id), {"refunded_amount": returned})
         else:
             # Nothing comes back, so the user document is not written; the balance this
@@ -766,11 +774,6 @@ class Ledger:
 
     def expire(self, unit: Unit, *, hold_id: str) -> PostingResult:
         """Close a hold past its ``expires_at``; all of it comes back."""
-        hold_snap = unit.get(self.hold_ref(_check_id(hold_id, "hold_id")))
-        if hold_snap.exists:
-            expires_at = (hold_snap.to_dict() or {}).get("expires_at")
-            if expires_at is not None and ensure_utc(expires_at) > self.now(unit):
-                raise Conflict(f"hold {hold_id} has not expired yet")
         return self._close(
             unit,
             hold_id=hold_id,
@@ -779,4 +782,5 @@ class Ledger:
             content={"op": "expire", "hold_id": hold_id},
             description=f"Expired hold {hold_id}: full refund",
             reason="expired",
+            expiring=True,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -9,10 +10,13 @@ import pytest
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ledger.core import (
     Account,
+    ClosePlan,
     Kind,
     OriginalView,
     RefundDecision,
+    decide_close,
     decide_refund,
+    expiry_refusal,
     refund_refusal,
     refundable_of,
 )
@@ -81,3 +85,46 @@ def test_a_credits_refund_claws_back_to_zero_with_a_shortfall() -> None:
     assert isinstance(decision, RefundDecision)
     assert (decision.entry.amount, decision.entry.shortfall) == (-30, 30)
     assert decision.entry.purchased_delta == -30 and decision.refunded_amount == 60
+
+
+T0 = datetime(2026, 2, 8, 10, 0, tzinfo=UTC)
+
+
+def _hold(status: str = "PENDING", **extra: Any) -> dict[str, Any]:
+    return {
+        "user_id": "alice",
+        "amount": 30,
+        "status": status,
+        "expires_at": T0,
+        "reserve_transaction_id": "r1",
+        **extra,
+    }
+
+
+def test_a_close_returns_what_was_not_used() -> None:
+    plan = decide_close(_hold(), "h1", 12)
+    assert plan == ClosePlan(held=30, returned=18, user_id="alice", reserve_transaction_id="r1")
+
+
+def test_close_refusals_come_in_order() -> None:
+    missing = decide_close(None, "h1", 99)
+    assert isinstance(missing, NotFound) and missing.detail == "unknown hold h1"
+    closed = decide_close(_hold("SETTLED"), "h1", 99)
+    assert isinstance(closed, Conflict) and closed.detail == "hold h1 is already settled"
+    too_much = decide_close(_hold(), "h1", 31)
+    assert isinstance(too_much, InvalidInput)
+    assert too_much.detail == "used (31) exceeds the hold (30)"
+    negative = decide_close(_hold(), "h1", -1)
+    assert isinstance(negative, InvalidInput)
+
+
+def test_a_hold_expires_at_its_expires_at_not_before() -> None:
+    early = expiry_refusal(_hold(), "h1", T0 - timedelta(seconds=1))
+    assert isinstance(early, Conflict) and early.detail == "hold h1 has not expired yet"
+    assert expiry_refusal(_hold(), "h1", T0) is None
+    naive = _hold(expires_at=datetime(2026, 2, 8, 10, 0))  # taken as UTC
+    assert expiry_refusal(naive, "h1", T0 - timedelta(seconds=1)) is not None
+    assert expiry_refusal(_hold(expires_at=None), "h1", T0) is None
+    # A missing hold, or one already closed, is decide_close's to refuse.
+    assert expiry_refusal(None, "h1", T0) is None
+    assert expiry_refusal(_hold("RELEASED"), "h1", T0 - timedelta(days=1)) is not None
