@@ -60,7 +60,22 @@ def record_payment(
     if not payment_intent:
         return
     ref = ctx.db.collection(PAYMENTS).document(safe_id(payment_intent, "payment key"))
-    if unit.get(ref).exists:
+    write_payment_record(unit, ctx, payment_intent, data, exists=unit.get(ref).exists)
+
+
+def write_payment_record(
+    unit: Unit,
+    ctx: Context,
+    payment_intent: str | None,
+    data: dict[str, Any],
+    *,
+    exists: bool,
+) -> None:
+    """Write the payment record ``record_payment`` writes, its existence read before."""
+    if not payment_intent:
+        return
+    ref = ctx.db.collection(PAYMENTS).document(safe_id(payment_intent, "payment key"))
+    if exists:
         return
     unit.create(
         ref,

@@ -195,6 +195,7 @@ def prefetch_refs(ctx: Context, parsed: Any) -> list[firestore.DocumentReference
             (STATE, parsed.subscription_id),
             (CUSTOMERS, parsed.customer),
             (PROCESSED_INVOICES, parsed.id),
+            (INVOICE_PAYMENTS, parsed.id),
             (PAYMENTS, parsed.payment_intent),
         ]
         postings = [invoice_key(parsed.id)]

@@ -1,9 +1,11 @@
 """Invoices: a grant per paid invoice, past_due on failure, and the payment <-> invoice link.
 
-Read the invoice's subscription state, user and what earlier events recorded; decide the
-grant with ``decide_grant`` (pure: the plan line's monthly credits, the prorated difference
-for an upgrade, nothing for a $0 invoice); apply one SUBSCRIPTION_GRANT keyed by the
-invoice, ``processed_invoices`` and the payment record that refunds and disputes find.
+Read the invoice's subscription state, user and what earlier events recorded
+(``read_invoice_paid``); decide with ``rules.decide_invoice_paid`` (pure: the grant of
+``rules.decide_grant`` -- the plan line's monthly credits, the prorated difference for an
+upgrade, nothing for a $0 invoice -- and every document it writes); apply one
+SUBSCRIPTION_GRANT keyed by the invoice, ``processed_invoices`` and the payment record that
+refunds and disputes find.
 
 From API 2025-03-31 on an invoice names no payment intent and a charge no invoice: the
 link is ``invoice_payment.paid``. ``stripe_invoice_payments/{invoice_id}`` joins the
@@ -19,107 +21,38 @@ from typing import Any
 
 from shared.atomic import Unit
 from shared.billing.attribution import link_customer, resolve_user
-from shared.billing.clawback import record_payment
+from shared.billing.clawback import record_payment, write_payment_record
 from shared.billing.context import (
     INVOICE_PAYMENTS,
     KAIWA_PAYMENTS,
+    PAYMENTS,
     PROCESSED_INVOICES,
+    STRIPE_ID,
     SUBSCRIPTIONS,
     Context,
     Outcome,
     done,
     safe_id,
 )
-from shared.billing.events import Invoice, InvoicePayment, LineItem
+from shared.billing.events import Invoice, InvoicePayment
 from shared.billing.rules import (
-    BillingConfig,
-    Plan,
+    InvoicePaidPlan,
     SubscriptionSnapshot,
-    Unresolvable,
-    granted_this_period,
+    decide_grant,
+    decide_invoice_paid,
     invoice_key,
+    invoice_payment_keys,
     is_newer,
     kaiwa_id,
     kaiwa_payment_doc,
     order_key,
-    proration_credits,
     stored_key,
-    subscription_plan,
-    with_granted,
 )
 from shared.billing.subscriptions import subscription_state, write_subscription
 from shared.ledger import Kind, Refs
 from shared.logs import get_logger, log
 
 logger = get_logger("billing")
-
-
-@dataclass(frozen=True)
-class Grant:
-    """What a paid invoice grants: credits, for which plan, and which period it marks."""
-
-    credits: int
-    plan: Plan | None
-    period_start: int | None
-    description: str
-    detail: str
-
-
-def _full_amount(line: LineItem, config: BillingConfig) -> int:
-    """A proration line's price for a whole period (the line's, else the configured one)."""
-    assert line.price is not None
-    unit_amount = line.unit_amount
-    if unit_amount is None:
-        rule = config.prices.get(line.price.id)
-        unit_amount = rule.unit_amount if rule else None
-    if unit_amount is None:
-        raise Unresolvable(f"price {line.price.id} has no unit amount to prorate credits with")
-    return unit_amount * line.quantity
-
-
-def decide_grant(inv: Invoice, config: BillingConfig, profile: str, state: dict[str, Any]) -> Grant:
-    """The grant of a paid subscription invoice (pure).
-
-    - nothing paid (a trial's or a fully discounted $0 invoice): nothing granted, and the
-      period is not marked granted;
-    - a plan line (the subscription item line of this subscription, not a proration):
-      that plan's monthly credits, marking its period;
-    - only prorations (a mid-period change): the prorated difference between the new and
-      the old plan's credits (``rules.proration_credits``), never the old plan's credits;
-    - an invoice without lines (API versions that omit them) for a new or renewed
-      period: the stored subscription's plan.
-    """
-    if inv.paid_total <= 0:
-        return Grant(0, None, None, "", "nothing paid (trial or full discount): nothing granted")
-    line = inv.plan_line()
-    if line is not None and line.price is not None:
-        plan = subscription_plan(line.price, config, profile)
-        description = f"{plan.tier} monthly credits (invoice {inv.id})"
-        return Grant(plan.monthly_credits, plan, line.period_start, description, "")
-    prorations = inv.proration_lines()
-    if prorations:
-        parts = []
-        for ln in prorations:
-            assert ln.price is not None and ln.amount is not None
-            parts.append(
-                (subscription_plan(ln.price, config, profile), ln.amount, _full_amount(ln, config))
-            )
-        credits = proration_credits(parts)
-        new_plan = next((plan for plan, amount, _ in parts if amount > 0), parts[0][0])
-        description = f"{new_plan.tier} prorated credits for a plan change (invoice {inv.id})"
-        detail = "" if credits else "plan change without more credits: nothing granted"
-        return Grant(credits, new_plan, None, description, detail)
-    snapshot = state.get("snapshot")
-    if (
-        not inv.lines
-        and snapshot
-        and inv.billing_reason in {"subscription_create", "subscription_cycle"}
-    ):
-        snap = SubscriptionSnapshot.from_dict(snapshot)
-        plan = Plan(snap.price_id, snap.tier, snap.monthly_credits)
-        description = f"{plan.tier} monthly credits (invoice {inv.id})"
-        return Grant(plan.monthly_credits, plan, inv.period_end, description, "")
-    return Grant(0, None, None, "", "no plan line: nothing granted")
 
 
 def _invoice_subscriber(
@@ -141,124 +74,113 @@ def _invoice_subscriber(
     return sub_id, state_ref, state, user_id, user
 
 
-def invoice_paid(unit: Unit, ctx: Context, inv: Invoice) -> Outcome:
-    if not inv.subscription_id:
-        return done(unit, ctx, "ignored", object_id=inv.id, detail="not a subscription invoice")
+@dataclass(frozen=True)
+class InvoicePaidRead:
+    """What ``invoice.paid`` reads, all through the unit."""
+
+    sub_id: str
+    state_ref: Any
+    state: dict[str, Any]
+    user_id: str
+    user: dict[str, Any]
+    processed: bool
+    link_ref: Any
+    link: dict[str, Any]
+    #: ``stripe_payments/{key}`` that exist, of the invoice's payment keys (read only when
+    #: the invoice grants credits: the records a grant writes).
+    recorded: frozenset[str]
+
+
+def read_invoice_paid(unit: Unit, ctx: Context, inv: Invoice) -> InvoicePaidRead:
+    """The subscriber, ``processed_invoices``, the payment link (both prefetched with the
+    event record), then in one round trip the payment records the grant would write."""
     sub_id, state_ref, state, user_id, user = _invoice_subscriber(unit, ctx, inv)
     processed_ref = ctx.db.collection(PROCESSED_INVOICES).document(safe_id(inv.id, "invoice id"))
     link_ref = ctx.db.collection(INVOICE_PAYMENTS).document(inv.id)
     processed, link_snap = unit.get_all([processed_ref, link_ref])
-    if processed.exists:
+    link = (link_snap.to_dict() or {}) if link_snap.exists else {}
+    recorded: frozenset[str] = frozenset()
+    if not processed.exists and decide_grant(inv, ctx.config, ctx.profile, state).credits > 0:
+        keys = [k for k in invoice_payment_keys(inv, link) if STRIPE_ID.match(k)]
+        snaps = unit.get_all([ctx.db.collection(PAYMENTS).document(k) for k in keys])
+        recorded = frozenset(k for k, snap in zip(keys, snaps, strict=True) if snap.exists)
+    return InvoicePaidRead(
+        sub_id, state_ref, state, user_id, user, processed.exists, link_ref, link, recorded
+    )
+
+
+def invoice_paid(unit: Unit, ctx: Context, inv: Invoice) -> Outcome:
+    if not inv.subscription_id:
+        return done(unit, ctx, "ignored", object_id=inv.id, detail="not a subscription invoice")
+    read = read_invoice_paid(unit, ctx, inv)
+    if read.processed:
         return done(
             unit,
             ctx,
             "duplicate_invoice",
-            user_id=user_id,
+            user_id=read.user_id,
             object_id=inv.id,
             detail="invoice already processed",
         )
-    grant = decide_grant(inv, ctx.config, ctx.profile, state)
+    plan = decide_invoice_paid(
+        inv,
+        config=ctx.config,
+        profile=ctx.profile,
+        sub_id=read.sub_id,
+        user_id=read.user_id,
+        state=read.state,
+        link=read.link,
+        now=ctx.now,
+    )
+    return _apply_invoice_paid(unit, ctx, inv, read, plan)
+
+
+def _apply_invoice_paid(
+    unit: Unit, ctx: Context, inv: Invoice, read: InvoicePaidRead, plan: InvoicePaidPlan
+) -> Outcome:
+    grant = plan.grant
     transaction_id = None
     if grant.credits > 0:
         result = ctx.ledger.credit(
             unit,
-            user_id=user_id,
+            user_id=read.user_id,
             kind=Kind.SUBSCRIPTION_GRANT,
             amount=grant.credits,
             key=invoice_key(inv.id),
             description=grant.description,
-            refs=Refs(subscription_id=sub_id, stripe_payment_intent_id=inv.payment_intent),
+            refs=Refs(subscription_id=read.sub_id, stripe_payment_intent_id=inv.payment_intent),
         )
         transaction_id = result.transaction_id
     unit.create(
-        processed_ref,
-        {
-            "subscription_id": sub_id,
-            "processed_at": ctx.now,
-            "amount": inv.amount_paid,
-            "currency": inv.currency,
-        },
+        ctx.db.collection(PROCESSED_INVOICES).document(safe_id(inv.id, "invoice id")),
+        plan.processed,
     )
-    granted = list(state.get("granted_periods") or [])
-    if grant.credits > 0 and grant.period_start is not None:
-        granted = with_granted(granted, grant.period_start)
-    unit.set(
-        state_ref,
-        {
-            **state,
-            "subscription_id": sub_id,
-            "user_id": user_id,
-            "customer_id": state.get("customer_id") or inv.customer,
-            "snapshot": state.get("snapshot"),
-            "granted_periods": granted,
-            "deleted": bool(state.get("deleted")),
-            "updated_at": ctx.now,
-        },
-    )
-    snapshot = state.get("snapshot")
-    if snapshot and ctx.profile != "kaiwa":
-        start = snapshot.get("current_period_start")
+    unit.set(read.state_ref, plan.state)
+    if plan.granted_this_period is not None:
         unit.update(
-            ctx.db.collection(SUBSCRIPTIONS).document(sub_id),
-            {"credits_granted_this_period": granted_this_period(start, granted)},
+            ctx.db.collection(SUBSCRIPTIONS).document(read.sub_id),
+            {"credits_granted_this_period": plan.granted_this_period},
         )
-    link = link_snap.to_dict() or {} if link_snap.exists else {}
-    keys = set(link.get("payment_keys") or [])
-    if inv.payment_intent or inv.charge:  # API versions before 2025-03-31 name it
-        keys.add(str(inv.payment_intent or inv.charge))
-    kaiwa_payment = kaiwa_id("invoice", inv.id)
-    payment_intent = inv.payment_intent or link.get("payment_intent")
     record: dict[str, Any] | None = None
-    if transaction_id is not None:
-        record = {
-            "user_id": user_id,
-            "transaction_id": transaction_id,
-            "credits": grant.credits,
-            "amount": inv.amount_paid,
-            "currency": inv.currency,
-            "source": "invoice",
-            "checkout_session_id": None,
-            "invoice_id": inv.id,
-            "subscription_id": sub_id,
-            "price_ids": [grant.plan.price_id] if grant.plan else [],
-            "kaiwa_payment_id": kaiwa_payment if ctx.profile == "kaiwa" else None,
-        }
-        for key in sorted(keys):
-            record_payment(unit, ctx, key, record)
-    unit.set(
-        link_ref,
-        {
-            **link,
-            "invoice_id": inv.id,
-            "payment_keys": sorted(keys),
-            "payment_intent": payment_intent,
-            "grant": record,
-            "kaiwa_payment_id": kaiwa_payment if ctx.profile == "kaiwa" else None,
-            "granted_at": ctx.now,
-        },
-    )
-    if ctx.profile == "kaiwa":
+    if plan.payment_record is not None and transaction_id is not None:
+        record = {**plan.payment_record, "transaction_id": transaction_id}
+        for key in plan.payment_keys:
+            write_payment_record(unit, ctx, key, record, exists=key in read.recorded)
+    unit.set(read.link_ref, {**plan.link, "grant": record})
+    if plan.kaiwa_payment is not None:
         if record is None:
             # No credits bought: a refund parked for this payment needs only this document.
-            ctx.linked.extend(("payment_intent_id", key) for key in sorted(keys))
+            ctx.linked.extend(("payment_intent_id", key) for key in plan.payment_keys)
         unit.set(
-            ctx.db.collection(KAIWA_PAYMENTS).document(kaiwa_payment),
-            kaiwa_payment_doc(
-                user_id=user_id,
-                subscription_id=kaiwa_id("subscription", sub_id),
-                payment_intent=payment_intent,
-                invoice_id=inv.id,
-                amount=inv.amount_paid,
-                currency=inv.currency,
-                status="succeeded",
-            ),
+            ctx.db.collection(KAIWA_PAYMENTS).document(kaiwa_id("invoice", inv.id)),
+            plan.kaiwa_payment,
         )
-    link_customer(unit, ctx, user_id, user, inv.customer)
+    link_customer(unit, ctx, read.user_id, read.user, inv.customer)
     return done(
         unit,
         ctx,
         "applied",
-        user_id=user_id,
+        user_id=read.user_id,
         object_id=inv.id,
         transaction_id=transaction_id,
         credits=grant.credits,

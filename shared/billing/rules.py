@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from shared.billing.events import Charge, Dispute, PriceRef
+from shared.billing.events import Charge, Dispute, Invoice, LineItem, PriceRef
 from shared.ledger.keys import posting_key
 
 # -- idempotency keys ------------------------------------------------------------------------
@@ -550,3 +550,188 @@ def kitesforu_user_fields(snap: SubscriptionSnapshot) -> dict[str, Any]:
         "subscription_status": snap.status,
         "subscription_period_end": instant(snap.current_period_end),
     }
+
+
+# -- invoices ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Grant:
+    """What a paid invoice grants: credits, for which plan, and which period it marks."""
+
+    credits: int
+    plan: Plan | None
+    period_start: int | None
+    description: str
+    detail: str
+
+
+def _full_amount(line: LineItem, config: BillingConfig) -> int:
+    """A proration line's price for a whole period (the line's, else the configured one)."""
+    assert line.price is not None
+    unit_amount = line.unit_amount
+    if unit_amount is None:
+        rule = config.prices.get(line.price.id)
+        unit_amount = rule.unit_amount if rule else None
+    if unit_amount is None:
+        raise Unresolvable(f"price {line.price.id} has no unit amount to prorate credits with")
+    return unit_amount * line.quantity
+
+
+def decide_grant(
+    inv: Invoice, config: BillingConfig, profile: str, state: Mapping[str, Any]
+) -> Grant:
+    """The grant of a paid subscription invoice (pure).
+
+    - nothing paid (a trial's or a fully discounted $0 invoice): nothing granted, and the
+      period is not marked granted;
+    - a plan line (the subscription item line of this subscription, not a proration):
+      that plan's monthly credits, marking its period;
+    - only prorations (a mid-period change): the prorated difference between the new and
+      the old plan's credits (``rules.proration_credits``), never the old plan's credits;
+    - an invoice without lines (API versions that omit them) for a new or renewed
+      period: the stored subscription's plan.
+    """
+    if inv.paid_total <= 0:
+        return Grant(0, None, None, "", "nothing paid (trial or full discount): nothing granted")
+    line = inv.plan_line()
+    if line is not None and line.price is not None:
+        plan = subscription_plan(line.price, config, profile)
+        description = f"{plan.tier} monthly credits (invoice {inv.id})"
+        return Grant(plan.monthly_credits, plan, line.period_start, description, "")
+    prorations = inv.proration_lines()
+    if prorations:
+        parts = []
+        for ln in prorations:
+            assert ln.price is not None and ln.amount is not None
+            parts.append(
+                (subscription_plan(ln.price, config, profile), ln.amount, _full_amount(ln, config))
+            )
+        credits = proration_credits(parts)
+        new_plan = next((plan for plan, amount, _ in parts if amount > 0), parts[0][0])
+        description = f"{new_plan.tier} prorated credits for a plan change (invoice {inv.id})"
+        detail = "" if credits else "plan change without more credits: nothing granted"
+        return Grant(credits, new_plan, None, description, detail)
+    snapshot = state.get("snapshot")
+    if (
+        not inv.lines
+        and snapshot
+        and inv.billing_reason in {"subscription_create", "subscription_cycle"}
+    ):
+        snap = SubscriptionSnapshot.from_dict(snapshot)
+        plan = Plan(snap.price_id, snap.tier, snap.monthly_credits)
+        description = f"{plan.tier} monthly credits (invoice {inv.id})"
+        return Grant(plan.monthly_credits, plan, inv.period_end, description, "")
+    return Grant(0, None, None, "", "no plan line: nothing granted")
+
+
+@dataclass(frozen=True)
+class InvoicePaidPlan:
+    """What a paid subscription invoice writes (apart from the grant's posting itself)."""
+
+    grant: Grant
+    #: ``processed_invoices/{invoice}``.
+    processed: dict[str, Any]
+    #: ``stripe_subscription_state/{subscription}``, whole.
+    state: dict[str, Any]
+    #: The subscription document's ``credits_granted_this_period`` (None: not written).
+    granted_this_period: bool | None
+    #: The payment keys known to have paid the invoice (the link's and the invoice's own).
+    payment_keys: list[str]
+    #: The payment record the grant gives every payment key (its ``transaction_id`` is the
+    #: grant's posting, added when posted); None when nothing was granted.
+    payment_record: dict[str, Any] | None
+    #: ``stripe_invoice_payments/{invoice}`` but for ``grant`` (the payment record).
+    link: dict[str, Any]
+    #: Kaiwa's ``payments/{uuid5(invoice)}`` (profile ``kaiwa``), else None.
+    kaiwa_payment: dict[str, Any] | None
+
+
+def invoice_payment_keys(inv: Invoice, link: Mapping[str, Any]) -> list[str]:
+    """The payments of an invoice: the link's, and the one the invoice names (API versions
+    before 2025-03-31 name it)."""
+    keys = set(link.get("payment_keys") or [])
+    if inv.payment_intent or inv.charge:
+        keys.add(str(inv.payment_intent or inv.charge))
+    return sorted(keys)
+
+
+def decide_invoice_paid(
+    inv: Invoice,
+    *,
+    config: BillingConfig,
+    profile: str,
+    sub_id: str,
+    user_id: str,
+    state: Mapping[str, Any],
+    link: Mapping[str, Any],
+    now: datetime,
+) -> InvoicePaidPlan:
+    """The plan of a paid subscription invoice not processed before (pure)."""
+    grant = decide_grant(inv, config, profile, state)
+    granted = list(state.get("granted_periods") or [])
+    if grant.credits > 0 and grant.period_start is not None:
+        granted = with_granted(granted, grant.period_start)
+    new_state = {
+        **state,
+        "subscription_id": sub_id,
+        "user_id": user_id,
+        "customer_id": state.get("customer_id") or inv.customer,
+        "snapshot": state.get("snapshot"),
+        "granted_periods": granted,
+        "deleted": bool(state.get("deleted")),
+        "updated_at": now,
+    }
+    snapshot = state.get("snapshot")
+    period_credits = None
+    if snapshot and profile != "kaiwa":
+        period_credits = granted_this_period(snapshot.get("current_period_start"), granted)
+    keys = invoice_payment_keys(inv, link)
+    kaiwa_payment = kaiwa_id("invoice", inv.id)
+    payment_intent = inv.payment_intent or link.get("payment_intent")
+    record = None
+    if grant.credits > 0:
+        record = {
+            "user_id": user_id,
+            "credits": grant.credits,
+            "amount": inv.amount_paid,
+            "currency": inv.currency,
+            "source": "invoice",
+            "checkout_session_id": None,
+            "invoice_id": inv.id,
+            "subscription_id": sub_id,
+            "price_ids": [grant.plan.price_id] if grant.plan else [],
+            "kaiwa_payment_id": kaiwa_payment if profile == "kaiwa" else None,
+        }
+    return InvoicePaidPlan(
+        grant=grant,
+        processed={
+            "subscription_id": sub_id,
+            "processed_at": now,
+            "amount": inv.amount_paid,
+            "currency": inv.currency,
+        },
+        state=new_state,
+        granted_this_period=period_credits,
+        payment_keys=keys,
+        payment_record=record,
+        link={
+            **link,
+            "invoice_id": inv.id,
+            "payment_keys": keys,
+            "payment_intent": payment_intent,
+            "kaiwa_payment_id": kaiwa_payment if profile == "kaiwa" else None,
+            "granted_at": now,
+        },
+        kaiwa_payment=(
+            kaiwa_payment_doc(
+                user_id=user_id,
+                subscription_id=kaiwa_id("subscription", sub_id),
+                payment_intent=payment_intent,
+                invoice_id=inv.id,
+                amount=inv.amount_paid,
+                currency=inv.currency,
+                status="succeeded",
+            )
+            if profile == "kaiwa"
+            else None
+        ),
+    )
