@@ -42,6 +42,7 @@ from shared.billing.rules import (
 )
 from shared.errors import InvalidInput, NotFound
 from shared.ledger import Refs
+from shared.ledger.core import OriginalView
 from shared.logs import get_logger, log
 
 logger = get_logger("billing")
@@ -105,6 +106,8 @@ class ClawbackRead:
     refundable: int | None
     #: The Kaiwa ``payments`` document the payment paid (profile ``kaiwa``), if known.
     kaiwa: tuple[Any, dict[str, Any]] | None
+    #: The original posting as the ledger read it (passed to its refund: not read again).
+    view: OriginalView | None = None
 
 
 def read_clawback(unit: Unit, ctx: Context, event: Charge | Dispute) -> ClawbackRead:
@@ -123,14 +126,20 @@ def read_clawback(unit: Unit, ctx: Context, event: Charge | Dispute) -> Clawback
         if kaiwa is None:
             raise Unresolvable(f"no credited payment for payment intent {event.payment_key}")
         return ClawbackRead(pay_ref, None, None, kaiwa)
+    # The original is read only when the payment record leaves something to take back
+    # (an older refund arriving late, or a dispute seen before, reads nothing more).
     # Reads in one attempt are not a snapshot: the ledger's figure is read now, in this
     # unit. If the payment record read earlier is older, the commit's precondition fails
     # and the unit re-runs on fresh reads.
-    try:
-        refundable: int | None = ctx.ledger.refundable(unit, str(pay["transaction_id"]))
-    except (NotFound, InvalidInput):
-        refundable = None  # the ledger's refund says why, if anything is to be clawed
-    return ClawbackRead(pay_ref, pay, refundable, kaiwa)
+    view: OriginalView | None = None
+    refundable: int | None = None
+    if decide_clawback(pay, event, refundable=None).amount > 0:
+        try:
+            view = ctx.ledger.read_original(unit, str(pay["transaction_id"]))
+            refundable = ctx.ledger.refundable(unit, view.transaction_id, view=view)
+        except (NotFound, InvalidInput):
+            pass  # the ledger's refund says why
+    return ClawbackRead(pay_ref, pay, refundable, kaiwa, view)
 
 
 def apply_clawback(
@@ -168,6 +177,7 @@ def apply_clawback(
         refs=Refs(
             stripe_payment_intent_id=payment_intent, subscription_id=pay.get("subscription_id")
         ),
+        view=read.view,
     )
     shortfall = result.shortfall
     unit.update(
