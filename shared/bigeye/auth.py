@@ -22,8 +22,7 @@ import hashlib
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 from typing import Any
 
 import bcrypt
@@ -41,6 +40,13 @@ from shared.bigeye.models import (
     RegisterRequest,
     Severity,
     UserStatus,
+)
+from shared.bigeye.throttle import (
+    BeginPlan,
+    Outcome,
+    Policy,
+    decide_begin,
+    decide_finish,
 )
 from shared.errors import Conflict, RateLimited, Unauthenticated
 from shared.settings import get_settings
@@ -231,51 +237,21 @@ def register(
 LOGIN_THROTTLE = "login_throttle"
 
 
-class _Outcome(StrEnum):
-    """How one password check ended (``_finish_check``)."""
-
-    SUCCESS = "SUCCESS"
-    WRONG_PASSWORD = "WRONG_PASSWORD"
-    DEVICE_MISMATCH = "DEVICE_MISMATCH"
-    ABANDONED = "ABANDONED"  # the check raised: release the lease, count nothing
-
-
 def throttle_ref(db: firestore.Client, email: str) -> firestore.DocumentReference:
     """``login_throttle/{sha256(canonical e-mail)}``: one per address, known or not, so a
     throttled answer never tells whether an account exists."""
     return db.collection(LOGIN_THROTTLE).document(email_key(email))
 
 
-def _lock_seconds(failures: int) -> int:
+def _policy() -> Policy:
     settings = get_settings()
-    over = failures - settings.login_max_failures
-    if over < 0:
-        return 0
-    return int(
-        min(settings.login_lockout_max_s, settings.login_lockout_base_s * 2 ** min(over, 30))
+    return Policy(
+        max_failures=settings.login_max_failures,
+        lockout_base_s=settings.login_lockout_base_s,
+        lockout_max_s=settings.login_lockout_max_s,
+        check_lease_s=settings.login_check_lease_s,
+        failure_memory_s=settings.login_failure_memory_s,
     )
-
-
-def _live_state(snap: Any, now: datetime) -> dict[str, Any]:
-    """The throttle record, or {} once it is forgotten (``expires_at`` passed: the TTL
-    policy deletes it some time later, the logic never waits for that)."""
-    state = snap.to_dict() if snap.exists else None
-    if not state:
-        return {}
-    expires_at = state.get("expires_at")
-    if isinstance(expires_at, datetime) and expires_at <= now:
-        return {}
-    return state
-
-
-def _expiry(now: datetime, *times: Any) -> datetime:
-    """When a record may be forgotten: ``LOGIN_FAILURE_MEMORY_S`` after ``now``, and never
-    before a lock or a check lease it carries ends."""
-    latest = now + timedelta(seconds=max(1, get_settings().login_failure_memory_s))
-    for value in times:
-        if isinstance(value, datetime) and value > latest:
-            latest = value
-    return latest
 
 
 def _retry_after(until: datetime, now: datetime) -> int:
@@ -291,124 +267,70 @@ def _begin_check(
 ) -> str:
     """Take the account's check lease (one password check in flight per address), or 429.
 
-    In one unit: while the account is locked, or another check of it is in flight, the
-    refusal is recorded (``LOGIN_FAILED_THROTTLED`` for an account, a refusal count for an
-    unknown address: one write either way) and RateLimited is raised; otherwise the lease
-    is written. Serialising the checks is what makes the counter exact: N parallel guesses
-    cannot all be checked before the first failure is counted, and a success resets only
-    failures counted before it.
+    In one unit: read the throttle record, ``throttle.decide_begin``, apply. While the
+    account is locked, or another check of it is in flight, the refusal is recorded
+    (``LOGIN_FAILED_THROTTLED`` for an account, a refusal count for an unknown address: one
+    write either way) and RateLimited is raised; otherwise the lease is written.
+    Serialising the checks is what makes the counter exact: N parallel guesses cannot all
+    be checked before the first failure is counted, and a success resets only failures
+    counted before it.
     """
     token = uuid.uuid4().hex
-    lease_s = max(1, get_settings().login_check_lease_s)
+    policy = _policy()
 
-    def work(unit: Unit) -> tuple[str, datetime | None]:
-        state = _live_state(unit.get(ref), now)
-        locked_until = state.get("locked_until")
-        checking_until = state.get("checking_until")
-        refused_until = None
-        reason = ""
-        if isinstance(locked_until, datetime) and locked_until > now:
-            refused_until, reason = locked_until, "locked"
-        elif isinstance(checking_until, datetime) and checking_until > now:
-            refused_until, reason = checking_until, "check in flight"
-        if refused_until is not None:
-            if user_id is not None:
-                audit(
-                    unit,
-                    AuditEvent.LOGIN_FAILED_THROTTLED,
-                    user_id=user_id,
-                    details={**details, "locked_until": refused_until, "reason": reason},
-                    now=now,
-                    severity=Severity.WARNING,
-                )
-            else:
-                unit.merge(ref, {"refused": firestore.Increment(1)})
-            return reason, refused_until
-        until = now + timedelta(seconds=lease_s)
-        unit.set(
-            ref,
-            {
-                "user_id": user_id,
-                "failures": int(state.get("failures") or 0),
-                "last_failed_at": state.get("last_failed_at"),
-                "locked_until": None,
-                "checking": token,
-                "checking_until": until,
-                "expires_at": _expiry(now, until),
-            },
-        )
-        return token, None
+    def work(unit: Unit) -> BeginPlan:
+        snap = unit.get(ref)
+        plan = decide_begin(snap.to_dict() if snap.exists else None, now, policy, token, user_id)
+        if plan.doc is not None:
+            unit.set(ref, plan.doc)
+        elif user_id is not None:
+            audit(
+                unit,
+                AuditEvent.LOGIN_FAILED_THROTTLED,
+                user_id=user_id,
+                details={**details, "locked_until": plan.refused_until, "reason": plan.reason},
+                now=now,
+                severity=Severity.WARNING,
+            )
+        else:
+            unit.merge(ref, {"refused": firestore.Increment(1)})
+        return plan
 
-    result, refused_until = run_atomically(db, work)
-    if refused_until is not None:
+    plan = run_atomically(db, work)
+    if plan.refused_until is not None:
         # A check in flight takes about a second (bcrypt): retry then, not at lease end.
-        wait = _retry_after(refused_until, now) if result == "locked" else 1
+        wait = _retry_after(plan.refused_until, now) if plan.reason == "locked" else 1
         raise RateLimited(f"Too many failed logins; retry in {wait} s", retry_after_s=wait)
-    return result
+    return token
 
 
 def _finish_check(
     db: firestore.Client,
     ref: firestore.DocumentReference,
     token: str,
-    outcome: _Outcome,
+    outcome: Outcome,
     user_id: str | None,
     details: dict[str, Any],
     now: datetime,
 ) -> None:
-    """Record how the check under ``token`` ended, in one unit with its audit entry.
-
-    A wrong password or a device mismatch counts one failure (and locks the account from
-    the ``LOGIN_MAX_FAILURES``-th on); a success forgets the failures counted before it.
-    The lease is released if it is still ours (a check that outlived its lease leaves the
-    newer one alone).
-    """
+    """Record how the check under ``token`` ended (``throttle.decide_finish``), in one unit
+    with its audit entry."""
+    policy = _policy()
 
     def work(unit: Unit) -> None:
-        state = _live_state(unit.get(ref), now)
-        ours = state.get("checking") == token
-        other_until = None if ours else state.get("checking_until")
-        other = state.get("checking") if isinstance(other_until, datetime) else None
-        failures = int(state.get("failures") or 0)
-        locked_until = state.get("locked_until")
-        last_failed_at = state.get("last_failed_at")
-        if outcome is _Outcome.SUCCESS:
-            failures, locked_until = 0, None
-        elif outcome is not _Outcome.ABANDONED:
-            failures += 1
-            lock_s = _lock_seconds(failures)
-            last_failed_at = now
-            locked_until = now + timedelta(seconds=lock_s) if lock_s else None
-            if user_id is not None:
-                event = (
-                    AuditEvent.LOGIN_FAILED_DEVICE_MISMATCH
-                    if outcome is _Outcome.DEVICE_MISMATCH
-                    else AuditEvent.LOGIN_FAILED_WRONG_PASSWORD
-                )
-                audit(
-                    unit,
-                    event,
-                    user_id=user_id,
-                    details={**details, "failures": failures, "locked_s": lock_s},
-                    now=now,
-                    severity=Severity.WARNING,
-                )
-        if failures == 0 and other is None:
-            # Nothing left to remember: forgotten now (expires_at = now), deleted by TTL.
-            unit.set(ref, {"user_id": state.get("user_id", user_id), "expires_at": now})
-            return
-        unit.set(
-            ref,
-            {
-                "user_id": state.get("user_id", user_id),
-                "failures": failures,
-                "last_failed_at": last_failed_at,
-                "locked_until": locked_until,
-                "checking": other,
-                "checking_until": other_until if other else None,
-                "expires_at": _expiry(now, locked_until, other_until if other else None),
-            },
-        )
+        snap = unit.get(ref)
+        state = snap.to_dict() if snap.exists else None
+        plan = decide_finish(state, outcome, now, token, user_id, policy)
+        if plan.audit_event is not None and user_id is not None:
+            audit(
+                unit,
+                plan.audit_event,
+                user_id=user_id,
+                details={**details, "failures": plan.failures, "locked_s": plan.locked_s},
+                now=now,
+                severity=Severity.WARNING,
+            )
+        unit.set(ref, plan.doc)
 
     run_atomically(db, work)
 
@@ -429,19 +351,19 @@ def login(db: firestore.Client, request: LoginRequest, *, ip: str, now: datetime
     ref = throttle_ref(db, request.email)
     details: dict[str, Any] = {"email": request.email, "ip": ip, "hardware_id": request.hardware_id}
     token = _begin_check(db, ref, known_id, details, now)
-    outcome = _Outcome.ABANDONED
+    outcome = Outcome.ABANDONED
     try:
         # An unknown address is checked against a dummy hash: the same bcrypt cost.
         if not password_matches(request.password, (user or {}).get("password_hash")):
-            outcome = _Outcome.WRONG_PASSWORD
+            outcome = Outcome.WRONG_PASSWORD
         elif user is None or request.hardware_id != user.get("hardware_id"):
-            outcome = _Outcome.DEVICE_MISMATCH
+            outcome = Outcome.DEVICE_MISMATCH
             details["registered_hardware_id"] = (user or {}).get("hardware_id")
         else:
-            outcome = _Outcome.SUCCESS
+            outcome = Outcome.SUCCESS
     finally:
         _finish_check(db, ref, token, outcome, known_id, details, now)
-    if outcome is not _Outcome.SUCCESS or user is None or known_id is None:
+    if outcome is not Outcome.SUCCESS or user is None or known_id is None:
         raise Unauthenticated("Invalid email or password")
     _check_status(user)
     fields: dict[str, Any] = {"last_login": now, "last_active": now}
